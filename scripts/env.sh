@@ -1,0 +1,19 @@
+# Sourced by scripts/run and scripts/test: one virtualenv per set of dependency files,
+# kept outside the checkout so fresh clones (and CI) reuse it instead of reinstalling.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PYTHON="${PYTHON:-python3}"
+KEY="$(cat "$ROOT/pyproject.toml" | sha256sum | cut -c1-16)"
+VENV="${XPOOL_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/xpool/venv-$KEY}"
+if [ ! -x "$VENV/bin/python" ] || [ ! -f "$VENV/.complete" ]; then
+  echo "setting up $VENV (first run only)" >&2
+  rm -rf "$VENV"
+  "$PYTHON" -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --upgrade pip
+  "$VENV/bin/pip" install --quiet -e "$ROOT[dev]"
+  touch "$VENV/.complete"
+fi
+# Point the (shared) environment at this checkout; cheap, no dependency resolution.
+"$VENV/bin/pip" install --quiet --no-deps --no-build-isolation -e "$ROOT" >/dev/null
+export PATH="$VENV/bin:$PATH"
+cd "$ROOT"

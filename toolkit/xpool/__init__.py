@@ -1,0 +1,1 @@
+"""xpool: a control plane for pooled LLM serving on Kubernetes."""

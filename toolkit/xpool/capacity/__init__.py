@@ -1,0 +1,1 @@
+"""Capacity planning: memory per accelerator, TP degree, instances per node, nodes for peak QPS."""

@@ -1,0 +1,352 @@
+"""The capacity plan: every model version on every pool it may use, then tiers and pools.
+
+Pure: takes the loaded platform and resolved architectures, returns data. The CLI prints it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from xpool.capacity.memory import (
+    GIB,
+    MemoryFootprint,
+    footprint,
+    kv_token_capacity,
+)
+from xpool.capacity.parallelism import smallest_fitting, valid_tp_degrees
+from xpool.capacity.shares import tier_accelerators
+from xpool.capacity.throughput import (
+    decode_tokens_per_second_bound,
+    estimated_qps,
+    prefill_seconds_bound,
+)
+from xpool.catalog.accelerators import Accelerator, accelerators
+from xpool.catalog.architectures import Architecture
+from xpool.config.models import Model, ModelVersion, Platform, Pool
+
+
+def ceil_count(x: float) -> int:
+    """Ceiling that ignores float noise (100 x 1.2 / 20 must be 6, not 7)."""
+    return math.ceil(round(x, 9))
+
+
+@dataclass(frozen=True)
+class ModelPlan:
+    model: str
+    version: str
+    pool: str
+    tier: str
+    fits: bool
+    tp: int | None
+    footprint: MemoryFootprint  # at `tp`, or at the largest TP tried when nothing fits
+    kv_token_capacity: int
+    instances_per_node: int
+    decode_tokens_per_second_bound: int
+    ttft_bound_ms: float
+    qps_per_instance: float
+    qps_source: str  # "measured" | "roofline estimate"
+    qps_bound: float  # what the decode roofline allows at this context (encoders: prefill bound)
+    ttft_slo_ms: float
+    target_qps: float
+    instances_needed: int
+    nodes_needed: int
+
+    def as_dict(self) -> dict:
+        fp = self.footprint
+        return {
+            "model": self.model,
+            "version": self.version,
+            "pool": self.pool,
+            "tier": self.tier,
+            "tp": self.tp,
+            "weightBytes": fp.weight_bytes,
+            "kvBytesPerToken": fp.kv_bytes_per_token,
+            "kvBytesForContext": fp.kv_bytes_for_context,
+            "activationBytes": fp.activation_bytes,
+            "overheadBytesPerAccelerator": fp.overhead_bytes,
+            "bytesPerAccelerator": fp.bytes_per_accelerator,
+            "budgetBytesPerAccelerator": fp.budget_per_accelerator,
+            "kvTokenCapacity": self.kv_token_capacity,
+            "instancesPerNode": self.instances_per_node,
+            "decodeTokensPerSecondBound": self.decode_tokens_per_second_bound,
+            "ttftBoundMs": round(self.ttft_bound_ms, 3),
+            "qpsPerInstance": round(self.qps_per_instance, 3),
+            "qpsSource": self.qps_source,
+            "qpsRooflineBound": round(self.qps_bound, 3),
+            "targetQps": round(self.target_qps, 3),
+            "instancesNeeded": self.instances_needed,
+            "nodesNeeded": self.nodes_needed,
+            "fits": self.fits,
+        }
+
+
+@dataclass(frozen=True)
+class TierPlan:
+    tier: str
+    pool: str
+    share: float
+    deserved_accelerators: int
+    guarantee_accelerators: int
+    needed_accelerators: int
+    models: tuple[str, ...]
+
+    @property
+    def holds_peak(self) -> bool:
+        return self.needed_accelerators <= self.deserved_accelerators
+
+    def as_dict(self) -> dict:
+        return {
+            "tier": self.tier,
+            "pool": self.pool,
+            "share": self.share,
+            "deservedAccelerators": self.deserved_accelerators,
+            "guaranteeAccelerators": self.guarantee_accelerators,
+            "neededAccelerators": self.needed_accelerators,
+            "models": list(self.models),
+            "holdsPeak": self.holds_peak,
+        }
+
+
+@dataclass(frozen=True)
+class PoolPlan:
+    pool: str
+    vendor: str
+    accelerator: str
+    nodes: int
+    accelerators: int
+    memory_bytes_per_accelerator: int
+    needed_accelerators: int
+
+    def as_dict(self) -> dict:
+        return {
+            "pool": self.pool,
+            "vendor": self.vendor,
+            "accelerator": self.accelerator,
+            "nodes": self.nodes,
+            "accelerators": self.accelerators,
+            "memoryBytesPerAccelerator": self.memory_bytes_per_accelerator,
+            "neededAccelerators": self.needed_accelerators,
+            "peakUtilization": round(self.needed_accelerators / self.accelerators, 4),
+        }
+
+
+@dataclass(frozen=True)
+class CapacityPlan:
+    models: list[ModelPlan]
+    tiers: list[TierPlan]
+    pools: list[PoolPlan]
+    placements: dict[str, ModelPlan] = field(default_factory=dict)  # model name -> sized placement
+    warnings: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "models": [m.as_dict() for m in self.models],
+            "tiers": [t.as_dict() for t in self.tiers],
+            "pools": [p.as_dict() for p in self.pools],
+            "warnings": self.warnings,
+        }
+
+
+def measured_qps(model: Model, pool: Pool) -> float | None:
+    figure = model.per_instance_qps
+    if isinstance(figure, dict):
+        return figure.get(pool.name)
+    return figure
+
+
+def plan_version(
+    platform: Platform, model: Model, version: ModelVersion, arch: Architecture, pool: Pool
+) -> ModelPlan:
+    """Size one model version on one pool."""
+    accel = accelerators()[pool.accelerator]
+    overhead = int(platform.spec.planning.runtime_overhead_gib * GIB)
+
+    def at(tp: int) -> MemoryFootprint:
+        return footprint(
+            arch,
+            weight_precision=version.weight_precision,
+            kv_precision=version.kv_precision,
+            context=model.context,
+            tp=tp,
+            accelerator_bytes=accel.memory_bytes,
+            memory_utilization=pool.memory_utilization,
+            overhead_bytes=overhead,
+        )
+
+    degrees = valid_tp_degrees(arch, pool.accelerators_per_node)
+    fitting, attempt = smallest_fitting(degrees, at)
+    fp = fitting or attempt or at(1)
+    return _sized(platform, model, version, arch, pool, accel, fp, fits=fitting is not None)
+
+
+def _sized(
+    platform: Platform,
+    model: Model,
+    version: ModelVersion,
+    arch: Architecture,
+    pool: Pool,
+    accel: Accelerator,
+    fp: MemoryFootprint,
+    *,
+    fits: bool,
+) -> ModelPlan:
+    decode = decode_tokens_per_second_bound(
+        weight_bytes=fp.weight_bytes,
+        kv_bytes_per_token=fp.kv_bytes_per_token,
+        context=model.context,
+        tp=fp.tp,
+        accel=accel,
+    )
+    prefill_s = prefill_seconds_bound(arch, model.context.seq_len, fp.tp, accel)
+    measured = measured_qps(model, pool)
+    bound = estimated_qps(
+        model_type=model.type,
+        decode_bound=decode,
+        prefill_seconds=prefill_s,
+        context=model.context,
+        efficiency=1.0,
+    )
+    qps = measured or bound * platform.spec.planning.roofline_efficiency
+    target = model.demand.peak_qps * (1 + model.demand.headroom)
+    per_node = pool.accelerators_per_node // fp.tp if fits else 0
+    needed = max(model.instances.min, ceil_count(target / qps)) if qps > 0 else 0
+    return ModelPlan(
+        model=model.name,
+        version=version.version,
+        pool=pool.name,
+        tier=model.tier,
+        fits=fits,
+        tp=fp.tp if fits else None,
+        footprint=fp,
+        kv_token_capacity=kv_token_capacity(fp, arch, version.kv_precision) if fits else 0,
+        instances_per_node=per_node,
+        decode_tokens_per_second_bound=decode if model.type == "llm" else 0,
+        ttft_bound_ms=prefill_s * 1000,
+        qps_per_instance=qps,
+        qps_source="measured" if measured else "roofline estimate",
+        qps_bound=bound,
+        ttft_slo_ms=model.slo.ttft_ms,
+        target_qps=target,
+        instances_needed=needed,
+        nodes_needed=ceil_count(needed / per_node) if per_node else 0,
+    )
+
+
+def _sizing_row(rows: list[ModelPlan], pool: str) -> ModelPlan | None:
+    """The version that needs the most accelerators on `pool` (versions run side by side
+    during a rollout), or None when no version fits there."""
+    candidates = [r for r in rows if r.pool == pool and r.fits]
+    if not candidates:
+        return None
+    return max(candidates, key=lambda r: (r.instances_needed * (r.tp or 0), r.version))
+
+
+def _place(
+    platform: Platform,
+    rows_by_model: dict[str, list[ModelPlan]],
+    deserved: dict[tuple[str, str], int],
+) -> dict[str, ModelPlan]:
+    """Put each model's peak demand on one pool, highest-priority tier first.
+
+    A model goes to the first pool in its preference order where its tier's share still
+    holds it; failing that, to the pool where its tier has the most room left, so the plan
+    shows the shortfall where it is smallest.
+    """
+    left = dict(deserved)
+    placements: dict[str, ModelPlan] = {}
+    tiers = sorted(platform.spec.tiers, key=lambda t: -t.priority)
+    for tier in tiers:
+        for model in (m for m in platform.spec.models if m.tier == tier.name):
+            options = [
+                row
+                for pool in platform.model_pools(model)
+                if (row := _sizing_row(rows_by_model[model.name], pool.name)) is not None
+            ]
+            if not options:
+                continue
+            need = {r.pool: r.instances_needed * (r.tp or 0) for r in options}
+            holding = [r for r in options if need[r.pool] <= left[(tier.name, r.pool)]]
+            chosen = (
+                holding[0]
+                if holding
+                else max(options, key=lambda r: left[(tier.name, r.pool)] - need[r.pool])
+            )
+            left[(tier.name, chosen.pool)] -= need[chosen.pool]
+            placements[model.name] = chosen
+    return placements
+
+
+def plan_platform(platform: Platform, archs: dict[str, Architecture]) -> CapacityPlan:
+    rows_by_model = {
+        model.name: [
+            plan_version(platform, model, version, archs[model.name], pool)
+            for version in model.versions
+            for pool in platform.model_pools(model)
+        ]
+        for model in platform.spec.models
+    }
+    splits = {
+        pool.name: tier_accelerators(platform.spec.tiers, pool.nodes * pool.accelerators_per_node)
+        for pool in platform.spec.pools
+    }
+    deserved = {
+        (tier, pool): split.deserved
+        for pool, by_tier in splits.items()
+        for tier, split in by_tier.items()
+    }
+    placements = _place(platform, rows_by_model, deserved)
+
+    tiers: list[TierPlan] = []
+    pools: list[PoolPlan] = []
+    for pool in platform.spec.pools:
+        placed_here = [(name, row) for name, row in placements.items() if row.pool == pool.name]
+        for tier in platform.spec.tiers:
+            mine = [(name, row) for name, row in placed_here if row.tier == tier.name]
+            tiers.append(
+                TierPlan(
+                    tier=tier.name,
+                    pool=pool.name,
+                    share=tier.share,
+                    deserved_accelerators=splits[pool.name][tier.name].deserved,
+                    guarantee_accelerators=splits[pool.name][tier.name].guarantee,
+                    needed_accelerators=sum(r.instances_needed * (r.tp or 0) for _, r in mine),
+                    models=tuple(name for name, _ in mine),
+                )
+            )
+        pools.append(
+            PoolPlan(
+                pool=pool.name,
+                vendor=pool.vendor,
+                accelerator=pool.accelerator,
+                nodes=pool.nodes,
+                accelerators=pool.nodes * pool.accelerators_per_node,
+                memory_bytes_per_accelerator=accelerators()[pool.accelerator].memory_bytes,
+                needed_accelerators=sum(r.instances_needed * (r.tp or 0) for _, r in placed_here),
+            )
+        )
+    rows = [row for model_rows in rows_by_model.values() for row in model_rows]
+    return CapacityPlan(
+        models=rows, tiers=tiers, pools=pools, placements=placements, warnings=_warnings(rows)
+    )
+
+
+def _warnings(rows: list[ModelPlan]) -> list[str]:
+    """Figures that contradict physics or the SLO: worth a look before buying hardware."""
+    out = []
+    for r in rows:
+        if not r.fits:
+            continue
+        name = f"{r.model} {r.version} on {r.pool}"
+        if r.qps_source == "measured" and r.qps_per_instance > r.qps_bound * 1.001:
+            out.append(
+                f"{name}: perInstanceQps {r.qps_per_instance:g} exceeds the roofline bound "
+                f"{r.qps_bound:.1f} at this context; check context.outputTokens and batch, "
+                "or the measurement"
+            )
+        if r.ttft_bound_ms > r.ttft_slo_ms:
+            out.append(
+                f"{name}: prefill of seqLen tokens takes at least {r.ttft_bound_ms:.0f} ms at TP "
+                f"{r.tp}, above slo.ttftMs {r.ttft_slo_ms:g}; shorten prompts or use a faster pool"
+            )
+    return out

@@ -1,0 +1,1 @@
+"""Accelerator and model-architecture facts, each with its sources."""

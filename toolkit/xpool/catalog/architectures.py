@@ -1,0 +1,136 @@
+"""Transformer shapes that decide memory: layers, heads, KV heads (GQA), head dim, parameters.
+
+The catalogued shapes come from each model's Hugging Face `config.json`; `from_hf_config`
+reads any such file, so users can plan models the catalog does not know.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+from xpool.catalog.data import load_catalog_yaml
+
+
+class Architecture(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, frozen=True, extra="forbid"
+    )
+    key: str
+    display_name: str
+    hf_repo: str | None = None
+    model_type: str = "llm"
+    family: str
+    num_layers: int
+    hidden_size: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    intermediate_size: int
+    vocab_size: int
+    max_position_embeddings: int | None = None
+    tie_word_embeddings: bool = False
+    parameters: int
+    source: str
+    notes: str = ""
+
+
+@cache
+def architectures() -> dict[str, Architecture]:
+    """Every catalogued architecture by key; loaded once per process."""
+    return {
+        key: Architecture(key=key, **spec)
+        for key, spec in load_catalog_yaml("architectures.yaml").items()
+    }
+
+
+class ConfigJsonError(ValueError):
+    """A config.json lacks what the planner needs; the message names the missing keys."""
+
+
+def _first(config: dict[str, Any], *names: str) -> Any:
+    for name in names:
+        if config.get(name) is not None:
+            return config[name]
+    return None
+
+
+def estimate_parameters(
+    *,
+    layers: int,
+    hidden: int,
+    heads: int,
+    kv_heads: int,
+    head_dim: int,
+    intermediate: int,
+    vocab: int,
+    tied: bool,
+    gated_mlp: bool = True,
+) -> int:
+    """Weights of a decoder: embeddings, attention projections, MLP, norms, LM head.
+
+    Biases are ignored (under 0.1% of a model); a gated MLP (SwiGLU) has three matrices.
+    """
+    attention = hidden * heads * head_dim * 2 + hidden * kv_heads * head_dim * 2
+    mlp = hidden * intermediate * (3 if gated_mlp else 2)
+    per_layer = attention + mlp + 2 * hidden
+    embeddings = vocab * hidden * (1 if tied else 2)
+    return layers * per_layer + embeddings + hidden
+
+
+def from_hf_config(config: dict[str, Any], *, key: str, source: str) -> Architecture:
+    """Build an Architecture from a Hugging Face config.json (Llama, Qwen2, GLM-4, BERT-like)."""
+    layers = _first(config, "num_hidden_layers", "num_layers", "n_layer")
+    hidden = _first(config, "hidden_size", "d_model", "n_embd")
+    heads = _first(config, "num_attention_heads", "n_head")
+    missing = [
+        name
+        for name, value in (
+            ("num_hidden_layers", layers),
+            ("hidden_size", hidden),
+            ("num_attention_heads", heads),
+        )
+        if value is None
+    ]
+    if missing:
+        raise ConfigJsonError(f"config.json lacks {', '.join(missing)}")
+    multi_query = config.get("multi_query_attention", True)
+    kv_heads = (
+        _first(config, "num_key_value_heads", "multi_query_group_num") if multi_query else None
+    )
+    kv_heads = kv_heads or heads
+    head_dim = _first(config, "head_dim", "kv_channels") or hidden // heads
+    intermediate = _first(config, "intermediate_size", "ffn_hidden_size") or 4 * hidden
+    vocab = _first(config, "vocab_size", "padded_vocab_size") or 0
+    tied = bool(config.get("tie_word_embeddings", False))
+    encoder = config.get("model_type") in {"bert", "xlm-roberta", "roberta"}
+    return Architecture(
+        key=key,
+        display_name=key,
+        family=str(config.get("model_type", "unknown")),
+        model_type="embedding" if encoder else "llm",
+        num_layers=int(layers),
+        hidden_size=int(hidden),
+        num_heads=int(heads),
+        num_kv_heads=int(kv_heads),
+        head_dim=int(head_dim),
+        intermediate_size=int(intermediate),
+        vocab_size=int(vocab),
+        max_position_embeddings=_first(config, "max_position_embeddings", "seq_length"),
+        tie_word_embeddings=tied,
+        parameters=estimate_parameters(
+            layers=int(layers),
+            hidden=int(hidden),
+            heads=int(heads),
+            kv_heads=int(kv_heads),
+            head_dim=int(head_dim),
+            intermediate=int(intermediate),
+            vocab=int(vocab),
+            tied=tied,
+            gated_mlp=not encoder,
+        ),
+        source=source,
+    )

@@ -1,0 +1,1 @@
+"""Click commands: flags -> options -> validate -> run; printing and exit codes only."""

@@ -1,0 +1,44 @@
+"""The `xpool` command group and the one place that turns errors into exit codes."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from xpool.cli.plan import plan_command
+from xpool.cli.schema import schema_command
+from xpool.cli.validate import validate_command
+from xpool.errors import XpoolError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="xpool")
+def cli() -> None:
+    """xpool: plan, render and run pooled LLM serving on Kubernetes (Volcano + Xinference)."""
+
+
+cli.add_command(validate_command)
+cli.add_command(plan_command)
+cli.add_command(schema_command)
+
+
+def main() -> None:
+    """Entry point: user errors become one line per problem and exit 2 (input) or 3 (remote)."""
+    try:
+        cli.main(standalone_mode=False)
+    except XpoolError as exc:
+        for line in str(exc).splitlines():
+            click.echo(f"error: {line}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)

@@ -1,0 +1,226 @@
+"""Load a platform file: YAML with positions -> pydantic -> cross-field checks.
+
+Every problem is collected and raised together as one `InputError`, each line
+`FILE:LINE:COL: field.path: what is wrong and what to do`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, get_args, get_origin
+
+from pydantic import BaseModel, ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from xpool.catalog.architectures import (
+    Architecture,
+    ConfigJsonError,
+    architectures,
+    from_hf_config,
+)
+from xpool.config.checks import cross_field_problems
+from xpool.config.models import ArchitectureConfig, Platform
+from xpool.config.positions import PathElem, SourceMap, format_path
+from xpool.errors import InputError, Problem
+
+
+@dataclass(frozen=True)
+class LoadedPlatform:
+    """A valid platform file with its architectures resolved and its source map kept."""
+
+    platform: Platform
+    architectures: dict[str, Architecture]  # model name -> architecture
+    source: SourceMap
+    path: Path
+
+    def problem(self, path: tuple[PathElem, ...], message: str) -> Problem:
+        return Problem(self.source.locate(path), format_path(path), message)
+
+
+def read_yaml(path: Path) -> SourceMap:
+    """Parse YAML keeping positions; syntax errors become one located line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError([Problem(str(path), "", "no such file; check the path")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError([Problem(str(path), "", f"cannot read: {exc}")]) from None
+    try:
+        root = YAML(typ="rt").load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        what = exc.problem or exc.context or "invalid YAML"
+        raise InputError([Problem(where, "", f"YAML syntax error: {what}")]) from None
+    except YAMLError as exc:
+        raise InputError([Problem(str(path), "", f"YAML error: {exc}")]) from None
+    if not isinstance(root, dict):
+        raise InputError(
+            [Problem(f"{path}:1:1", "", "expected a mapping with apiVersion, kind, metadata, spec")]
+        )
+    return SourceMap(str(path), root)
+
+
+def load_platform(path: str | Path) -> LoadedPlatform:
+    path = Path(path)
+    source = read_yaml(path)
+    try:
+        platform = Platform.model_validate(source.root)
+    except ValidationError as exc:
+        raise InputError(_schema_problems(exc, source)) from None
+    problems = [
+        Problem(source.locate(p), format_path(p), msg) for p, msg in cross_field_problems(platform)
+    ]
+    archs, arch_problems = _resolve_architectures(platform, path.parent, source)
+    problems += arch_problems
+    if problems:
+        raise InputError(problems)
+    return LoadedPlatform(platform, archs, source, path)
+
+
+def _resolve_architectures(
+    platform: Platform, base: Path, source: SourceMap
+) -> tuple[dict[str, Architecture], list[Problem]]:
+    catalog = architectures()
+    resolved: dict[str, Architecture] = {}
+    problems: list[Problem] = []
+    for i, model in enumerate(platform.spec.models):
+        ref = model.architecture
+        where = ("spec", "models", i, "architecture")
+        if isinstance(ref, ArchitectureConfig):
+            where = (*where, "config")
+            try:
+                resolved[model.name] = _read_hf_config(base / ref.config)
+            except (OSError, ValueError) as exc:
+                problems.append(Problem(source.locate(where), format_path(where), str(exc)))
+            continue
+        if ref not in catalog:
+            hint = difflib.get_close_matches(ref, catalog, n=1)
+            did = f"did you mean '{hint[0]}'? " if hint else ""
+            problems.append(
+                Problem(
+                    source.locate(where),
+                    format_path(where),
+                    f"unknown architecture '{ref}'; {did}use a catalog key "
+                    f"({', '.join(sorted(catalog))}) or {{config: path/to/config.json}}",
+                )
+            )
+            continue
+        resolved[model.name] = catalog[ref]
+    for i, model in enumerate(platform.spec.models):
+        arch = resolved.get(model.name)
+        if arch and arch.model_type != model.type:
+            where = ("spec", "models", i, "type")
+            problems.append(
+                Problem(
+                    source.locate(where),
+                    format_path(where),
+                    f"type is '{model.type}' but architecture '{arch.key}' is a "
+                    f"{arch.model_type} model; set type: {arch.model_type}",
+                )
+            )
+    return resolved, problems
+
+
+def _read_hf_config(path: Path) -> Architecture:
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(
+            f"config file {path} does not exist; the path is relative to the platform file"
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: expected a JSON object (a Hugging Face config.json)")
+    try:
+        return from_hf_config(config, key=path.parent.name or path.stem, source=str(path))
+    except ConfigJsonError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+
+
+def _schema_problems(exc: ValidationError, source: SourceMap) -> list[Problem]:
+    problems: dict[str, Problem] = {}
+    for error in exc.errors(include_url=False):
+        path = _data_path(error, source.root)
+        key = format_path(path)
+        if key in problems:
+            continue  # one line per field: a union reports each alternative
+        problems[key] = Problem(source.locate(path), key, _message(error, path))
+    return list(problems.values())
+
+
+def _data_path(error: dict[str, Any], root: Any) -> tuple[PathElem, ...]:
+    """Drop pydantic's union tags (e.g. 'str', 'function-after[...]') from an error location."""
+    loc = list(error["loc"])
+    path: list[PathElem] = []
+    node = root
+    for i, elem in enumerate(loc):
+        last = i == len(loc) - 1
+        if isinstance(node, list) and isinstance(elem, int):
+            path.append(elem)
+            node = node[elem] if elem < len(node) else None
+        elif isinstance(node, dict) and elem in node:
+            path.append(elem)
+            node = node[elem]
+        elif last and error["type"] in {"missing", "extra_forbidden"}:
+            path.append(elem)
+        elif isinstance(node, dict) and isinstance(elem, str) and error["type"] == "missing":
+            path.append(elem)
+            node = None
+    return tuple(path)
+
+
+def _message(error: dict[str, Any], path: tuple[PathElem, ...]) -> str:
+    kind = error["type"]
+    if kind == "missing":
+        return f"required field '{path[-1]}' is missing; add it"
+    if kind == "extra_forbidden":
+        known = _known_fields(path[:-1])
+        hint = difflib.get_close_matches(str(path[-1]), known, n=1)
+        if hint:
+            return f"unknown field '{path[-1]}'; did you mean '{hint[0]}'?"
+        return f"unknown field '{path[-1]}' (known: {', '.join(known)})"
+    value = error.get("input")
+    shown = f" (got {_show(value)})" if not isinstance(value, dict | list) else ""
+    text = error["msg"]
+    if text.startswith("Value error, "):
+        text = text.removeprefix("Value error, ")
+    return f"{text[0].lower()}{text[1:]}{shown}"
+
+
+def _show(value: Any) -> str:
+    text = repr(value) if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _known_fields(path: tuple[PathElem, ...]) -> list[str]:
+    """The camelCase field names of the model found at `path`."""
+    model: Any = Platform
+    for elem in path:
+        if isinstance(elem, int):
+            continue
+        field = next(
+            (f for name, f in model.model_fields.items() if (f.alias or name) == elem), None
+        )
+        if field is None:
+            return []
+        model = _model_in(field.annotation)
+        if model is None:
+            return []
+    return [f.alias or name for name, f in model.model_fields.items()]
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if get_origin(annotation) is not None or get_args(annotation):
+        for arg in get_args(annotation):
+            found = _model_in(arg)
+            if found is not None:
+                return found
+    return None

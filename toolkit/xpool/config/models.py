@@ -1,0 +1,227 @@
+"""The platform file (`apiVersion: xpool.io/v1alpha1`, `kind: Platform`) as pydantic models.
+
+Field names are snake_case in Python and camelCase in the file, like Kubernetes objects.
+Only single-field rules live here; rules across fields are in `checks.py`, so that every
+problem in a file can be reported at once with its position.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic.alias_generators import to_camel
+
+from xpool.config.durations import Duration
+
+API_VERSION = "xpool.io/v1alpha1"
+
+Vendor = Literal["nvidia", "ascend"]
+ModelType = Literal["llm", "embedding", "rerank"]
+WeightPrecision = Literal["fp32", "bf16", "fp16", "fp8", "int8", "int4"]
+KvPrecision = Literal["fp32", "bf16", "fp16", "fp8", "int8"]
+
+PRECISION_BYTES: dict[str, float] = {
+    "fp32": 4.0,
+    "bf16": 2.0,
+    "fp16": 2.0,
+    "fp8": 1.0,
+    "int8": 1.0,
+    "int4": 0.5,
+}
+
+# Kubernetes object names are built from these, so they must be DNS-1123 labels.
+DnsLabel = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=40),
+]
+TierName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?$")]
+EnvVarName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+Fraction = Annotated[float, Field(gt=0, le=1)]
+
+
+class Spec(BaseModel):
+    """Base: camelCase aliases, unknown fields refused, immutable once loaded."""
+
+    model_config = ConfigDict(
+        extra="forbid", populate_by_name=True, alias_generator=to_camel, frozen=True
+    )
+
+
+class Metadata(Spec):
+    name: DnsLabel
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class KubernetesSpec(Spec):
+    namespace: DnsLabel = "xpool"
+
+
+class XinferenceSpec(Spec):
+    endpoint: Annotated[str, StringConstraints(pattern=r"^(embedded|https?://[^\s/]+(/.*)?)$")] = (
+        "embedded"
+    )
+    api_key_env: EnvVarName | None = Field(
+        default=None, description="Environment variable holding the API key (never the key itself)."
+    )
+
+
+class PrometheusSpec(Spec):
+    url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s/]+(/.*)?$")]
+
+
+class GatewaySpec(Spec):
+    listen: Annotated[str, StringConstraints(pattern=r"^[^\s:]+:\d{1,5}$")] = "127.0.0.1:8000"
+
+
+class Pool(Spec):
+    name: DnsLabel
+    vendor: Vendor
+    accelerator: str = Field(
+        description="Catalog key, e.g. rtx-5090, ascend-910b (see `xpool plan`)."
+    )
+    nodes: Annotated[int, Field(ge=1)]
+    accelerators_per_node: Annotated[int, Field(ge=1, le=16)] = 8
+    memory_utilization: Fraction = Field(
+        default=0.9,
+        description="Share of device memory the engine may use (vLLM gpu_memory_utilization).",
+    )
+    node_labels: dict[str, str] | None = Field(
+        default=None, description="Default: gpu-type=<vendor>."
+    )
+    resource_name: str | None = Field(
+        default=None, description="Default: nvidia.com/gpu or huawei.com/Ascend910."
+    )
+
+
+class Tier(Spec):
+    name: TierName
+    share: Fraction
+    priority: Annotated[int, Field(ge=0, le=1_000_000_000)]
+    preemptible: bool = False
+    borrow: bool = False
+    guarantee: Annotated[float, Field(ge=0, le=1)] = 0.0
+
+
+class ArchitectureConfig(Spec):
+    config: str = Field(description="Path to a Hugging Face config.json, relative to this file.")
+
+
+class ModelVersion(Spec):
+    version: Annotated[
+        str, StringConstraints(pattern=r"^[0-9A-Za-z][0-9A-Za-z.\-]*$", max_length=20)
+    ]
+    source: Annotated[str, StringConstraints(pattern=r"^(hf|modelscope|file|s3)://.+$")]
+    weight_precision: WeightPrecision = "bf16"
+    kv_precision: KvPrecision = "bf16"
+    engines: dict[Vendor, str] = Field(default_factory=dict)
+
+
+class Context(Spec):
+    batch: Annotated[int, Field(ge=1)] = 8
+    seq_len: Annotated[int, Field(ge=1)] = 2048
+    output_tokens: Annotated[int, Field(ge=1)] = 256
+    max_batched_tokens: Annotated[int, Field(ge=1)] = 8192
+
+
+class Slo(Spec):
+    ttft_ms: Annotated[float, Field(gt=0)] = 500
+    e2e_ms: Annotated[float, Field(gt=0)] | None = None
+
+
+class Demand(Spec):
+    peak_qps: Annotated[float, Field(ge=0)]
+    base_qps: Annotated[float, Field(ge=0)] = 0
+    headroom: Annotated[float, Field(ge=0, le=10)] = 0.2
+
+
+class Instances(Spec):
+    min: Annotated[int, Field(ge=0)] = 1
+    max: Annotated[int, Field(ge=1)] = 8
+
+
+class Model(Spec):
+    name: DnsLabel
+    type: ModelType = "llm"
+    tier: str
+    architecture: str | ArchitectureConfig
+    versions: Annotated[list[ModelVersion], Field(min_length=1)]
+    pools: list[str] | None = None
+    context: Context = Context()
+    slo: Slo = Slo()
+    demand: Demand
+    per_instance_qps: (
+        Annotated[float, Field(gt=0)] | dict[str, Annotated[float, Field(gt=0)]] | None
+    ) = Field(default=None, description="Measured QPS of one instance; one figure or one per pool.")
+    instances: Instances = Instances()
+
+
+class ScaleUp(Spec):
+    qps_ratio: Fraction = 0.8
+    utilization: Fraction = 0.75
+    step: Annotated[int, Field(ge=1)] = 1
+    interval: Duration = 30.0
+
+
+class ScaleDown(Spec):
+    qps_ratio: Fraction = 0.3
+    utilization: Fraction = 0.3
+    stabilization: Duration = 300.0
+
+
+class Autoscaling(Spec):
+    scale_up: ScaleUp = ScaleUp()
+    scale_down: ScaleDown = ScaleDown()
+    drain_timeout: Duration = 120.0
+
+
+class Planning(Spec):
+    roofline_efficiency: Fraction = Field(
+        default=0.5,
+        description="Share of the decode roofline an engine reaches; used only without perInstanceQps.",
+    )
+    runtime_overhead_gib: Annotated[float, Field(ge=0, le=64)] = Field(
+        default=1.0,
+        description="Per accelerator: runtime context, communication buffers, CUDA graphs.",
+    )
+
+
+def default_tiers() -> list[Tier]:
+    return [
+        Tier(
+            name="P0", share=0.4, priority=1_000_000, preemptible=False, borrow=False, guarantee=0.2
+        ),
+        Tier(name="P1", share=0.3, priority=100_000, preemptible=False, borrow=True),
+        Tier(name="P2", share=0.3, priority=1_000, preemptible=True, borrow=True),
+    ]
+
+
+class PlatformSpec(Spec):
+    kubernetes: KubernetesSpec | None = None
+    xinference: XinferenceSpec = XinferenceSpec()
+    prometheus: PrometheusSpec | None = None
+    gateway: GatewaySpec = GatewaySpec()
+    pools: Annotated[list[Pool], Field(min_length=1)]
+    tiers: Annotated[list[Tier], Field(min_length=1)] = Field(default_factory=default_tiers)
+    models: Annotated[list[Model], Field(min_length=1)]
+    autoscaling: Autoscaling = Autoscaling()
+    planning: Planning = Planning()
+
+
+class Platform(Spec):
+    api_version: Literal["xpool.io/v1alpha1"]
+    kind: Literal["Platform"]
+    metadata: Metadata
+    spec: PlatformSpec
+
+    def tier(self, name: str) -> Tier:
+        return next(t for t in self.spec.tiers if t.name == name)
+
+    def pool(self, name: str) -> Pool:
+        return next(p for p in self.spec.pools if p.name == name)
+
+    def model_pools(self, model: Model) -> list[Pool]:
+        """The pools a model may run on, in the user's order of preference."""
+        if model.pools is None:
+            return list(self.spec.pools)
+        return [self.pool(name) for name in model.pools]

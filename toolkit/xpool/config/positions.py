@@ -1,0 +1,56 @@
+"""Map field paths in a YAML document to FILE:LINE:COL, so every error points at its source."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+PathElem = str | int
+
+
+def format_path(path: Sequence[PathElem]) -> str:
+    """("spec", "models", 0, "tier") -> "spec.models[0].tier"."""
+    out = ""
+    for elem in path:
+        if isinstance(elem, int):
+            out += f"[{elem}]"
+        else:
+            out += f".{elem}" if out else str(elem)
+    return out
+
+
+@dataclass(frozen=True)
+class SourceMap:
+    """The parsed ruamel.yaml round-trip tree of one file, kept for its line/column marks."""
+
+    filename: str
+    root: Any
+
+    def locate(self, path: Sequence[PathElem]) -> str:
+        line, col = self._line_col(path)
+        return f"{self.filename}:{line + 1}:{col + 1}"
+
+    def _line_col(self, path: Sequence[PathElem]) -> tuple[int, int]:
+        node = self.root
+        best = (0, 0)
+        for elem in path:
+            lc = getattr(node, "lc", None)
+            if lc is None:
+                break
+            try:
+                if isinstance(elem, int) and isinstance(node, list) and elem < len(node):
+                    best = lc.item(elem)
+                    node = node[elem]
+                elif isinstance(node, dict) and elem in node:
+                    # Point at the value when it is a scalar, at the key otherwise.
+                    line, col = lc.key(elem)
+                    vline, vcol = lc.value(elem)
+                    value = node[elem]
+                    best = (vline, vcol) if not isinstance(value, dict | list) else (line, col)
+                    node = value
+                else:
+                    break
+            except (KeyError, IndexError, TypeError):
+                break
+        return best
