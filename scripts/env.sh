@@ -9,7 +9,7 @@ if [ ! -x "$VENV/bin/python" ] || [ ! -f "$VENV/.complete" ]; then
   echo "setting up $VENV (first run only)" >&2
   rm -rf "$VENV"
   "$PYTHON" -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --upgrade pip
+  "$VENV/bin/pip" install --quiet --upgrade pip "setuptools>=77" wheel
   "$VENV/bin/pip" install --quiet -e "$ROOT[dev]"
   touch "$VENV/.complete"
 fi
