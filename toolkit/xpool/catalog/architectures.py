@@ -81,54 +81,54 @@ def estimate_parameters(
     return layers * per_layer + embeddings + hidden
 
 
+def _count(config: dict[str, Any], names: tuple[str, ...], default: int | None) -> int:
+    """The first of `names` present, as a positive integer; ConfigJsonError names it if not."""
+    value = _first(config, *names)
+    if value is None:
+        if default is None:
+            raise ConfigJsonError(f"config.json lacks {names[0]}")
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigJsonError(f"{names[0]} must be a positive integer (got {value!r})")
+    return value
+
+
 def from_hf_config(config: dict[str, Any], *, key: str, source: str) -> Architecture:
     """Build an Architecture from a Hugging Face config.json (Llama, Qwen2, GLM-4, BERT-like)."""
-    layers = _first(config, "num_hidden_layers", "num_layers", "n_layer")
-    hidden = _first(config, "hidden_size", "d_model", "n_embd")
-    heads = _first(config, "num_attention_heads", "n_head")
-    missing = [
-        name
-        for name, value in (
-            ("num_hidden_layers", layers),
-            ("hidden_size", hidden),
-            ("num_attention_heads", heads),
-        )
-        if value is None
-    ]
-    if missing:
-        raise ConfigJsonError(f"config.json lacks {', '.join(missing)}")
-    multi_query = config.get("multi_query_attention", True)
-    kv_heads = (
-        _first(config, "num_key_value_heads", "multi_query_group_num") if multi_query else None
-    )
-    kv_heads = kv_heads or heads
-    head_dim = _first(config, "head_dim", "kv_channels") or hidden // heads
-    intermediate = _first(config, "intermediate_size", "ffn_hidden_size") or 4 * hidden
-    vocab = _first(config, "vocab_size", "padded_vocab_size") or 0
+    layers = _count(config, ("num_hidden_layers", "num_layers", "n_layer"), None)
+    hidden = _count(config, ("hidden_size", "d_model", "n_embd"), None)
+    heads = _count(config, ("num_attention_heads", "n_head"), None)
+    grouped = config.get("multi_query_attention", True)
+    kv_names = ("num_key_value_heads", "multi_query_group_num") if grouped else ()
+    kv_heads = _count(config, kv_names, heads) if kv_names else heads
+    head_dim = _count(config, ("head_dim", "kv_channels"), hidden // heads or 1)
+    intermediate = _count(config, ("intermediate_size", "ffn_hidden_size"), 4 * hidden)
+    vocab = _count(config, ("vocab_size", "padded_vocab_size"), 1)
     tied = bool(config.get("tie_word_embeddings", False))
     encoder = config.get("model_type") in {"bert", "xlm-roberta", "roberta"}
+    max_positions = _first(config, "max_position_embeddings", "seq_length")
     return Architecture(
         key=key,
         display_name=key,
         family=str(config.get("model_type", "unknown")),
         model_type="embedding" if encoder else "llm",
-        num_layers=int(layers),
-        hidden_size=int(hidden),
-        num_heads=int(heads),
-        num_kv_heads=int(kv_heads),
-        head_dim=int(head_dim),
-        intermediate_size=int(intermediate),
-        vocab_size=int(vocab),
-        max_position_embeddings=_first(config, "max_position_embeddings", "seq_length"),
+        num_layers=layers,
+        hidden_size=hidden,
+        num_heads=heads,
+        num_kv_heads=kv_heads,
+        head_dim=head_dim,
+        intermediate_size=intermediate,
+        vocab_size=vocab,
+        max_position_embeddings=max_positions if isinstance(max_positions, int) else None,
         tie_word_embeddings=tied,
         parameters=estimate_parameters(
-            layers=int(layers),
-            hidden=int(hidden),
-            heads=int(heads),
-            kv_heads=int(kv_heads),
-            head_dim=int(head_dim),
-            intermediate=int(intermediate),
-            vocab=int(vocab),
+            layers=layers,
+            hidden=hidden,
+            heads=heads,
+            kv_heads=kv_heads,
+            head_dim=head_dim,
+            intermediate=intermediate,
+            vocab=vocab,
             tied=tied,
             gated_mlp=not encoder,
         ),

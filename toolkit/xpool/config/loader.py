@@ -52,17 +52,34 @@ def read_yaml(path: Path) -> SourceMap:
     try:
         root = YAML(typ="rt").load(text)
     except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        what = exc.problem or exc.context or "invalid YAML"
-        raise InputError([Problem(where, "", f"YAML syntax error: {what}")]) from None
+        raise InputError([_yaml_problem(path, exc)]) from None
     except YAMLError as exc:
         raise InputError([Problem(str(path), "", f"YAML error: {exc}")]) from None
     if not isinstance(root, dict):
+        lc = getattr(root, "lc", None)
+        line, col = (lc.line + 1, lc.col + 1) if lc is not None else (1, 1)
         raise InputError(
-            [Problem(f"{path}:1:1", "", "expected a mapping with apiVersion, kind, metadata, spec")]
+            [
+                Problem(
+                    f"{path}:{line}:{col}",
+                    "",
+                    "expected a mapping with apiVersion, kind, metadata and spec "
+                    f"(got {'an empty file' if root is None else type(root).__name__})",
+                )
+            ]
         )
     return SourceMap(str(path), root)
+
+
+def _yaml_problem(path: Path, exc: MarkedYAMLError) -> Problem:
+    """Point at the opening bracket of an unclosed flow collection, else where parsing broke."""
+    flow = bool(exc.context and "flow" in exc.context and exc.context_mark)
+    mark = exc.context_mark if flow else (exc.problem_mark or exc.context_mark)
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+    what = exc.problem or exc.context or "invalid YAML"
+    if flow:
+        what += f" ({exc.context} opened here; close it)"
+    return Problem(where, "", f"YAML syntax error: {what}")
 
 
 def load_platform(path: str | Path) -> LoadedPlatform:
@@ -86,15 +103,15 @@ def _resolve_architectures(
     platform: Platform, base: Path, source: SourceMap
 ) -> tuple[dict[str, Architecture], list[Problem]]:
     catalog = architectures()
-    resolved: dict[str, Architecture] = {}
+    by_index: dict[int, Architecture] = {}
     problems: list[Problem] = []
     for i, model in enumerate(platform.spec.models):
         ref = model.architecture
-        where = ("spec", "models", i, "architecture")
+        where: tuple[PathElem, ...] = ("spec", "models", i, "architecture")
         if isinstance(ref, ArchitectureConfig):
             where = (*where, "config")
             try:
-                resolved[model.name] = _read_hf_config(base / ref.config)
+                by_index[i] = _read_hf_config(base / ref.config)
             except (OSError, ValueError) as exc:
                 problems.append(Problem(source.locate(where), format_path(where), str(exc)))
             continue
@@ -110,25 +127,28 @@ def _resolve_architectures(
                 )
             )
             continue
-        resolved[model.name] = catalog[ref]
-    for i, model in enumerate(platform.spec.models):
-        arch = resolved.get(model.name)
-        if arch and arch.model_type != model.type:
+        by_index[i] = catalog[ref]
+    for i, arch in by_index.items():
+        model = platform.spec.models[i]
+        if arch.model_type != model.type:
             where = ("spec", "models", i, "type")
             problems.append(
                 Problem(
                     source.locate(where),
                     format_path(where),
-                    f"type is '{model.type}' but architecture '{arch.key}' is a "
+                    f"type is '{model.type}' but architecture '{arch.key}' is an "
                     f"{arch.model_type} model; set type: {arch.model_type}",
                 )
             )
+    resolved = {platform.spec.models[i].name: arch for i, arch in by_index.items()}
     return resolved, problems
 
 
 def _read_hf_config(path: Path) -> Architecture:
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
+    except IsADirectoryError:
+        raise ValueError(f"{path} is a directory; give the path of its config.json") from None
     except FileNotFoundError:
         raise ValueError(
             f"config file {path} does not exist; the path is relative to the platform file"
@@ -144,14 +164,18 @@ def _read_hf_config(path: Path) -> Architecture:
 
 
 def _schema_problems(exc: ValidationError, source: SourceMap) -> list[Problem]:
-    problems: dict[str, Problem] = {}
+    found: dict[tuple[PathElem, ...], Problem] = {}
     for error in exc.errors(include_url=False):
         path = _data_path(error, source.root)
-        key = format_path(path)
-        if key in problems:
-            continue  # one line per field: a union reports each alternative
-        problems[key] = Problem(source.locate(path), key, _message(error, path))
-    return list(problems.values())
+        if path not in found:  # one line per field: a union reports each alternative
+            found[path] = Problem(source.locate(path), format_path(path), _message(error, path))
+    # A union also fails on the alternative the user did not mean, one level up
+    # ("input should be a number" beside the real error inside the mapping): drop those.
+    return [
+        problem
+        for path, problem in found.items()
+        if not any(len(other) > len(path) and other[: len(path)] == path for other in found)
+    ]
 
 
 def _data_path(error: dict[str, Any], root: Any) -> tuple[PathElem, ...]:
@@ -169,9 +193,7 @@ def _data_path(error: dict[str, Any], root: Any) -> tuple[PathElem, ...]:
             node = node[elem]
         elif last and error["type"] in {"missing", "extra_forbidden"}:
             path.append(elem)
-        elif isinstance(node, dict) and isinstance(elem, str) and error["type"] == "missing":
-            path.append(elem)
-            node = None
+        # anything else is a union member's tag, not a place in the file
     return tuple(path)
 
 

@@ -43,8 +43,10 @@ Fraction = Annotated[float, Field(gt=0, le=1)]
 class Spec(BaseModel):
     """Base: camelCase aliases, unknown fields refused, immutable once loaded."""
 
+    # strict: YAML already types its scalars, so `nodes: true` or `share: "0.4"` is a mistake
+    # to report, not a value to coerce.
     model_config = ConfigDict(
-        extra="forbid", populate_by_name=True, alias_generator=to_camel, frozen=True
+        extra="forbid", populate_by_name=True, alias_generator=to_camel, frozen=True, strict=True
     )
 
 

@@ -43,11 +43,13 @@ class SourceMap:
                     best = lc.item(elem)
                     node = node[elem]
                 elif isinstance(node, dict) and elem in node:
-                    # Point at the value when it is a scalar, at the key otherwise.
+                    # Point at a scalar value, else at the key (an empty value's mark
+                    # is already on the next line).
                     line, col = lc.key(elem)
                     vline, vcol = lc.value(elem)
                     value = node[elem]
-                    best = (vline, vcol) if not isinstance(value, dict | list) else (line, col)
+                    scalar = value is not None and not isinstance(value, dict | list)
+                    best = (vline, vcol) if scalar else (line, col)
                     node = value
                 else:
                     break
