@@ -27,3 +27,13 @@ def run_xpool(*args: str, cwd: Path | None = None) -> subprocess.CompletedProces
 @pytest.fixture
 def xpool():
     return run_xpool
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    # Here, not in tests/render/conftest.py: pytest reads options only from root conftests.
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        default=False,
+        help="Rewrite golden files (tests/render/golden/) from the current code.",
+    )

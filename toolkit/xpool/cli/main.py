@@ -7,6 +7,7 @@ import sys
 import click
 
 from xpool.cli.plan import plan_command
+from xpool.cli.render import render_command
 from xpool.cli.schema import schema_command
 from xpool.cli.validate import validate_command
 from xpool.errors import XpoolError
@@ -21,6 +22,7 @@ def cli() -> None:
 cli.add_command(validate_command)
 cli.add_command(plan_command)
 cli.add_command(schema_command)
+cli.add_command(render_command)
 
 
 def main() -> None:

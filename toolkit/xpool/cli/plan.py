@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from xpool.capacity.memory import GIB
 from xpool.capacity.plan import CapacityPlan
 from xpool.cli.output import emit_data, emit_table, note, output_option
+from xpool.errors import InputError, Problem
 from xpool.validate import load_and_plan
 
 
@@ -106,11 +109,81 @@ def _print_tables(plan: CapacityPlan) -> None:
     click.echo("* estimated from the decode roofline (set perInstanceQps to a measured figure)")
 
 
+def _compare(file: str, names: str, output: str, report: str | None) -> None:
+    from xpool.capacity.compare import CompareError, compare
+    from xpool.config.loader import load_platform
+    from xpool.report.compare import formula_lines, mixed_lines, tables, write_report
+
+    loaded = load_platform(file)
+    spec = loaded.platform.spec
+    if names.strip() == "all":
+        wanted = [p.name for p in spec.pools] + [c.name for c in spec.candidate_pools]
+    else:
+        wanted = [n.strip() for n in names.split(",") if n.strip()]
+    if not wanted:
+        raise InputError("--compare needs pool names: POOL,POOL,... or 'all'")
+    try:
+        result = compare(loaded.platform, loaded.architectures, wanted)
+    except CompareError as exc:
+        raise InputError(
+            [
+                loaded.problem(p.path, p.message) if p.path else Problem(file, "", p.message)
+                for p in exc.problems
+            ]
+        ) from None
+    for warning in result.warnings:
+        note(f"warning: {warning}")
+    if report is not None:
+        command = f"xpool plan {file} --compare {names} --report {report}"
+        try:
+            written = write_report(result, Path(report), source=file, command=command)
+        except ImportError:
+            raise InputError("--report needs matplotlib: pip install 'xpool[report]'") from None
+        except OSError as exc:
+            raise InputError(f"--report {report}: cannot write: {exc}") from None
+        note("wrote " + ", ".join(str(w) for w in written))
+    if output != "table":
+        emit_data(result.as_dict(), output)
+        return
+    for title, headers, rows in tables(result):
+        emit_table(title, headers, rows)
+    for line in mixed_lines(result):
+        click.echo(line)
+    click.echo(f"recommended: {result.recommended or 'none meets every constraint'}")
+    click.echo("* estimated from the decode roofline (set perInstanceQps to a measured figure)")
+    click.echo("")
+    click.echo("# Formulas")
+    for line in formula_lines(result):
+        click.echo(line)
+
+
 @click.command("plan")
 @click.argument("file", type=click.Path(dir_okay=False))
 @output_option()
-def plan_command(file: str, output: str) -> None:
-    """Size every model version on every pool it may use, and check each tier's share."""
+@click.option(
+    "--compare",
+    "compare_pools",
+    metavar="POOL,POOL,...",
+    help="Compare pools / candidatePools for the whole workload ('all' for every one): "
+    "servers, power, energy, cost, storage.",
+)
+@click.option(
+    "--report",
+    "report",
+    metavar="DIR",
+    type=click.Path(file_okay=False),
+    help="With --compare: write DIR/report.md and DIR/servers-cost.png.",
+)
+def plan_command(file: str, output: str, compare_pools: str | None, report: str | None) -> None:
+    """Size every model version on every pool it may use, and check each tier's share.
+
+    With --compare, size the whole workload on each named pool or candidate pool instead.
+    """
+    if report is not None and compare_pools is None:
+        raise click.UsageError("--report needs --compare POOL,POOL,...")
+    if compare_pools is not None:
+        _compare(file, compare_pools, output, report)
+        return
     _, plan = load_and_plan(file)
     for warning in plan.warnings:
         note(f"warning: {warning}")

@@ -24,6 +24,7 @@ def cross_field_problems(platform: Platform) -> list[Found]:
     found += list(_tier_problems(platform))
     found += list(_pool_problems(platform))
     found += list(_model_problems(platform))
+    found += list(hardware_selection_problems(platform))
     return found
 
 
@@ -85,6 +86,7 @@ def _pool_problems(platform: Platform) -> Iterator[Found]:
 def _model_problems(platform: Platform) -> Iterator[Found]:
     tiers = [t.name for t in platform.spec.tiers]
     pools = [p.name for p in platform.spec.pools]
+    candidates = [c.name for c in platform.spec.candidate_pools]
     for i, model in enumerate(platform.spec.models):
         base = ("spec", "models", i)
         if model.tier not in tiers:
@@ -99,7 +101,7 @@ def _model_problems(platform: Platform) -> Iterator[Found]:
             )
         if isinstance(model.per_instance_qps, dict):
             for name in model.per_instance_qps:
-                if name not in pools:
+                if name not in pools and name not in candidates:
                     yield (
                         (*base, "perInstanceQps", name),
                         f"unknown pool '{name}' (known: {', '.join(pools)})",
@@ -122,3 +124,109 @@ def _model_problems(platform: Platform) -> Iterator[Found]:
                     f"duplicate version '{version.version}' of model '{model.name}'",
                 )
             seen.add(version.version)
+
+
+def hardware_selection_problems(platform: Platform) -> Iterator[Found]:
+    """spec.candidatePools, spec.costs and spec.constraints (see docs/hardware-selection.md)."""
+    from xpool.catalog.servers import default_server_for, servers
+
+    spec = platform.spec
+    catalog = accelerators()
+    profiles = servers()
+    pools = [p.name for p in spec.pools]
+    yield from _duplicates(
+        [c.name for c in spec.candidate_pools], ("spec", "candidatePools"), "candidate pool"
+    )
+    for i, cand in enumerate(spec.candidate_pools):
+        base = ("spec", "candidatePools", i)
+        if cand.name in pools:
+            yield (
+                (*base, "name"),
+                f"candidate pool '{cand.name}' has the name of a pool in spec.pools; rename it",
+            )
+        accel = catalog.get(cand.accelerator)
+        if accel is None:
+            hint = difflib.get_close_matches(cand.accelerator, catalog, n=1)
+            did = f"did you mean '{hint[0]}'? " if hint else ""
+            yield (
+                (*base, "accelerator"),
+                f"unknown accelerator '{cand.accelerator}'; {did}known: {', '.join(sorted(catalog))}",
+            )
+            continue
+        if accel.vendor != cand.vendor:
+            yield (
+                (*base, "vendor"),
+                f"vendor is '{cand.vendor}' but {cand.accelerator} is made by {accel.vendor}; "
+                f"set vendor: {accel.vendor}",
+            )
+        if cand.server is not None:
+            yield from _server_problems(
+                (*base, "server"), cand.server, cand.accelerator, cand.accelerators_per_node
+            )
+        elif default_server_for(cand.accelerator) is None:
+            yield (
+                (*base, "server"),
+                f"no server profile hosts {cand.accelerator}; set server: one of "
+                f"{', '.join(profiles)}",
+            )
+    costs = spec.costs
+    for key in [*costs.accelerator_price, *costs.accelerator_power_w]:
+        if key not in catalog:
+            field = "acceleratorPrice" if key in costs.accelerator_price else "acceleratorPowerW"
+            yield (
+                ("spec", "costs", field, key),
+                f"unknown accelerator '{key}' (known: {', '.join(sorted(catalog))})",
+            )
+    for key in costs.server_price:
+        if key not in profiles:
+            yield (
+                ("spec", "costs", "serverPrice", key),
+                f"unknown server profile '{key}' (known: {', '.join(profiles)})",
+            )
+    for name, key in costs.server_profiles.items():
+        where = ("spec", "costs", "serverProfiles", name)
+        pool = next((p for p in spec.pools if p.name == name), None)
+        if pool is None:
+            yield (where, f"unknown pool '{name}' (known: {', '.join(pools)})")
+            continue
+        yield from _server_problems(where, key, pool.accelerator, pool.accelerators_per_node)
+    tiers = [t.name for t in spec.tiers]
+    models = [m.name for m in spec.models]
+    everything = pools + [c.name for c in spec.candidate_pools]
+    for i, rule in enumerate(spec.constraints.placement):
+        base = ("spec", "constraints", "placement", i)
+        if rule.tier is not None and rule.model is not None:
+            yield (base, "set tier or model, not both (one constraint applies to one of them)")
+        if rule.tier is not None and rule.tier not in tiers:
+            yield ((*base, "tier"), f"unknown tier '{rule.tier}' (known: {', '.join(tiers)})")
+        if rule.model is not None and rule.model not in models:
+            yield ((*base, "model"), f"unknown model '{rule.model}' (known: {', '.join(models)})")
+        if rule.vendor is None and rule.candidates is None:
+            yield (base, "a placement constraint needs vendor or candidates")
+        for j, name in enumerate(rule.candidates or []):
+            if name not in everything:
+                yield (
+                    (*base, "candidates", j),
+                    f"unknown pool '{name}' (known: {', '.join(everything)})",
+                )
+
+
+def _server_problems(
+    where: tuple[PathElem, ...], key: str, accelerator: str, per_node: int
+) -> Iterator[Found]:
+    from xpool.catalog.servers import servers
+
+    profile = servers().get(key)
+    if profile is None:
+        yield (where, f"unknown server profile '{key}' (known: {', '.join(servers())})")
+    elif accelerator not in profile.hosts:
+        yield (
+            where,
+            f"server profile '{key}' does not host {accelerator} (it hosts "
+            f"{', '.join(profile.hosts)})",
+        )
+    elif per_node > profile.accelerators:
+        yield (
+            where,
+            f"acceleratorsPerNode {per_node} exceeds the {profile.accelerators} slots of '{key}'",
+        )

@@ -57,6 +57,13 @@ class Metadata(Spec):
 
 class KubernetesSpec(Spec):
     namespace: DnsLabel = "xpool"
+    queue_hierarchy: bool = Field(
+        default=False,
+        description="Render a parent Volcano queue per pool (capacity plugin enableHierarchy).",
+    )
+    reconcile_schedule: str = Field(
+        default="* * * * *", description="Cron schedule of the reconciler CronJob."
+    )
 
 
 class XinferenceSpec(Spec):
@@ -94,6 +101,12 @@ class Pool(Spec):
     resource_name: str | None = Field(
         default=None, description="Default: nvidia.com/gpu or huawei.com/Ascend910."
     )
+    cpu_per_node: Annotated[int, Field(ge=1)] = Field(
+        default=64, description="CPU cores per node xpool may request (node allocatable)."
+    )
+    memory_per_node: Annotated[
+        str, StringConstraints(pattern=r"^[1-9][0-9]*(Ki|Mi|Gi|Ti|k|M|G|T)?$")
+    ] = Field(default="512Gi", description="Memory per node xpool may request, e.g. 512Gi.")
 
 
 class Tier(Spec):
@@ -198,6 +211,87 @@ def default_tiers() -> list[Tier]:
     ]
 
 
+class CandidatePool(Pool):
+    """A pool not yet bought, for `xpool plan --compare`: same shape as a pool; `nodes` may be
+    omitted ("size it for me")."""
+
+    nodes: Annotated[int, Field(ge=1)] | None = None  # type: ignore[assignment]
+    server: str | None = Field(
+        default=None,
+        description="Server profile key (catalog servers.yaml); default: the first that hosts the accelerator.",
+    )
+
+
+class StorageAssumptions(Spec):
+    model_file_allowance_gib: Annotated[float, Field(ge=0)] = Field(
+        default=1.0, description="Per model version, besides weights: tokenizer, configs."
+    )
+    logs_gib_per_instance: Annotated[float, Field(ge=0)] = 10.0
+    cache_gib_per_instance: Annotated[float, Field(ge=0)] = Field(
+        default=20.0, description="Per instance: engine compile/graph caches, download scratch."
+    )
+    redundancy_factor: Annotated[float, Field(ge=1, le=10)] = Field(
+        default=1.5,
+        description="Raw/usable bytes of the distributed store: 3 for 3 replicas, 1.5 for EC 4+2.",
+    )
+
+
+class Costs(Spec):
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = "USD"
+    accelerator_price: dict[str, Annotated[float, Field(ge=0)]] = Field(
+        default_factory=dict,
+        description="Price per accelerator by catalog key; default: the catalog band's midpoint.",
+    )
+    server_price: dict[str, Annotated[float, Field(ge=0)]] = Field(
+        default_factory=dict,
+        description="Price of a server without accelerators, by server profile key.",
+    )
+    accelerator_power_w: dict[str, Annotated[float, Field(gt=0)]] = Field(
+        default_factory=dict, description="Board power per accelerator key (catalog default)."
+    )
+    server_profiles: dict[str, str] = Field(
+        default_factory=dict, description="Server profile per pool name (for spec.pools)."
+    )
+    electricity_per_kwh: Annotated[float, Field(ge=0)] = 0.10
+    pue: Annotated[float, Field(ge=1, le=3)] = 1.3
+    utilization: Fraction = Field(
+        default=0.6, description="Average share of rated server power drawn over a year."
+    )
+    amortization_years: Annotated[float, Field(gt=0, le=20)] = 4.0
+    storage: StorageAssumptions = StorageAssumptions()
+
+
+class PlacementConstraint(Spec):
+    tier: str | None = Field(default=None, description="Applies to every model of this tier.")
+    model: str | None = Field(default=None, description="Applies to this model.")
+    vendor: Vendor | None = Field(default=None, description="e.g. ascend for 'domestic only'.")
+    candidates: list[str] | None = Field(
+        default=None, description="Only these pools / candidate pools."
+    )
+    reason: str | None = None
+
+
+class Constraints(Spec):
+    placement: list[PlacementConstraint] = Field(default_factory=list)
+    max_power_kw: Annotated[float, Field(gt=0)] | None = None
+    max_servers: Annotated[int, Field(ge=1)] | None = None
+    require_rdma_for_cross_server_tp: bool = True
+
+
+class XinferenceImages(Spec):
+    nvidia: str = "xprobe/xinference:v4.1.0"
+    ascend: str | None = Field(
+        default=None,
+        description="Xinference publishes no Ascend image; build one (docs/scheduling.md).",
+    )
+    supervisor: str = "xprobe/xinference:v4.1.0-cpu"
+
+
+class Images(Spec):
+    xinference: XinferenceImages = XinferenceImages()
+    xpool: str = "xpool:0.1.0"
+
+
 class PlatformSpec(Spec):
     kubernetes: KubernetesSpec | None = None
     xinference: XinferenceSpec = XinferenceSpec()
@@ -208,6 +302,10 @@ class PlatformSpec(Spec):
     models: Annotated[list[Model], Field(min_length=1)]
     autoscaling: Autoscaling = Autoscaling()
     planning: Planning = Planning()
+    images: Images = Images()
+    candidate_pools: list[CandidatePool] = Field(default_factory=list)
+    costs: Costs = Costs()
+    constraints: Constraints = Constraints()
 
 
 class Platform(Spec):

@@ -1,0 +1,235 @@
+"""`xpool render`: golden files, determinism, Volcano validity, tier semantics, RBAC, CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import EXAMPLES, run_xpool
+from xpool.render import Rendering, render_platform, validate_volcano
+from xpool.render.build import worker_sizes
+from xpool.validate import load_and_plan
+from xpool.volcano import Job, Queue
+
+GOLDEN = Path(__file__).parent / "golden"
+KUBERNETES_EXAMPLES = ["platform.yaml", "ascend-only.yaml"]
+ALLOWED_VERBS = {"get", "list", "watch", "patch", "update", "create"}
+
+
+def render(example: str) -> Rendering:
+    path = EXAMPLES / example
+    loaded, plan = load_and_plan(path)
+    return render_platform(
+        loaded.platform, plan, loaded.architectures, path.read_text(encoding="utf-8")
+    )
+
+
+def of_kind(rendering: Rendering, kind: str) -> list[dict]:
+    return [o.obj for o in rendering.objects if o.kind == kind]
+
+
+@pytest.mark.parametrize("example", KUBERNETES_EXAMPLES)
+def test_golden(example: str, update_golden: bool) -> None:
+    rendering = render(example)
+    stem = Path(example).stem
+    outputs = {
+        f"{stem}.yaml": rendering.yaml(),
+        f"{stem}.launch-specs.json": json.dumps(rendering.launch_specs, indent=2) + "\n",
+    }
+    for name, text in outputs.items():
+        golden = GOLDEN / name
+        if update_golden:
+            golden.write_text(text, encoding="utf-8")
+            continue
+        assert golden.exists(), f"{golden} missing: run `pytest tests/render --update-golden`"
+        assert text == golden.read_text(encoding="utf-8"), (
+            f"{name} differs from the golden file; if intended, run `pytest --update-golden`"
+        )
+
+
+@pytest.mark.parametrize("example", KUBERNETES_EXAMPLES)
+def test_two_renders_are_byte_identical(example: str) -> None:
+    first, second = render(example), render(example)
+    assert first.yaml() == second.yaml()
+    assert first.json() == second.json()
+
+
+@pytest.mark.parametrize("example", KUBERNETES_EXAMPLES)
+def test_every_volcano_object_validates_with_the_generated_client(example: str) -> None:
+    rendering = render(example)
+    volcano = [o.obj for o in rendering.objects if o.kind in ("Queue", "Job")]
+    assert volcano
+    for obj in volcano:
+        validate_volcano(obj)
+        model = {"Queue": Queue, "Job": Job}[obj["kind"]].model_validate(obj)
+        assert model.spec is not None
+
+
+def test_apply_order() -> None:
+    kinds = [o.kind for o in render("platform.yaml").objects]
+    order = [
+        "Namespace",
+        "PriorityClass",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+        "ConfigMap",
+        "Queue",
+        "Deployment",
+        "Service",
+        "Job",
+        "CronJob",
+        "PrometheusRule",
+    ]
+    firsts = [kinds.index(k) for k in order]
+    assert firsts == sorted(firsts)
+    assert kinds[-1] == "ConfigMap"  # the Grafana dashboard comes with monitoring, last
+
+
+def test_queue_shares_match_the_planner() -> None:
+    rendering = render("platform.yaml")
+    _, plan = load_and_plan(EXAMPLES / "platform.yaml")
+    queues = {q["metadata"]["name"]: q["spec"] for q in of_kind(rendering, "Queue")}
+    for tier in plan.tiers:
+        spec = queues[f"qa-platform-{tier.tier.lower()}-{tier.pool}"]
+        resource = "nvidia.com/gpu" if tier.pool == "rtx5090" else "huawei.com/Ascend910"
+        assert spec["deserved"][resource] == tier.deserved_accelerators
+        if tier.guarantee_accelerators:
+            assert spec["guarantee"]["resource"][resource] == tier.guarantee_accelerators
+        assert spec["capability"][resource] >= spec["deserved"][resource]
+    # P0 does not borrow: capability = deserved. P1 borrows up to 16 - P0's guarantee (3).
+    assert (
+        queues["qa-platform-p0-rtx5090"]["capability"]
+        == queues["qa-platform-p0-rtx5090"]["deserved"]
+    )
+    assert queues["qa-platform-p1-rtx5090"]["capability"]["nvidia.com/gpu"] == 13
+    assert queues["qa-platform-p0-rtx5090"]["deserved"]["cpu"] == "48"  # 6 of 8 GPUs x 64 / 8
+
+
+def test_p0_is_never_reclaimed_nor_preempted() -> None:
+    rendering = render("platform.yaml")
+    for queue in of_kind(rendering, "Queue"):
+        tier = queue["metadata"]["labels"]["xpool.io/tier"]
+        assert queue["spec"]["reclaimable"] is (tier != "P0")
+    for job in of_kind(rendering, "Job"):
+        tier = job["metadata"]["labels"]["xpool.io/tier"]
+        for task in job["spec"]["tasks"]:
+            value = task["template"]["metadata"]["annotations"]["volcano.sh/preemptable"]
+            if tier == "P0":
+                assert value == "false"
+            if tier == "P2" or job["metadata"]["name"].endswith("-burst"):
+                assert value == "true"
+
+
+def test_worker_jobs_fit_serving() -> None:
+    for job in of_kind(render("platform.yaml"), "Job"):
+        spec = job["spec"]
+        assert spec["schedulerName"] == "volcano"
+        assert spec["priorityClassName"].startswith("qa-platform-")
+        for policy in spec.get("policies", []):
+            assert policy.get("action") != "RestartJob"
+        for task in spec["tasks"]:
+            assert task["template"]["spec"]["restartPolicy"] == "Always"
+            assert task.get("minAvailable", 0) <= task["replicas"]
+        assert spec["minAvailable"] <= sum(t["replicas"] for t in spec["tasks"])
+
+
+def test_worker_sizes_pack_onto_nodes() -> None:
+    assert worker_sizes(6, 8) == [(4, 1), (2, 1)]
+    assert worker_sizes(13, 8) == [(8, 1), (4, 1), (1, 1)]
+    assert worker_sizes(16, 8) == [(8, 2)]
+    assert worker_sizes(0, 8) == []
+    # the rtx5090 split 6/5/5 of 2 x 8 packs (first-fit decreasing) onto the 2 nodes
+    sizes = sorted(
+        (s for d in (6, 5, 5) for s, n in worker_sizes(d, 8) for _ in range(n)), reverse=True
+    )
+    nodes = [8, 8]
+    for s in sizes:
+        i = next(i for i, free in enumerate(nodes) if free >= s)
+        nodes[i] -= s
+    assert nodes == [0, 0]
+
+
+def test_rbac_is_least_privilege() -> None:
+    rendering = render("platform.yaml")
+    roles = of_kind(rendering, "Role") + of_kind(rendering, "ClusterRole")
+    assert roles
+    for role in roles:
+        for rule in role["rules"]:
+            for key in ("apiGroups", "resources", "verbs", "resourceNames"):
+                assert "*" not in rule.get(key, []), (role["metadata"]["name"], rule)
+            assert set(rule["verbs"]) <= ALLOWED_VERBS, rule
+            assert "secrets" not in rule["resources"]
+            if "create" in rule["verbs"]:
+                assert rule["resources"] == ["leases"]
+
+
+def test_labels_on_everything() -> None:
+    for obj in render("platform.yaml").objects:
+        labels = obj.obj["metadata"]["labels"]
+        assert labels["app.kubernetes.io/managed-by"] == "xpool"
+        assert labels["app.kubernetes.io/part-of"] == "qa-platform"
+
+
+def test_launch_specs() -> None:
+    specs = {(s["model"], s["version"]): s for s in render("platform.yaml").launch_specs}
+    qa = specs[("qa-chat", "1.0.0")]["launch"]
+    assert qa["model_uid"] == "qa-chat--1.0.0--{n}"
+    assert qa["replica"] == 1
+    assert (qa["model_format"], qa["quantization"]) == ("gptq", "Int8")
+    assert specs[("embedding", "1.0.0")]["launch"]["model_type"] == "embedding"
+    assert specs[("reranker", "1.0.0")]["launch"]["model_type"] == "rerank"
+    assert specs[("translation", "1.0.0")]["launch"]["model_engine"] == "vLLM"
+
+
+def test_platform_configmap_round_trips() -> None:
+    rendering = render("platform.yaml")
+    cm = next(
+        o for o in of_kind(rendering, "ConfigMap") if o["metadata"]["name"] == "xpool-platform"
+    )
+    assert cm["data"]["platform.yaml"] == (EXAMPLES / "platform.yaml").read_text(encoding="utf-8")
+
+
+def test_cli_yaml_json_out_and_launch_specs(tmp_path: Path) -> None:
+    path = str(EXAMPLES / "platform.yaml")
+    yaml_run = run_xpool("render", path)
+    assert yaml_run.returncode == 0, yaml_run.stderr
+    assert yaml_run.stdout == (GOLDEN / "platform.yaml").read_text(encoding="utf-8")
+    json_run = run_xpool("render", path, "-o", "json")
+    assert json_run.returncode == 0
+    listing = json.loads(json_run.stdout)
+    assert (
+        listing["kind"] == "List" and len(listing["items"]) == yaml_run.stdout.count("\n---\n") + 1
+    )
+    out = run_xpool("render", path, "--out", str(tmp_path / "objs"))
+    assert out.returncode == 0 and out.stdout == ""
+    files = sorted(p.name for p in (tmp_path / "objs").iterdir())
+    assert files[0] == "00-namespace-xpool.yaml" and len(files) == len(listing["items"])
+    specs = run_xpool("render", path, "--launch-specs")
+    assert json.loads(specs.stdout)[0]["launch"]["model_uid"] == "qa-chat--1.0.0--{n}"
+
+
+def test_cli_bad_input_is_located(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    text = (EXAMPLES / "platform.yaml").read_text(encoding="utf-8")
+    bad.write_text(text.replace("tier: P0\n", "tier: P9\n", 1), encoding="utf-8")
+    result = run_xpool("render", str(bad))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert f"{bad}:" in result.stderr and "P9" in result.stderr
+
+
+def test_cli_without_kubernetes(tmp_path: Path) -> None:
+    text = (EXAMPLES / "platform.yaml").read_text(encoding="utf-8")
+    no_kube = tmp_path / "local.yaml"
+    no_kube.write_text(text.replace("  kubernetes:\n    namespace: xpool\n", ""), encoding="utf-8")
+    result = run_xpool("render", str(no_kube))
+    assert result.returncode == 0
+    assert result.stdout == ""
+    assert "nothing to render for Kubernetes" in result.stderr
+    specs = run_xpool("render", str(no_kube), "--launch-specs")
+    assert specs.returncode == 0 and len(json.loads(specs.stdout)) == 6

@@ -1,0 +1,63 @@
+"""`xpool render FILE`: the Kubernetes objects (and Xinference launch specs) of a platform."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from xpool.cli.output import note
+from xpool.errors import InputError, Problem
+from xpool.render import render_platform
+from xpool.validate import load_and_plan
+
+
+@click.command("render")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    type=click.Choice(("yaml", "json")),
+    default="yaml",
+    show_default=True,
+    help="yaml: a multi-document stream; json: a v1 List.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Write one file per object (NN-kind-name.yaml, in apply order) into DIR.",
+)
+@click.option(
+    "--launch-specs",
+    is_flag=True,
+    help="Print the Xinference registration and launch spec of every model version (JSON).",
+)
+def render_command(file: str, output: str, out_dir: str | None, launch_specs: bool) -> None:
+    """Render Volcano queues and worker jobs, Xinference, gateway, reconciler and monitoring
+    objects in apply order; stdout carries the objects only."""
+    loaded, plan = load_and_plan(file)
+    text = Path(file).read_text(encoding="utf-8")
+    rendering = render_platform(loaded.platform, plan, loaded.architectures, text)
+    for line in rendering.notes:
+        note(f"note: {line}")
+    if launch_specs:
+        click.echo(json.dumps(rendering.launch_specs, indent=2, ensure_ascii=False))
+        return
+    if not rendering.objects:
+        note("use --launch-specs for the Xinference launch specs")
+        return
+    if out_dir is not None:
+        directory = Path(out_dir)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            for name, doc in rendering.files():
+                (directory / name).write_text(doc, encoding="utf-8")
+        except OSError as exc:
+            raise InputError([Problem(out_dir, "", f"cannot write: {exc}")]) from None
+        note(f"wrote {len(rendering.objects)} objects to {directory}")
+        return
+    click.echo(rendering.yaml() if output == "yaml" else rendering.json(), nl=False)

@@ -1,0 +1,1 @@
+"""Reports written to disk: Markdown and PNG charts (matplotlib, optional extra `report`)."""
