@@ -9,8 +9,42 @@ import click
 
 from xpool.cli.output import note
 from xpool.errors import InputError, Problem
-from xpool.render import render_platform
+from xpool.render import Rendering, render_platform
+from xpool.render.checks import (
+    DEFAULT_K8S_VERSION,
+    UnsupportedKubernetesVersion,
+    check_objects,
+    supported_kubernetes_versions,
+)
 from xpool.validate import load_and_plan
+
+
+def kubernetes_version_option(func):
+    return click.option(
+        "--kubernetes-version",
+        default=DEFAULT_K8S_VERSION,
+        show_default=True,
+        help="Kubernetes minor version whose OpenAPI schemas the rendered objects must pass.",
+    )(func)
+
+
+def render_checked(file: str, kubernetes_version: str) -> Rendering:
+    """Load, plan, render, then check every object; refuse (exit 2) a set that fails."""
+    loaded, plan = load_and_plan(file)
+    text = Path(file).read_text(encoding="utf-8")
+    rendering = render_platform(loaded.platform, plan, loaded.architectures, text)
+    try:
+        problems = check_objects(
+            [o.obj for o in rendering.objects], kubernetes_version=kubernetes_version
+        )
+    except UnsupportedKubernetesVersion:
+        known = ", ".join(supported_kubernetes_versions())
+        raise InputError(
+            f"--kubernetes-version {kubernetes_version} is not supported (known: {known})"
+        ) from None
+    if problems:
+        raise InputError(list(problems))
+    return rendering
 
 
 @click.command("render")
@@ -36,12 +70,14 @@ from xpool.validate import load_and_plan
     is_flag=True,
     help="Print the Xinference registration and launch spec of every model version (JSON).",
 )
-def render_command(file: str, output: str, out_dir: str | None, launch_specs: bool) -> None:
+@kubernetes_version_option
+def render_command(
+    file: str, output: str, out_dir: str | None, launch_specs: bool, kubernetes_version: str
+) -> None:
     """Render Volcano queues and worker jobs, Xinference, gateway, reconciler and monitoring
-    objects in apply order; stdout carries the objects only."""
-    loaded, plan = load_and_plan(file)
-    text = Path(file).read_text(encoding="utf-8")
-    rendering = render_platform(loaded.platform, plan, loaded.architectures, text)
+    objects in apply order; stdout carries the objects only. A set that fails the built-in
+    checks (Kubernetes schemas, Volcano CRDs and admission rules, tier intent) is refused."""
+    rendering = render_checked(file, kubernetes_version)
     for line in rendering.notes:
         note(f"note: {line}")
     if launch_specs:

@@ -26,7 +26,7 @@ class UnsupportedKubernetesVersion(ValueError):
 
 def supported_kubernetes_versions() -> list[str]:
     """``major.minor`` versions the installed kubernetes-validate has schemas for, oldest first."""
-    return [kv.major_minor(v) for v in kv.all_versions()]
+    return sorted({kv.major_minor(v) for v in kv.all_versions()}, key=_minor_tuple)
 
 
 def _minor_tuple(version: str) -> tuple[int, int]:
