@@ -23,6 +23,7 @@ from xpool.catalog.architectures import (
     from_hf_config,
 )
 from xpool.config.checks import cross_field_problems
+from xpool.config.fast_yaml import fast_load
 from xpool.config.models import ArchitectureConfig, Platform
 from xpool.config.positions import PathElem, SourceMap, format_path
 from xpool.errors import InputError, Problem
@@ -41,53 +42,81 @@ class LoadedPlatform:
         return Problem(self.source.locate(path), format_path(path), message)
 
 
-def read_yaml(path: Path) -> SourceMap:
-    """Parse YAML keeping positions; syntax errors become one located line."""
+def read_text(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise InputError([Problem(str(path), "", "no such file; check the path")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError([Problem(str(path), "", f"cannot read: {exc}")]) from None
+
+
+def parse_with_positions(filename: str, text: str) -> Any:
+    """Parse YAML keeping line/column marks; syntax errors become one located line."""
     try:
         root = YAML(typ="rt").load(text)
     except MarkedYAMLError as exc:
-        raise InputError([_yaml_problem(path, exc)]) from None
+        raise InputError([_yaml_problem(filename, exc)]) from None
     except YAMLError as exc:
-        raise InputError([Problem(str(path), "", f"YAML error: {exc}")]) from None
+        raise InputError([Problem(filename, "", f"YAML error: {exc}")]) from None
     if not isinstance(root, dict):
         lc = getattr(root, "lc", None)
         line, col = (lc.line + 1, lc.col + 1) if lc is not None else (1, 1)
         raise InputError(
             [
                 Problem(
-                    f"{path}:{line}:{col}",
+                    f"{filename}:{line}:{col}",
                     "",
                     "expected a mapping with apiVersion, kind, metadata and spec "
                     f"(got {'an empty file' if root is None else type(root).__name__})",
                 )
             ]
         )
-    return SourceMap(str(path), root)
+    return root
 
 
-def _yaml_problem(path: Path, exc: MarkedYAMLError) -> Problem:
+def _yaml_problem(filename: str, exc: MarkedYAMLError) -> Problem:
     """Point at the opening bracket of an unclosed flow collection, else where parsing broke."""
     flow = bool(exc.context and "flow" in exc.context and exc.context_mark)
     mark = exc.context_mark if flow else (exc.problem_mark or exc.context_mark)
-    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+    where = f"{filename}:{mark.line + 1}:{mark.column + 1}" if mark else filename
     what = exc.problem or exc.context or "invalid YAML"
     if flow:
         what += f" ({exc.context} opened here; close it)"
     return Problem(where, "", f"YAML syntax error: {what}")
 
 
+class _RetryWithPositions(Exception):
+    """The fast parse found a problem: redo everything on the parse that can locate it."""
+
+
 def load_platform(path: str | Path) -> LoadedPlatform:
+    """Load and check a platform file; InputError lists every problem, each located.
+
+    A valid file is parsed once by libyaml (fast_yaml). Only a file with problems is parsed
+    again by ruamel.yaml, whose marks give each problem its line and column, and whose
+    verdict is the one reported.
+    """
     path = Path(path)
-    source = read_yaml(path)
+    source = SourceMap(str(path), read_text(path), parse_with_positions)
     try:
-        platform = Platform.model_validate(source.root)
+        data = fast_load(source.text)
+    except Exception:  # any failure: the careful parse reports it properly
+        data = None
+    if isinstance(data, dict):
+        try:
+            return _load(path, data, source, careful=False)
+        except _RetryWithPositions:
+            pass
+    return _load(path, source.root, source, careful=True)
+
+
+def _load(path: Path, data: dict, source: SourceMap, *, careful: bool) -> LoadedPlatform:
+    try:
+        platform = Platform.model_validate(data)
     except ValidationError as exc:
+        if not careful:
+            raise _RetryWithPositions from None
         raise InputError(_schema_problems(exc, source)) from None
     problems = [
         Problem(source.locate(p), format_path(p), msg) for p, msg in cross_field_problems(platform)
@@ -95,6 +124,8 @@ def load_platform(path: str | Path) -> LoadedPlatform:
     archs, arch_problems = _resolve_architectures(platform, path.parent, source)
     problems += arch_problems
     if problems:
+        if not careful:
+            raise _RetryWithPositions
         raise InputError(problems)
     return LoadedPlatform(platform, archs, source, path)
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 PathElem = str | int
@@ -22,10 +23,16 @@ def format_path(path: Sequence[PathElem]) -> str:
 
 @dataclass(frozen=True)
 class SourceMap:
-    """The parsed ruamel.yaml round-trip tree of one file, kept for its line/column marks."""
+    """One file's text, and its ruamel.yaml round-trip tree parsed only when first needed
+    (to locate a problem): that parse is the slow part of loading a large file."""
 
     filename: str
-    root: Any
+    text: str
+    parse: Callable[[str, str], Any]
+
+    @cached_property
+    def root(self) -> Any:
+        return self.parse(self.filename, self.text)
 
     def locate(self, path: Sequence[PathElem]) -> str:
         line, col = self._line_col(path)

@@ -24,6 +24,8 @@ WORKER_METRICS_PORT = 9977
 SERVICE_ACCOUNT = "xpool"
 PLATFORM_CONFIGMAP = "xpool-platform"
 LAUNCH_CONFIGMAP = "xpool-launch-specs"
+# Kubernetes refuses a ConfigMap over 1 MiB; keep each well below it (YAML quoting adds some).
+LAUNCH_CONFIGMAP_BYTES = 768 * 1024
 LEASE = "xpool-reconciler"
 MOUNT = "/etc/xpool"
 VOLCANO_NAMESPACE = "volcano-system"
@@ -216,6 +218,7 @@ def build(
         service_account=SERVICE_ACCOUNT,
         namespace=ns,
     )
+    launch_chunks = launch_configmaps(specs)
     out.add(
         2,
         "Role",
@@ -223,7 +226,7 @@ def build(
         name="xpool-reconciler",
         namespace=ns,
         labels=rbac_labels,
-        configmaps=[LAUNCH_CONFIGMAP, PLATFORM_CONFIGMAP],
+        configmaps=[*(name for name, _ in launch_chunks), PLATFORM_CONFIGMAP],
         lease=LEASE,
     )
     out.add(
@@ -262,30 +265,17 @@ def build(
         comment="The platform file, as given; the gateway and the reconciler read it.",
         data={"platform.yaml": platform_text},
     )
-    launch_data = {
-        f"{s['model']}--{s['version']}.json": json.dumps(
-            {k: s[k] for k in ("tier", "pool", "vendor", "registration", "launch")},
-            sort_keys=True,
-            separators=(",", ":"),
+    for name, data in launch_chunks:
+        out.add(
+            3,
+            "ConfigMap",
+            "configmap.yaml.j2",
+            name=name,
+            namespace=ns,
+            labels=labels("launch-specs"),
+            comment="Xinference registration and launch spec per model version (JSON per key).",
+            data=data,
         )
-        for s in specs
-    }
-    size = sum(len(k) + len(v.encode()) for k, v in launch_data.items())
-    if size > 1 << 20:
-        out.notes.append(
-            f"ConfigMap {LAUNCH_CONFIGMAP} holds {size} bytes, above Kubernetes' 1 MiB limit; "
-            "split the platform or apply launch specs with `xpool render --launch-specs`"
-        )
-    out.add(
-        3,
-        "ConfigMap",
-        "configmap.yaml.j2",
-        name=LAUNCH_CONFIGMAP,
-        namespace=ns,
-        labels=labels("launch-specs"),
-        comment="Xinference registration and launch spec per model version (JSON per key).",
-        data=launch_data,
-    )
 
     # 4 Queues
     hierarchy = spec.kubernetes.queue_hierarchy
@@ -621,3 +611,27 @@ def _dashboard(platform: Platform, q: dict[str, Any], vendors: list[str]) -> dic
         },
         "panels": [panel(i, *p) for i, p in enumerate(panels)],
     }
+
+
+def launch_configmaps(specs: list[dict[str, Any]]) -> list[tuple[str, dict[str, str]]]:
+    """Launch specs as ConfigMap data, one key per model version, split into as many
+    ConfigMaps (`xpool-launch-specs`, `-1`, `-2`, ...) as the 1 MiB object limit needs."""
+    chunks: list[dict[str, str]] = [{}]
+    size = 0
+    for s in specs:
+        key = f"{s['model']}--{s['version']}.json"
+        value = json.dumps(
+            {k: s[k] for k in ("tier", "pool", "vendor", "registration", "launch")},
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+        entry = len(key) + len(value.encode())
+        if chunks[-1] and size + entry > LAUNCH_CONFIGMAP_BYTES:
+            chunks.append({})
+            size = 0
+        chunks[-1][key] = value
+        size += entry
+    return [
+        (LAUNCH_CONFIGMAP if i == 0 else f"{LAUNCH_CONFIGMAP}-{i}", data)
+        for i, data in enumerate(chunks)
+    ]
