@@ -11,9 +11,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from xpool.capacity.memory import GIB, footprint
+from xpool.capacity.memory import GIB
 from xpool.capacity.parallelism import smallest_fitting, valid_tp_degrees
-from xpool.capacity.plan import ModelPlan, _sized, _warnings, plan_version
+from xpool.capacity.plan import ModelPlan, footprint_at, plan_version, plan_warnings, size_instance
 from xpool.capacity.storage import StorageNetwork, allreduce_bytes_per_second, size_storage
 from xpool.catalog.accelerators import Accelerator, PriceRange, accelerators
 from xpool.catalog.architectures import Architecture
@@ -495,19 +495,7 @@ def _across_servers(
 ) -> tuple[ModelPlan | None, int, str]:
     """Smallest TP beyond one server (whole servers per instance) that fits, if any."""
     accel = hw.accel
-    overhead = int(platform.spec.planning.runtime_overhead_gib * GIB)
-
-    def at(tp: int):
-        return footprint(
-            arch,
-            weight_precision=version.weight_precision,
-            kv_precision=version.kv_precision,
-            context=model.context,
-            tp=tp,
-            accelerator_bytes=accel.memory_bytes,
-            memory_utilization=hw.pool.memory_utilization,
-            overhead_bytes=overhead,
-        )
+    at = footprint_at(platform, model, version, arch, hw.pool)
 
     degrees = [
         d
@@ -530,8 +518,8 @@ def _across_servers(
             "and none does"
         )
         return None, 0, short + why
-    sized = _sized(platform, model, version, arch, hw.pool, accel, fitting, fits=True)
-    # _sized computes per-node figures for TP within a node; the instance count is what we use.
+    sized = size_instance(platform, model, version, arch, hw.pool, accel, fitting, fits=True)
+    # size_instance computes per-node figures for TP within a node; the instance count is what we use.
     return sized, fitting.tp // hw.per_node, short
 
 
@@ -716,7 +704,7 @@ def compare(platform: Platform, archs: dict[str, Architecture], names: list[str]
                     f"{hw.name}: declares {hw.declared_nodes} nodes but the whole workload needs "
                     f"{part.servers}"
                 )
-    warnings += _warnings([p.plan for p in fits.values()])
+    warnings += plan_warnings([p.plan for p in fits.values()])
     for option in options:
         for part in option.parts:
             warnings += part.storage.warnings

@@ -6,6 +6,7 @@ Pure: takes the loaded platform and resolved architectures, returns data. The CL
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from xpool.capacity.memory import (
@@ -155,10 +156,10 @@ def measured_qps(model: Model, pool: Pool) -> float | None:
     return figure
 
 
-def plan_version(
+def footprint_at(
     platform: Platform, model: Model, version: ModelVersion, arch: Architecture, pool: Pool
-) -> ModelPlan:
-    """Size one model version on one pool."""
+) -> Callable[[int], MemoryFootprint]:
+    """The memory footprint of one instance of `version` on `pool`, as a function of TP."""
     accel = accelerators()[pool.accelerator]
     overhead = int(platform.spec.planning.runtime_overhead_gib * GIB)
 
@@ -174,13 +175,22 @@ def plan_version(
             overhead_bytes=overhead,
         )
 
+    return at
+
+
+def plan_version(
+    platform: Platform, model: Model, version: ModelVersion, arch: Architecture, pool: Pool
+) -> ModelPlan:
+    """Size one model version on one pool."""
+    at = footprint_at(platform, model, version, arch, pool)
     degrees = valid_tp_degrees(arch, pool.accelerators_per_node)
     fitting, attempt = smallest_fitting(degrees, at)
     fp = fitting or attempt or at(1)
-    return _sized(platform, model, version, arch, pool, accel, fp, fits=fitting is not None)
+    accel = accelerators()[pool.accelerator]
+    return size_instance(platform, model, version, arch, pool, accel, fp, fits=fitting is not None)
 
 
-def _sized(
+def size_instance(
     platform: Platform,
     model: Model,
     version: ModelVersion,
@@ -327,11 +337,11 @@ def plan_platform(platform: Platform, archs: dict[str, Architecture]) -> Capacit
         )
     rows = [row for model_rows in rows_by_model.values() for row in model_rows]
     return CapacityPlan(
-        models=rows, tiers=tiers, pools=pools, placements=placements, warnings=_warnings(rows)
+        models=rows, tiers=tiers, pools=pools, placements=placements, warnings=plan_warnings(rows)
     )
 
 
-def _warnings(rows: list[ModelPlan]) -> list[str]:
+def plan_warnings(rows: list[ModelPlan]) -> list[str]:
     """Figures that contradict physics or the SLO: worth a look before buying hardware."""
     out = []
     for r in rows:
