@@ -10,7 +10,10 @@ if [ ! -x "$VENV/bin/python" ] || [ ! -f "$VENV/.complete" ]; then
   rm -rf "$VENV"
   "$PYTHON" -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --upgrade pip "setuptools>=77" wheel
-  "$VENV/bin/pip" install --quiet -e "$ROOT[dev]"
+  # torch first, pinned to the build the local package index holds (about 5.5 GB, installed
+  # from disk), so that xinference (-> timm -> torchvision -> torch) downloads no other one.
+  "$VENV/bin/pip" install --quiet "torch==2.14.1" "torchvision==0.29.1"
+  "$VENV/bin/pip" install --quiet -e "$ROOT[dev,local]"
   touch "$VENV/.complete"
 fi
 # Point the (shared) environment at this checkout; cheap, no dependency resolution.

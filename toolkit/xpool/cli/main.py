@@ -6,9 +6,13 @@ import sys
 
 import click
 
+from xpool.cli.apply import apply_command
+from xpool.cli.diff import diff_command
 from xpool.cli.plan import plan_command
 from xpool.cli.render import render_command
 from xpool.cli.schema import schema_command
+from xpool.cli.status import status_command
+from xpool.cli.up import up_command
 from xpool.cli.validate import validate_command
 from xpool.errors import XpoolError
 
@@ -23,6 +27,10 @@ cli.add_command(validate_command)
 cli.add_command(plan_command)
 cli.add_command(schema_command)
 cli.add_command(render_command)
+cli.add_command(up_command)
+cli.add_command(status_command)
+cli.add_command(diff_command)
+cli.add_command(apply_command)
 
 
 def main() -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import click
 
 from xpool.cli.output import note
+from xpool.config.models import Platform
 from xpool.errors import InputError, Problem
 from xpool.render import Rendering, render_platform
 from xpool.render.checks import (
@@ -17,6 +19,8 @@ from xpool.render.checks import (
     supported_kubernetes_versions,
 )
 from xpool.validate import load_and_plan
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 def kubernetes_version_option(func):
@@ -28,11 +32,16 @@ def kubernetes_version_option(func):
     )(func)
 
 
-def render_checked(file: str, kubernetes_version: str) -> Rendering:
-    """Load, plan, render, then check every object; refuse (exit 2) a set that fails."""
+def render_checked(
+    file: str, kubernetes_version: str, namespace: str | None = None
+) -> tuple[Platform, Rendering]:
+    """Load, plan, render, then check every object; refuse (exit 2) a set that fails.
+
+    `namespace` replaces spec.kubernetes.namespace (the -n flag of apply and diff)."""
     loaded, plan = load_and_plan(file)
+    platform = with_namespace(loaded.platform, namespace)
     text = Path(file).read_text(encoding="utf-8")
-    rendering = render_platform(loaded.platform, plan, loaded.architectures, text)
+    rendering = render_platform(platform, plan, loaded.architectures, text)
     try:
         problems = check_objects(
             [o.obj for o in rendering.objects], kubernetes_version=kubernetes_version
@@ -44,7 +53,21 @@ def render_checked(file: str, kubernetes_version: str) -> Rendering:
         ) from None
     if problems:
         raise InputError(list(problems))
-    return rendering
+    return platform, rendering
+
+
+def with_namespace(platform: Platform, namespace: str | None) -> Platform:
+    kube = platform.spec.kubernetes
+    if kube is None or not namespace or namespace == kube.namespace:
+        return platform
+    if not DNS_LABEL.match(namespace):
+        raise InputError(
+            [Problem("-n/--namespace", "", f"{namespace!r} is not a DNS label (RFC 1123)")]
+        )
+    spec = platform.spec.model_copy(
+        update={"kubernetes": kube.model_copy(update={"namespace": namespace})}
+    )
+    return platform.model_copy(update={"spec": spec})
 
 
 @click.command("render")
@@ -77,7 +100,7 @@ def render_command(
     """Render Volcano queues and worker jobs, Xinference, gateway, reconciler and monitoring
     objects in apply order; stdout carries the objects only. A set that fails the built-in
     checks (Kubernetes schemas, Volcano CRDs and admission rules, tier intent) is refused."""
-    rendering = render_checked(file, kubernetes_version)
+    _, rendering = render_checked(file, kubernetes_version)
     for line in rendering.notes:
         note(f"note: {line}")
     if launch_specs:

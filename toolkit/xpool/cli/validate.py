@@ -24,7 +24,7 @@ def validate_command(file: str, rendered: bool, kubernetes_version: str) -> None
     spec = loaded.platform.spec
     summary = f"{len(spec.pools)} pools, {len(spec.tiers)} tiers, {len(spec.models)} models"
     if rendered:
-        rendering = render_checked(file, kubernetes_version)
+        _, rendering = render_checked(file, kubernetes_version)
         if rendering.objects:
             summary += f"; {len(rendering.objects)} rendered objects pass the checks"
         else:

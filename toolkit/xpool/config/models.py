@@ -16,7 +16,8 @@ from xpool.config.durations import Duration
 
 API_VERSION = "xpool.io/v1alpha1"
 
-Vendor = Literal["nvidia", "ascend"]
+# `cpu`: a host without accelerators, for the embedded default (`xpool up`) on a laptop or CI.
+Vendor = Literal["nvidia", "ascend", "cpu"]
 ModelType = Literal["llm", "embedding", "rerank"]
 WeightPrecision = Literal["fp32", "bf16", "fp16", "fp8", "int8", "int4"]
 KvPrecision = Literal["fp32", "bf16", "fp16", "fp8", "int8"]
@@ -126,7 +127,12 @@ class ModelVersion(Spec):
     version: Annotated[
         str, StringConstraints(pattern=r"^[0-9A-Za-z][0-9A-Za-z.\-]*$", max_length=20)
     ]
-    source: Annotated[str, StringConstraints(pattern=r"^(hf|modelscope|file|s3)://.+$")]
+    source: Annotated[str, StringConstraints(pattern=r"^(hf|modelscope|file|s3|local)://.+$")] = (
+        Field(
+            description="hf://, modelscope://, file://, s3://, or local://NAME for a built-in "
+            "local model (local://tiny-qwen2-chat, local://all-minilm-l6-v2)."
+        )
+    )
     weight_precision: WeightPrecision = "bf16"
     kv_precision: KvPrecision = "bf16"
     engines: dict[Vendor, str] = Field(default_factory=dict)

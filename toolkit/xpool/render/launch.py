@@ -35,6 +35,7 @@ ENGINES = {
 DEFAULT_ENGINES = {
     ("llm", "nvidia"): "vllm",
     ("llm", "ascend"): "vllm-ascend",
+    ("llm", "cpu"): "transformers",
 }
 
 # weightPrecision -> (model_format, quantization) as Xinference names them: 16/32-bit weights
@@ -137,7 +138,8 @@ def launch_specs(
                 "model_engine": engine,
                 "model_format": model_format,
                 "quantization": quantization,
-                "n_gpu": tp,
+                # a cpu pool has no devices: n_gpu null makes Xinference load on the CPU
+                "n_gpu": None if pool.vendor == "cpu" else tp,
                 "replica": 1,
                 "request_limits": model.context.batch,
                 "worker_ip": None,

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from xpool.capacity.plan import CapacityPlan
 from xpool.catalog.architectures import Architecture
 from xpool.config.models import Platform
+from xpool.errors import InputError
 from xpool.render.build import build
 from xpool.render.environment import environment, parse_yaml
 from xpool.render.launch import launch_specs
@@ -90,6 +91,12 @@ def render_platform(
             launch_specs=specs,
             notes=["spec.kubernetes is absent: nothing to render for Kubernetes"],
         )
+    for pool in platform.spec.pools:
+        if pool.vendor == "cpu":
+            raise InputError(
+                f"pool {pool.name}: vendor cpu runs only in the embedded default (xpool up, "
+                "no spec.kubernetes); Kubernetes pools need vendor nvidia or ascend"
+            )
     built = build(platform, platform_text, specs)
     env = environment()
     objects: list[RenderedObject] = []

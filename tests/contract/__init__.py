@@ -1,0 +1,1 @@
+"""Contract tests: a real HTTP server implementing the Kubernetes API semantics xpool relies on."""

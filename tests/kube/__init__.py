@@ -1,0 +1,1 @@
+"""`xpool apply` and `xpool diff` against the Kubernetes contract test server."""

@@ -1,0 +1,286 @@
+"""`xpool up FILE`: run a platform here — Xinference (embedded or remote), its models, a gateway.
+
+validate -> start the embedded Xinference (`xinference.endpoint: embedded`) or connect to the
+remote one -> start the gateway on `gateway.listen` -> register each model version and ensure
+its instances (the first version of each model; at least one instance) -> print where to send
+requests -> run until SIGINT/SIGTERM -> stop the gateway, terminate the instances this run
+launched, stop the embedded Xinference. A second Ctrl-C while stopping gives up at once (130).
+`--smoke` sends one request per model through the gateway instead of waiting, then stops.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+
+from xpool.adapters.xinference import Want, XinferenceClient, ensure_instances, wants_for
+from xpool.cli.output import note
+from xpool.config.models import Platform
+from xpool.errors import InputError, Problem, RemoteError
+from xpool.gateway.app import create_app
+from xpool.gateway.routing import RoutingTable
+from xpool.gateway.server import GatewayServer
+from xpool.local.runtime import UP_FILE, EmbeddedXinference, default_state_dir, read_json
+from xpool.render.launch import launch_specs
+from xpool.validate import load_and_plan
+
+
+class Stop(Exception):
+    """Raised in the main thread by the first SIGINT/SIGTERM."""
+
+
+def api_key_from_env(platform: Platform) -> str | None:
+    """The API key named by spec.xinference.apiKeyEnv (never printed); exit 2 if unset."""
+    name = platform.spec.xinference.api_key_env
+    if name is None:
+        return None
+    value = os.environ.get(name)
+    if not value:
+        raise InputError(
+            [
+                Problem(
+                    "environment",
+                    "spec.xinference.apiKeyEnv",
+                    f"{name} is not set; export the Xinference API key as {name}",
+                )
+            ]
+        )
+    return value
+
+
+def state_dir_for(platform: Platform, override: str | None) -> Path:
+    return Path(override) if override else default_state_dir(platform.metadata.name)
+
+
+@dataclass
+class Session:
+    """What this run started, so that stopping undoes exactly that."""
+
+    xinference: EmbeddedXinference | None = None
+    client: XinferenceClient | None = None
+    gateway: GatewayServer | None = None
+    launched: list[str] = field(default_factory=list)
+    up_file: Path | None = None
+
+    def stop(self) -> None:
+        if self.gateway is not None:
+            note("stopping the gateway")
+            self.gateway.stop()
+        if self.client is not None:
+            for uid in self.launched:
+                note(f"terminating {uid}")
+                self.client.terminate(uid, quiet=True)
+            self.client.close()
+        if self.xinference is not None and self.xinference.process is not None:
+            note(f"stopping Xinference (pid {self.xinference.pid})")
+            self.xinference.stop()
+        if self.up_file is not None:
+            self.up_file.unlink(missing_ok=True)
+
+
+def _install_signals(session: Session) -> None:
+    def first(signum: int, _frame: Any) -> None:
+        signal.signal(signal.SIGINT, second)
+        signal.signal(signal.SIGTERM, second)
+        raise Stop(signal.Signals(signum).name)
+
+    def second(_signum: int, _frame: Any) -> None:
+        proc = session.xinference.process if session.xinference else None
+        if proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        click.echo("interrupted", err=True)
+        os._exit(130)
+
+    signal.signal(signal.SIGINT, first)
+    signal.signal(signal.SIGTERM, first)
+
+
+def _examples(gateway: str, wants: list[Want]) -> list[str]:
+    lines = []
+    for w in wants:
+        if w.model_type == "embedding":
+            body: dict[str, Any] = {"model": w.model, "input": "hello"}
+            path = "embeddings"
+        elif w.model_type == "rerank":
+            body = {"model": w.model, "query": "hello", "documents": ["hi", "bye"]}
+            path = "rerank"
+        else:
+            body = {
+                "model": w.model,
+                "messages": [{"role": "user", "content": "hello"}],
+                "max_tokens": 16,
+            }
+            path = "chat/completions"
+        lines.append(
+            f"curl {gateway}/v1/{path} -H 'content-type: application/json' "
+            f"-d '{json.dumps(body, separators=(',', ':'))}'"
+        )
+    return lines
+
+
+def smoke_requests(gateway: str, wants: list[Want]) -> list[str]:
+    """One request per model through the gateway; a line per answer, RemoteError if any fails."""
+    out = []
+    with httpx.Client(base_url=gateway, timeout=120) as http:
+        for w in wants:
+            if w.model_type == "embedding":
+                r = http.post("/v1/embeddings", json={"model": w.model, "input": "hello world"})
+                if r.status_code != 200:
+                    raise RemoteError(
+                        f"smoke: embedding {w.model}: HTTP {r.status_code} {r.text[:200]}"
+                    )
+                vector = r.json()["data"][0]["embedding"]
+                head = ", ".join(f"{x:.4f}" for x in vector[:4])
+                out.append(
+                    f"{w.model}: embedding of 'hello world' = {len(vector)} floats [{head}, ...] "
+                    f"(instance {r.headers.get('x-xpool-instance')})"
+                )
+            elif w.model_type == "LLM":
+                r = http.post(
+                    "/v1/chat/completions",
+                    json={
+                        "model": w.model,
+                        "messages": [{"role": "user", "content": "Say hello."}],
+                        "max_tokens": 16,
+                    },
+                )
+                if r.status_code != 200:
+                    raise RemoteError(f"smoke: chat {w.model}: HTTP {r.status_code} {r.text[:200]}")
+                choice = r.json()["choices"][0]
+                out.append(
+                    f"{w.model}: chat answer to 'Say hello.' = {choice['message']['content']!r} "
+                    f"(finish_reason {choice.get('finish_reason')}, "
+                    f"instance {r.headers.get('x-xpool-instance')})"
+                )
+    return out
+
+
+@click.command("up")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Embedded Xinference home, log and pid file [default: $XDG_STATE_HOME/xpool/<platform>].",
+)
+@click.option(
+    "--smoke",
+    is_flag=True,
+    help="Bring everything up, send one request per model through the gateway, print the "
+    "answers, and stop.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=600.0,
+    show_default=True,
+    help="Seconds to wait for each instance to become ready.",
+)
+def up_command(file: str, state_dir: str | None, smoke: bool, timeout: float) -> None:
+    """Run the platform here: Xinference, the models' instances and the gateway, until Ctrl-C."""
+    loaded, plan = load_and_plan(file)
+    platform = loaded.platform
+    api_key = api_key_from_env(platform)
+    specs = launch_specs(platform, plan, loaded.architectures)
+    wants = wants_for(platform, specs, at_least=1)
+    state = state_dir_for(platform, state_dir)
+    embedded = platform.spec.xinference.endpoint == "embedded"
+
+    session = Session()
+    _install_signals(session)
+    stopped_by = None
+    try:
+        if embedded:
+            from xpool.local.models import resolve_local_sources
+
+            state.mkdir(parents=True, exist_ok=True)
+            wants = resolve_local_sources(wants, state)
+            session.xinference = EmbeddedXinference(state)
+            endpoint = session.xinference.start(note)
+        else:
+            endpoint = platform.spec.xinference.endpoint
+        session.client = XinferenceClient(endpoint, api_key)
+        version = session.client.check_version()
+        note(f"Xinference {version} at {endpoint}")
+
+        table = RoutingTable()
+        session.gateway = GatewayServer(
+            create_app(table, endpoint, api_key=api_key), platform.spec.gateway.listen
+        )
+        session.gateway.start()
+        gateway = session.gateway.url
+        note(f"gateway listening on {gateway}")
+        if embedded:
+            session.up_file = state / UP_FILE
+            session.up_file.write_text(
+                json.dumps(
+                    {
+                        "pid": os.getpid(),
+                        "platform": platform.metadata.name,
+                        "endpoint": endpoint,
+                        "gateway": gateway,
+                        "xinferencePid": session.xinference.pid if session.xinference else None,
+                    }
+                )
+                + "\n"
+            )
+
+        before = {i.uid for i in session.client.instances()}
+
+        def ready(want: Want, uid: str) -> None:
+            table.add(want.model, want.model_type, uid)
+            if uid not in before:
+                session.launched.append(uid)
+
+        result = ensure_instances(
+            session.client, wants, timeout=timeout, progress=note, on_ready=ready
+        )
+        note(
+            f"instances: {len(result.launched) + len(result.replaced)} launched, "
+            f"{len(result.adopted)} adopted"
+        )
+        if smoke:
+            for line in smoke_requests(gateway, wants):
+                click.echo(line)
+            return
+        click.echo(f"{platform.metadata.name} is serving on {gateway}; try (Ctrl-C stops):")
+        for line in _examples(gateway, wants):
+            click.echo(f"  {line}")
+        sys.stdout.flush()
+        while True:
+            proc = session.xinference.process if session.xinference else None
+            if proc is not None and proc.poll() is not None:
+                raise RemoteError(
+                    f"the embedded Xinference exited (code {proc.returncode}); see "
+                    f"{session.xinference.log_file}"  # type: ignore[union-attr]
+                )
+            time.sleep(1)
+    except Stop as exc:
+        stopped_by = str(exc)
+    finally:
+        if stopped_by:
+            note(f"{stopped_by}: stopping")
+        session.stop()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        note("stopped")
+
+
+def read_up_file(state: Path) -> dict | None:
+    info = read_json(state / UP_FILE)
+    if info is None:
+        return None
+    from xpool.local.runtime import pid_alive
+
+    return info if pid_alive(int(info.get("pid", 0))) else None

@@ -1,0 +1,1 @@
+"""The gateway: an OpenAI-compatible router from public model names to instance UIDs."""

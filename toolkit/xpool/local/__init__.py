@@ -1,0 +1,1 @@
+"""The embedded default: a local Xinference, built-in local models, `xpool up` plumbing."""
