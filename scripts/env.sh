@@ -16,7 +16,8 @@ if [ ! -x "$VENV/bin/python" ] || [ ! -f "$VENV/.complete" ]; then
   "$VENV/bin/pip" install --quiet -e "$ROOT[dev,local]"
   touch "$VENV/.complete"
 fi
-# Point the (shared) environment at this checkout; cheap, no dependency resolution.
-"$VENV/bin/pip" install --quiet --no-deps --no-build-isolation -e "$ROOT" >/dev/null
+# The venv is shared by every checkout with the same dependency files; PYTHONPATH makes
+# this checkout's code win over whichever checkout the editable install last pointed at.
+export PYTHONPATH="$ROOT/toolkit${PYTHONPATH:+:$PYTHONPATH}"
 export PATH="$VENV/bin:$PATH"
 cd "$ROOT"

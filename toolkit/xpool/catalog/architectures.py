@@ -24,6 +24,7 @@ class Architecture(BaseModel):
     hf_repo: str | None = None
     model_type: str = "llm"
     family: str
+    xinference_family: str | None = None  # builtin family a custom registration inherits from
     num_layers: int
     hidden_size: int
     num_heads: int

@@ -82,6 +82,23 @@ class PrometheusSpec(Spec):
 
 class GatewaySpec(Spec):
     listen: Annotated[str, StringConstraints(pattern=r"^[^\s:]+:\d{1,5}$")] = "127.0.0.1:8000"
+    max_inflight: Annotated[int, Field(ge=1)] | None = Field(
+        default=None,
+        description="Requests in flight across all models before priority admission sheds "
+        "lower tiers (default: no global limit; per-instance request limits still apply).",
+    )
+    tier_headroom: Annotated[float, Field(ge=0, le=0.5)] = Field(
+        default=0.15,
+        description="Share of maxInflight each tier below the top keeps free for the tiers "
+        "above it: with 0.15, P1 is shed from 85% and P2 from 70%; P0 only when P0 alone fills it.",
+    )
+    request_timeout: Duration = Field(
+        default=600.0, description="Per request, to the end of the response (streams included)."
+    )
+    client_id_header: str = Field(
+        default="X-Client-Id",
+        description="Header naming the client: canary assignment is sticky per client.",
+    )
 
 
 class Pool(Spec):
@@ -136,6 +153,11 @@ class ModelVersion(Spec):
     weight_precision: WeightPrecision = "bf16"
     kv_precision: KvPrecision = "bf16"
     engines: dict[Vendor, str] = Field(default_factory=dict)
+    weight: Annotated[float, Field(ge=0, le=100)] | None = Field(
+        default=None,
+        description="Canary weight of this version in the gateway (default: the first "
+        "version 100, the others 0).",
+    )
 
 
 class Context(Spec):

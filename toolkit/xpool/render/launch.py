@@ -93,7 +93,8 @@ def registration(model: Model, version: ModelVersion, arch: Architecture) -> dic
         return {
             "version": 2,
             "model_name": name,
-            "model_family": name,
+            # A builtin family gives the registration its chat template and engine support.
+            "model_family": arch.xinference_family or name,
             "model_description": f"{model.name} {version.version} ({arch.display_name})",
             "context_length": arch.max_position_embeddings or model.context.seq_len,
             "model_lang": LANGUAGES,
