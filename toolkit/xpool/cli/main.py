@@ -8,8 +8,10 @@ import click
 
 from xpool.cli.apply import apply_command
 from xpool.cli.diff import diff_command
+from xpool.cli.gateway import gateway_command
 from xpool.cli.plan import plan_command
 from xpool.cli.render import render_command
+from xpool.cli.scale import scale_command
 from xpool.cli.schema import schema_command
 from xpool.cli.status import status_command
 from xpool.cli.up import up_command
@@ -31,6 +33,8 @@ cli.add_command(up_command)
 cli.add_command(status_command)
 cli.add_command(diff_command)
 cli.add_command(apply_command)
+cli.add_command(scale_command)
+cli.add_command(gateway_command)
 
 
 def main() -> None:

@@ -4,8 +4,8 @@ and each tier's usage against its share.
 The endpoint is the remote `xinference.endpoint`, or for `embedded` the Xinference that a
 running `xpool up` started (found through its state directory). Instances are the model UIDs
 of xpool's scheme `<model>--<version>--<n>`; usage counts instances x TP accelerators against
-the tier's deserved accelerators from the planner. `draining` stays 0 until the gateway's
-drain exists (the gateway issue).
+the tier's deserved accelerators from the planner. `draining` and per-instance in-flight counts
+come from the running `xpool up`'s gateway (its loopback admin endpoint) when there is one.
 """
 
 from __future__ import annotations
@@ -36,6 +36,26 @@ def _endpoint(platform, state_dir: str | None) -> str:
     return str(info["endpoint"])
 
 
+def _gateway_view(platform, state_dir: str | None) -> dict[str, dict]:
+    """uid -> {inflight, draining} from the running `xpool up`'s gateway, or {}."""
+    import httpx
+
+    info = read_up_file(state_dir_for(platform, state_dir))
+    if not info or not info.get("adminTokenFile"):
+        return {}
+    try:
+        token = Path(info["adminTokenFile"]).read_text().strip()
+        r = httpx.get(
+            f"{info['gateway']}/-/admin/instances",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=5,
+        )
+        r.raise_for_status()
+        return {i["uid"]: i for i in r.json()["instances"]}
+    except (OSError, httpx.HTTPError, ValueError, KeyError):
+        return {}
+
+
 def collect(file: str, state_dir: str | None) -> dict:
     loaded, plan = load_and_plan(file)
     platform = loaded.platform
@@ -52,6 +72,7 @@ def collect(file: str, state_dir: str | None) -> dict:
         if parsed and parsed[0] in by_model and (parsed[0], parsed[1]) in specs:
             by_model[parsed[0]].append((inst, parsed[1]))
 
+    gateway = _gateway_view(platform, state_dir)
     models = []
     used: dict[tuple[str, str], int] = {}
     for model in platform.spec.models:
@@ -71,7 +92,7 @@ def collect(file: str, state_dir: str | None) -> dict:
                 "max": model.instances.max,
                 "ready": sum(i.ready for i, _ in rows),
                 "loading": sum(i.loading for i, _ in rows),
-                "draining": 0,
+                "draining": sum(bool(gateway.get(i.uid, {}).get("draining")) for i, _ in rows),
                 "failed": sum(i.status == "ERROR" for i, _ in rows),
                 "instances": [
                     {
@@ -79,6 +100,14 @@ def collect(file: str, state_dir: str | None) -> dict:
                         "version": v,
                         "status": i.status,
                         "workers": list(i.workers),
+                        **(
+                            {
+                                "inflight": gateway[i.uid]["inflight"],
+                                "draining": gateway[i.uid]["draining"],
+                            }
+                            if i.uid in gateway
+                            else {}
+                        ),
                         **({"error": i.error} if i.error else {}),
                     }
                     for i, v in rows

@@ -16,7 +16,9 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,15 @@ from xpool.cli.output import note
 from xpool.config.models import Platform
 from xpool.errors import InputError, Problem, RemoteError
 from xpool.gateway.app import create_app
-from xpool.gateway.routing import RoutingTable
+from xpool.gateway.control import (
+    TOKEN_FILE,
+    Scaler,
+    gateway_wants,
+    model_limits,
+    table_for,
+    write_token,
+)
+from xpool.gateway.metrics import GatewayMetrics
 from xpool.gateway.server import GatewayServer
 from xpool.local.runtime import UP_FILE, EmbeddedXinference, default_state_dir, read_json
 from xpool.render.launch import launch_specs
@@ -73,19 +83,32 @@ class Session:
     up_file: Path | None = None
 
     def stop(self) -> None:
+        """Undo what this run started. Every step runs even if an earlier one fails (e.g. the
+        terminal or parent process is gone, so writing progress raises BrokenPipeError):
+        the embedded Xinference must never outlive `xpool up`."""
+        steps: list[tuple[str, Callable[[], None]]] = []
         if self.gateway is not None:
-            note("stopping the gateway")
-            self.gateway.stop()
+            steps.append(("stopping the gateway", self.gateway.stop))
         if self.client is not None:
+            client = self.client
             for uid in self.launched:
-                note(f"terminating {uid}")
-                self.client.terminate(uid, quiet=True)
-            self.client.close()
+                steps.append((f"terminating {uid}", partial(client.terminate, uid, quiet=True)))
+            steps.append(("", client.close))
         if self.xinference is not None and self.xinference.process is not None:
-            note(f"stopping Xinference (pid {self.xinference.pid})")
-            self.xinference.stop()
+            steps.append((f"stopping Xinference (pid {self.xinference.pid})", self.xinference.stop))
         if self.up_file is not None:
-            self.up_file.unlink(missing_ok=True)
+            up_file = self.up_file
+            steps.append(("", partial(up_file.unlink, missing_ok=True)))
+            steps.append(("", partial((up_file.parent / TOKEN_FILE).unlink, missing_ok=True)))
+        for message, step in steps:
+            with contextlib.suppress(Exception):
+                if message:
+                    note(message)
+            try:
+                step()
+            except Exception as exc:  # go on: the remaining steps still free resources
+                with contextlib.suppress(Exception):
+                    note(f"warning: {message or 'cleanup'} failed: {exc}")
 
 
 def _install_signals(session: Session) -> None:
@@ -194,6 +217,7 @@ def up_command(file: str, state_dir: str | None, smoke: bool, timeout: float) ->
     api_key = api_key_from_env(platform)
     specs = launch_specs(platform, plan, loaded.architectures)
     wants = wants_for(platform, specs, at_least=1)
+    by_version, canaries = gateway_wants(platform, specs, wants)
     state = state_dir_for(platform, state_dir)
     embedded = platform.spec.xinference.endpoint == "embedded"
 
@@ -206,6 +230,12 @@ def up_command(file: str, state_dir: str | None, smoke: bool, timeout: float) ->
 
             state.mkdir(parents=True, exist_ok=True)
             wants = resolve_local_sources(wants, state)
+            canaries = resolve_local_sources(canaries, state)
+            by_version = dict(
+                zip(
+                    by_version, resolve_local_sources(list(by_version.values()), state), strict=True
+                )
+            )
             session.xinference = EmbeddedXinference(state)
             endpoint = session.xinference.start(note)
         else:
@@ -214,37 +244,72 @@ def up_command(file: str, state_dir: str | None, smoke: bool, timeout: float) ->
         version = session.client.check_version()
         note(f"Xinference {version} at {endpoint}")
 
-        table = RoutingTable()
+        table = table_for(platform)
+        metrics = GatewayMetrics(table)
+        limits = model_limits(platform)
+        state.mkdir(parents=True, exist_ok=True)
+        token_file = write_token(state)
+        scaler = Scaler(
+            session.client,
+            table,
+            metrics,
+            by_version,
+            limits,
+            drain_timeout=platform.spec.autoscaling.drain_timeout,
+            launch_timeout=timeout,
+            log=note,
+            on_launched=lambda uid: session.launched.append(uid),
+            on_terminated=lambda uid: uid in session.launched and session.launched.remove(uid),
+        )
+        gw = platform.spec.gateway
         session.gateway = GatewayServer(
-            create_app(table, endpoint, api_key=api_key), platform.spec.gateway.listen
+            create_app(
+                table,
+                endpoint,
+                api_key=api_key,
+                timeout=gw.request_timeout,
+                client_id_header=gw.client_id_header,
+                metrics=metrics,
+                admin=scaler,
+                admin_token=token_file.read_text().strip(),
+            ),
+            gw.listen,
         )
         session.gateway.start()
         gateway = session.gateway.url
         note(f"gateway listening on {gateway}")
-        if embedded:
-            session.up_file = state / UP_FILE
-            session.up_file.write_text(
-                json.dumps(
-                    {
-                        "pid": os.getpid(),
-                        "platform": platform.metadata.name,
-                        "endpoint": endpoint,
-                        "gateway": gateway,
-                        "xinferencePid": session.xinference.pid if session.xinference else None,
-                    }
-                )
-                + "\n"
+        session.up_file = state / UP_FILE
+        session.up_file.write_text(
+            json.dumps(
+                {
+                    "pid": os.getpid(),
+                    "platform": platform.metadata.name,
+                    "endpoint": endpoint,
+                    "gateway": gateway,
+                    "adminTokenFile": str(token_file),
+                    "xinferencePid": session.xinference.pid if session.xinference else None,
+                }
             )
+            + "\n"
+        )
 
         before = {i.uid for i in session.client.instances()}
 
         def ready(want: Want, uid: str) -> None:
-            table.add(want.model, want.model_type, uid)
+            lim = limits[want.model]
+            table.add(
+                want.model,
+                want.model_type,
+                uid,
+                version=want.version,
+                tier=lim.tier,
+                limit=lim.request_limit,
+            )
             if uid not in before:
                 session.launched.append(uid)
 
         result = ensure_instances(
-            session.client, wants, timeout=timeout, progress=note, on_ready=ready
+            session.client, [*wants, *canaries], timeout=timeout, progress=note, on_ready=ready
         )
         note(
             f"instances: {len(result.launched) + len(result.replaced)} launched, "

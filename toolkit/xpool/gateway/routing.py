@@ -1,55 +1,296 @@
-"""The routing table: public model name -> ready instance UIDs, round-robin.
+"""The routing table: public model name -> instances (model UIDs), with in-flight accounting.
 
-An in-process object that `xpool up` updates as instances become ready; the gateway issue
-extends it (drain, canary weights, least-outstanding-requests).
+Each instance is one Xinference model UID of one model version. The table decides, per
+request and under one lock: whether the request is admitted (priority admission, per-instance
+request limits), which version serves it (canary weights, sticky per client), and which
+instance (least outstanding requests among the ready, non-draining ones). A `Lease` is
+released when the response has been fully sent, so in-flight counts include running streams.
+
+Draining: `mark_draining(uid)` stops new requests to `uid` at once; `wait_drained(uid,
+timeout)` blocks until its in-flight count reaches zero. The table is thread-safe: `xpool up`
+and the admin endpoint write from worker threads, the gateway reads from its event loop.
 """
 
 from __future__ import annotations
 
 import itertools
+import random
 import threading
-from dataclasses import dataclass
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from xpool.gateway.policy import admit, client_point, pick_version
+
+DEFAULT_LIMIT = 1_000_000  # an instance without a declared request limit
 
 
 @dataclass(frozen=True)
 class Route:
     model: str  # public name: the `model` field clients send
     model_type: str  # LLM | embedding | rerank
-    uids: tuple[str, ...]
+    uids: tuple[str, ...]  # routable (ready, not draining)
+    tier: str = ""
+    draining: tuple[str, ...] = ()
+
+
+@dataclass
+class Slot:
+    uid: str
+    model: str
+    version: str
+    limit: int
+    inflight: int = 0
+    draining: bool = False
+
+
+@dataclass
+class _Model:
+    name: str
+    model_type: str
+    tier: str
+    slots: dict[str, Slot] = field(default_factory=dict)
+    weights: dict[str, float] = field(default_factory=dict)  # version -> weight
+
+
+@dataclass(frozen=True)
+class Lease:
+    uid: str
+    model: str
+    version: str
+    tier: str
+
+
+@dataclass(frozen=True)
+class Refusal:
+    status: int  # 404 no such model / no instance, 429 shed
+    reason: str  # unknown_model | no_instance | instance_limits | overload
+    tier: str = ""
+    message: str = ""
 
 
 class RoutingTable:
-    """Thread-safe: `up` writes from its thread, the gateway reads from its event loop."""
-
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        tier_ranks: Mapping[str, int] | None = None,
+        max_inflight: int | None = None,
+        tier_headroom: float = 0.15,
+        seed: int | None = None,
+    ) -> None:
         self._lock = threading.Lock()
-        self._routes: dict[str, Route] = {}
-        self._counters: dict[str, itertools.count] = {}
+        self._changed = threading.Condition(self._lock)
+        self._models: dict[str, _Model] = {}
+        self._slots: dict[str, Slot] = {}
+        self._tier_ranks = dict(tier_ranks or {"P0": 0, "P1": 1, "P2": 2})
+        self.max_inflight = max_inflight
+        self.tier_headroom = tier_headroom
+        self._rng = random.Random(seed)
+        self._rr = itertools.count()
+        self._total = 0
+        self._by_rank: dict[int, int] = {}
 
-    def add(self, model: str, model_type: str, uid: str) -> None:
+    # -- writes ------------------------------------------------------------------------------
+
+    def add(
+        self,
+        model: str,
+        model_type: str,
+        uid: str,
+        *,
+        version: str = "",
+        tier: str = "",
+        limit: int | None = None,
+    ) -> None:
+        """Route `model` to `uid` (ready). Re-adding an instance keeps its in-flight count and
+        clears draining."""
         with self._lock:
-            route = self._routes.get(model)
-            uids = route.uids if route else ()
-            if uid not in uids:
-                self._routes[model] = Route(model, model_type, (*uids, uid))
-                self._counters.setdefault(model, itertools.count())
+            entry = self._models.get(model)
+            if entry is None:
+                entry = self._models[model] = _Model(model, model_type, tier)
+            elif tier:
+                entry.tier = tier
+            slot = self._slots.get(uid)
+            if slot is None:
+                slot = Slot(uid, model, version, limit or DEFAULT_LIMIT)
+                self._slots[uid] = slot
+            else:
+                slot.draining = False
+                slot.limit = limit or slot.limit
+            entry.slots[uid] = slot
+            self._changed.notify_all()
 
     def remove(self, uid: str) -> None:
+        """Forget `uid` (its in-flight leases still release cleanly)."""
         with self._lock:
-            for name, route in list(self._routes.items()):
-                if uid in route.uids:
-                    self._routes[name] = Route(
-                        name, route.model_type, tuple(u for u in route.uids if u != uid)
-                    )
+            slot = self._slots.pop(uid, None)
+            if slot is not None:
+                self._models[slot.model].slots.pop(uid, None)
+            self._changed.notify_all()
 
-    def pick(self, model: str) -> str | None:
-        """The next ready UID of `model` (round-robin), or None when it has none."""
+    def mark_draining(self, uid: str) -> bool:
+        """No new requests go to `uid`; False when the table does not know it."""
         with self._lock:
-            route = self._routes.get(model)
-            if route is None or not route.uids:
-                return None
-            return route.uids[next(self._counters[model]) % len(route.uids)]
+            slot = self._slots.get(uid)
+            if slot is None:
+                return False
+            slot.draining = True
+            return True
+
+    def set_weights(self, model: str, weights: Mapping[str, float]) -> None:
+        """Canary weights of `model`'s versions (relative; versions not named weigh 0)."""
+        with self._lock:
+            entry = self._models.get(model)
+            if entry is None:
+                raise KeyError(model)
+            entry.weights = {v: float(w) for v, w in weights.items()}
+
+    def declare(self, model: str, model_type: str, tier: str, weights: Mapping[str, float]) -> None:
+        """Know `model` before it has instances (so /v1/models and weights work at once)."""
+        with self._lock:
+            entry = self._models.setdefault(model, _Model(model, model_type, tier))
+            entry.tier = tier or entry.tier
+            entry.weights = {v: float(w) for v, w in weights.items()}
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def inflight(self, uid: str) -> int:
+        with self._lock:
+            slot = self._slots.get(uid)
+            return slot.inflight if slot else 0
+
+    def slots(self, model: str | None = None) -> list[Slot]:
+        """Copies of the instances (of `model`), by UID."""
+        with self._lock:
+            items = [
+                Slot(s.uid, s.model, s.version, s.limit, s.inflight, s.draining)
+                for s in self._slots.values()
+                if model is None or s.model == model
+            ]
+        return sorted(items, key=lambda s: s.uid)
+
+    def weights(self, model: str) -> dict[str, float]:
+        with self._lock:
+            entry = self._models.get(model)
+            return dict(entry.weights) if entry else {}
+
+    def tier_of(self, model: str) -> str:
+        with self._lock:
+            entry = self._models.get(model)
+            return entry.tier if entry else ""
 
     def routes(self) -> list[Route]:
         with self._lock:
-            return sorted(self._routes.values(), key=lambda r: r.model)
+            out = [
+                Route(
+                    m.name,
+                    m.model_type,
+                    tuple(sorted(u for u, s in m.slots.items() if not s.draining)),
+                    m.tier,
+                    tuple(sorted(u for u, s in m.slots.items() if s.draining)),
+                )
+                for m in self._models.values()
+            ]
+        return sorted(out, key=lambda r: r.model)
+
+    def pick(self, model: str) -> str | None:
+        """The UID a request for `model` would get now, without leasing it (or None)."""
+        lease = self.acquire(model)
+        if not isinstance(lease, Lease):
+            return None
+        self.release(lease)
+        return lease.uid
+
+    # -- leases ------------------------------------------------------------------------------
+
+    def acquire(
+        self, model: str, *, client_id: str | None = None, exclude: Iterable[str] = ()
+    ) -> Lease | Refusal:
+        """Admit one request for `model` and lease it an instance, or say why not."""
+        excluded = set(exclude)
+        with self._lock:
+            entry = self._models.get(model)
+            if entry is None:
+                known = ", ".join(sorted(m for m, e in self._models.items() if e.slots))
+                return Refusal(
+                    404, "unknown_model", "", f"model '{model}' is not served (models: {known})"
+                )
+            open_slots = [
+                s for s in entry.slots.values() if not s.draining and s.uid not in excluded
+            ]
+            if not open_slots:
+                return Refusal(
+                    404 if not excluded else 503,
+                    "no_instance",
+                    entry.tier,
+                    f"model '{model}' has no ready instance",
+                )
+            rank = self._tier_ranks.get(entry.tier, len(self._tier_ranks))
+            reason = admit(
+                rank,
+                total=self._total,
+                top_tier=self._by_rank.get(0, 0),
+                limit=self.max_inflight,
+                headroom=self.tier_headroom,
+            )
+            if reason is not None:
+                return Refusal(
+                    429,
+                    reason,
+                    entry.tier,
+                    f"gateway overloaded: {self._total} requests in flight (limit "
+                    f"{self.max_inflight}); tier {entry.tier} is shed first",
+                )
+            free = [s for s in open_slots if s.inflight < s.limit]
+            if not free:
+                return Refusal(
+                    429,
+                    "instance_limits",
+                    entry.tier,
+                    f"every instance of '{model}' is at its request limit",
+                )
+            versions = sorted({s.version for s in free})
+            chosen = versions[0]
+            if len(versions) > 1:
+                weights = [(v, entry.weights.get(v, 0.0)) for v in versions]
+                point = client_point(client_id) if client_id else self._rng.random()
+                chosen = pick_version(weights, point) or versions[0]
+            pool = [s for s in free if s.version == chosen]
+            least = min(s.inflight for s in pool)
+            best = [s for s in pool if s.inflight == least]
+            slot = best[next(self._rr) % len(best)] if len(best) > 1 else best[0]
+            slot.inflight += 1
+            self._total += 1
+            self._by_rank[rank] = self._by_rank.get(rank, 0) + 1
+            return Lease(slot.uid, model, slot.version, entry.tier)
+
+    def release(self, lease: Lease) -> None:
+        with self._lock:
+            slot = self._slots.get(lease.uid)
+            if slot is not None and slot.inflight > 0:
+                slot.inflight -= 1
+            rank = self._tier_ranks.get(lease.tier, len(self._tier_ranks))
+            self._total = max(0, self._total - 1)
+            self._by_rank[rank] = max(0, self._by_rank.get(rank, 0) - 1)
+            if slot is not None and slot.draining and slot.inflight == 0:
+                self._changed.notify_all()
+
+    def wait_drained(self, uid: str, timeout: float) -> bool:
+        """Block until `uid` has no request in flight; False when `timeout` passed first."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while True:
+                slot = self._slots.get(uid)
+                if slot is None or slot.inflight == 0:
+                    return True
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._changed.wait(min(left, 0.5))
+
+
+def version_weights(versions: Sequence[tuple[str, float | None]]) -> dict[str, float]:
+    """The platform file's weights: declared ones as given, otherwise first 100, others 0."""
+    if any(w is not None for _, w in versions):
+        return {v: float(w or 0.0) for v, w in versions}
+    return {v: (100.0 if i == 0 else 0.0) for i, (v, _) in enumerate(versions)}

@@ -1,0 +1,1 @@
+from tests.contract.conftest import kube_api, kubeconfig  # noqa: F401

@@ -1,0 +1,83 @@
+"""The gateway's Prometheus metrics, in a registry of its own (one per app)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from xpool.gateway.routing import RoutingTable
+
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+
+class _Inflight(Collector):
+    """In-flight requests per instance, read from the routing table at scrape time (so the
+    hot path pays nothing and draining instances report until they are removed)."""
+
+    def __init__(self, table: RoutingTable) -> None:
+        self._table = table
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        inflight = GaugeMetricFamily(
+            "xpool_gateway_inflight",
+            "Requests in flight per instance (streams until their last byte).",
+            labels=["model", "instance"],
+        )
+        draining = GaugeMetricFamily(
+            "xpool_gateway_instance_draining",
+            "1 while an instance is draining (no new requests), else 0.",
+            labels=["model", "instance"],
+        )
+        for slot in self._table.slots():
+            inflight.add_metric([slot.model, slot.uid], slot.inflight)
+            draining.add_metric([slot.model, slot.uid], 1 if slot.draining else 0)
+        yield inflight
+        yield draining
+
+
+class GatewayMetrics:
+    def __init__(self, table: RoutingTable, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "xpool_gateway_requests",
+            "Requests answered, by public model, version, tier and HTTP status.",
+            ["model", "version", "tier", "code"],
+            registry=r,
+        )
+        self.duration = Histogram(
+            "xpool_gateway_request_duration_seconds",
+            "From the request's arrival to the response's last byte.",
+            ["model", "version", "tier"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.ttft = Histogram(
+            "xpool_gateway_time_to_first_token_seconds",
+            "From the request's arrival to the first response byte sent to the client.",
+            ["model", "version", "tier"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.shed = Counter(
+            "xpool_gateway_shed",
+            "Requests refused with 429 by priority admission or request limits.",
+            ["model", "tier", "reason"],
+            registry=r,
+        )
+        self.retries = Counter(
+            "xpool_gateway_retries",
+            "Requests retried on another instance (failure before any byte was sent).",
+            ["model", "reason"],
+            registry=r,
+        )
+        self.drain_timeouts = Counter(
+            "xpool_gateway_drain_timeouts",
+            "Instances terminated with requests still in flight after drainTimeout.",
+            ["model"],
+            registry=r,
+        )
+        r.register(_Inflight(table))
