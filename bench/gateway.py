@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -26,6 +24,7 @@ from pathlib import Path
 
 import httpx
 
+from xpool.gateway.loadgen import running_up
 from xpool.local.runtime import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,15 +82,7 @@ def main() -> None:
         platform = Path(tmp) / "platform.yaml"
         platform.write_text(QUICKSTART.read_text().replace("127.0.0.1:8000", f"127.0.0.1:{port}"))
         state = Path(tmp) / "state"
-        up = subprocess.Popen(
-            [sys.executable, "-m", "xpool.cli", "up", str(platform), "--state-dir", str(state)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        try:
-            if "is serving on" not in up.stdout.readline():
-                raise SystemExit("xpool up did not start")
+        with running_up(platform, state):
             direct = json.loads((state / "up.json").read_text())["endpoint"]
             gateway = f"http://127.0.0.1:{port}"
             lat = {"gateway": [], "direct": []}
@@ -104,9 +95,6 @@ def main() -> None:
                     lat[name].append(statistics.median(latencies(base, model, args.requests)))
                 for name, base, model in order:
                     tput[name].append(throughput(base, model, args.requests, args.concurrency))
-        finally:
-            up.send_signal(signal.SIGINT)
-            up.wait(120)
     gl, dl = statistics.median(lat["gateway"]), statistics.median(lat["direct"])
     gt, dt = statistics.median(tput["gateway"]), statistics.median(tput["direct"])
     print(f"embedding requests, {args.rounds} rounds x {args.requests} requests, medians of rounds")

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import subprocess
 import sys
 import tempfile
@@ -28,7 +27,13 @@ from pathlib import Path
 import httpx
 
 from xpool.adapters.xinference import XinferenceClient, wants_for
-from xpool.gateway.loadgen import Load, LoadResult, chat_stream_request, embedding_request
+from xpool.gateway.loadgen import (
+    Load,
+    LoadResult,
+    chat_stream_request,
+    embedding_request,
+    running_up,
+)
 from xpool.local.models import resolve_local_sources
 from xpool.local.runtime import EmbeddedXinference, free_port
 from xpool.render.launch import launch_specs
@@ -77,15 +82,7 @@ def through_gateway(work: Path, args: argparse.Namespace) -> tuple[LoadResult, f
     port = free_port()
     platform = platform_copy(work, port)
     state = work / "state-gateway"
-    up = subprocess.Popen(
-        [sys.executable, "-m", "xpool.cli", "up", str(platform), "--state-dir", str(state)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        if "is serving on" not in up.stdout.readline():
-            raise SystemExit("xpool up did not start")
+    with running_up(platform, state):
         scale = ["scale", str(platform), "chat", "--state-dir", str(state), "--instances"]
         xpool(*scale, "3")
         log("gateway: chat at 3 instances; load starts")
@@ -104,9 +101,6 @@ def through_gateway(work: Path, args: argparse.Namespace) -> tuple[LoadResult, f
 
         result = run_load_until(load, args.requests, cycle)
         return result, time.monotonic() - started
-    finally:
-        up.send_signal(signal.SIGINT)
-        up.wait(120)
 
 
 def replicas(http: httpx.Client, uid: str) -> list[dict]:

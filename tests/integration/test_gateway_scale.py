@@ -6,7 +6,6 @@ through the gateway: no failed request, every stream complete. The full-size run
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +14,7 @@ import httpx
 
 from tests.conftest import ROOT
 from tests.integration.conftest import free_port, quickstart_copy
-from xpool.gateway.loadgen import Load, chat_stream_request, embedding_request
+from xpool.gateway.loadgen import Load, chat_stream_request, embedding_request, running_up
 
 
 def xpool(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -36,18 +35,7 @@ def test_scale_3_1_3_1_under_load_loses_no_request(tmp_path: Path):
         platform.read_text().replace("instances: {min: 1, max: 2}", "instances: {min: 1, max: 3}")
     )
     state = tmp_path / "state"
-    up = subprocess.Popen(
-        [sys.executable, "-m", "xpool.cli", "up", str(platform), "--state-dir", str(state)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-    try:
-        first = up.stdout.readline()
-        if "is serving on" not in first:
-            up.wait(timeout=60)
-            raise AssertionError(first + up.stderr.read()[-3000:])
+    with running_up(platform, state, stderr=subprocess.PIPE, cwd=ROOT) as up:
         token_file = Path(json.loads((state / "up.json").read_text())["adminTokenFile"])
         assert token_file.stat().st_mode & 0o777 == 0o600
 
@@ -99,12 +87,5 @@ def test_scale_3_1_3_1_under_load_loses_no_request(tmp_path: Path):
         assert [(i["uid"], i["inflight"]) for i in chat["instances"]] == [("chat--1--1", 0)]
         models = httpx.get(f"{gateway}/v1/models").json()["data"]
         assert {m["id"]: m["instances"] for m in models} == {"chat": 1, "embedding": 1}
-    finally:
-        if up.poll() is None:
-            up.send_signal(signal.SIGTERM)
-            try:
-                up.wait(timeout=90)
-            except subprocess.TimeoutExpired:
-                up.kill()
     assert up.returncode == 0, up.stderr.read()[-3000:]
     assert not token_file.exists()

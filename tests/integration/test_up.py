@@ -15,6 +15,7 @@ import httpx
 
 from tests.conftest import ROOT
 from tests.integration.conftest import free_port, quickstart_copy
+from xpool.gateway.loadgen import running_up
 from xpool.local.runtime import pid_alive
 
 
@@ -62,18 +63,7 @@ def test_up_serves_until_sigterm_then_stops_clean(tmp_path: Path):
     port = free_port()
     platform = quickstart_copy(tmp_path, port)
     state = tmp_path / "state"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "xpool.cli", "up", str(platform), "--state-dir", str(state)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-    try:
-        first = proc.stdout.readline()  # blocks until everything is ready
-        if "is serving on" not in first:
-            proc.wait(timeout=60)
-            raise AssertionError(first + proc.stderr.read()[-3000:])
+    with running_up(platform, state, stderr=subprocess.PIPE, cwd=ROOT) as proc:
         info = json.loads((state / "up.json").read_text())
         xpid = info["xinferencePid"]
         assert pid_alive(xpid)
@@ -125,9 +115,6 @@ def test_up_serves_until_sigterm_then_stops_clean(tmp_path: Path):
 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=120) == 0, proc.stderr.read()[-3000:]
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     deadline = time.monotonic() + 30
     while group_alive(xpid) and time.monotonic() < deadline:
         time.sleep(0.2)

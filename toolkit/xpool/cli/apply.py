@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import click
 
-from xpool.cli.output import emit_table, note
+from xpool.cli.output import emit_table, note, output_option
 from xpool.cli.render import kubernetes_version_option, render_checked
 from xpool.config.models import Platform
 from xpool.errors import InputError, Problem
@@ -155,15 +155,7 @@ def print_outcomes(outcomes: list[Outcome], output: str, dry_run: str) -> None:
     help="Delete objects this platform applied earlier that are no longer rendered "
     "(ApplySet labels; objects without our label are never touched).",
 )
-@click.option(
-    "-o",
-    "--output",
-    "output",
-    type=click.Choice(("table", "json")),
-    default="table",
-    show_default=True,
-    help="Summary format (stdout).",
-)
+@output_option(choices=("table", "json"), help="Summary format (stdout).")
 @click.option(
     "--skip-models",
     is_flag=True,

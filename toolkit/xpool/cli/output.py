@@ -17,15 +17,18 @@ from ruamel.yaml import YAML
 FORMATS = ("table", "json", "yaml")
 
 
-def output_option(default: str = "table"):
+def output_option(
+    default: str = "table", choices: tuple[str, ...] = FORMATS, help: str = "Output format."
+):
+    """The `-o/--output` flag every command shares; commands narrow the formats they print."""
     return click.option(
         "-o",
         "--output",
         "output",
-        type=click.Choice(FORMATS),
+        type=click.Choice(choices),
         default=default,
         show_default=True,
-        help="Output format.",
+        help=help,
     )
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from xpool.cli.output import note
+from xpool.cli.output import note, output_option
 from xpool.config.models import Platform
 from xpool.errors import InputError, Problem
 from xpool.render import Rendering, render_platform
@@ -72,14 +72,8 @@ def with_namespace(platform: Platform, namespace: str | None) -> Platform:
 
 @click.command("render")
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option(
-    "-o",
-    "--output",
-    "output",
-    type=click.Choice(("yaml", "json")),
-    default="yaml",
-    show_default=True,
-    help="yaml: a multi-document stream; json: a v1 List.",
+@output_option(
+    default="yaml", choices=("yaml", "json"), help="yaml: a multi-document stream; json: a v1 List."
 )
 @click.option(
     "--out",

@@ -1,4 +1,5 @@
-"""A steady-concurrency load generator for the gateway's benchmarks and tests.
+"""A steady-concurrency load generator for the gateway's benchmarks and tests, and a way to
+run `xpool up` beside it.
 
 `concurrency` threads share `total` requests; each thread sends one request at a time, so the
 number in flight stays at `concurrency` until the budget runs out. Every non-2xx answer and
@@ -9,14 +10,50 @@ incomplete. Bodies alternate between the given request makers.
 from __future__ import annotations
 
 import itertools
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
+
+
+@contextmanager
+def running_up(
+    platform: Path, state: Path, *, stderr: int = subprocess.DEVNULL, cwd: Path | None = None
+) -> Iterator[subprocess.Popen[str]]:
+    """`xpool up PLATFORM` as a subprocess, yielded once it serves (its first stdout line);
+    stopped with SIGTERM afterwards unless the caller already stopped it (killed after 120 s).
+    """
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "xpool.cli", "up", str(platform), "--state-dir", str(state)],
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+        cwd=cwd,
+    )
+    try:
+        first = proc.stdout.readline() if proc.stdout else ""  # blocks until all is ready
+        if "is serving on" not in first:
+            proc.wait(timeout=60)
+            tail = proc.stderr.read()[-3000:] if proc.stderr else ""
+            raise RuntimeError(f"xpool up did not start: {first}{tail}")
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
 
 # (path, body, stream?)
 RequestMaker = Callable[[int], tuple[str, dict[str, Any], bool]]
