@@ -1,0 +1,1 @@
+"""Pure scheduling decisions: tiers, borrowing, preemption and autoscaling -> actions with reasons."""

@@ -1,0 +1,69 @@
+"""Actions the policy asks for, and the decisions behind them; every one carries its reason.
+
+Actions are idempotent requests ("this UID should be draining"), so repeating a pass after a
+crash, or acting on one twice, changes nothing more.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+
+@dataclass(frozen=True)
+class Launch:
+    model: str
+    version: str
+    count: int
+    accelerators: int  # per instance
+    pool: str
+    tier: str
+    reason: str
+    kind: Literal["launch"] = "launch"
+
+
+@dataclass(frozen=True)
+class Drain:
+    uid: str
+    model: str
+    tier: str
+    reason: str
+    kind: Literal["drain"] = "drain"
+
+
+@dataclass(frozen=True)
+class Terminate:
+    uid: str
+    model: str
+    reason: str
+    timed_out: bool = False  # drainTimeout passed with requests still in flight
+    kind: Literal["terminate"] = "terminate"
+
+
+@dataclass(frozen=True)
+class SetQueue:
+    tier: str
+    pool: str
+    deserved: int  # accelerators
+    capability: int
+    reason: str
+    kind: Literal["set-queue"] = "set-queue"
+
+
+Action = Launch | Drain | Terminate | SetQueue
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Per model and pass: what it had, what it should have, and why (also when it holds)."""
+
+    model: str
+    tier: str
+    active: int  # loading + ready instances
+    desired: int
+    reason: str
+    inputs: dict[str, Any]
+
+
+def as_dict(item: Action | Decision) -> dict[str, Any]:
+    return asdict(item)

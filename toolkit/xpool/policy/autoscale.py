@@ -1,0 +1,154 @@
+"""How many instances one model should have, from its load, ignoring everyone else.
+
+Up: when QPS exceeds `scaleUp.qpsRatio` of what its ready instances serve, or saturation or
+accelerator utilisation exceeds `scaleUp.utilization`; by at most `step` instances per
+`interval`, counting instances still loading (a step rule that ignores them overshoots: the
+load stays high until they are ready). Down: only after QPS stayed under
+`scaleDown.qpsRatio` of capacity (and utilisation under its threshold) for the whole
+`stabilization` window, never within that window of a scale-up, never on missing metrics, and
+only to what keeps the remaining instances under the scale-up ratio (so the next pass does not
+scale straight back up). The floor (`instances.min`) is restored at once.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any
+
+from xpool.policy.spec import ModelSpec, ScalingSpec
+from xpool.policy.state import InstanceObs, LoadObs, ModelMemory
+
+
+@dataclass(frozen=True)
+class Target:
+    desired: int  # loading + ready instances wanted after this pass
+    reason: str
+    memory: ModelMemory
+    inputs: dict[str, Any]
+
+
+def _needed(qps: float, model: ModelSpec, ratio: float) -> int:
+    """Instances that serve `qps` while each stays at or under `ratio` of its capacity."""
+    return math.ceil(round(qps / (ratio * model.qps_per_instance), 9)) if qps > 0 else 0
+
+
+def _saturation(ready: list[InstanceObs], limit: int | None) -> float | None:
+    if not ready or not limit:
+        return None
+    return sum(i.inflight for i in ready) / (len(ready) * limit)
+
+
+def autoscale(
+    model: ModelSpec,
+    scaling: ScalingSpec,
+    instances: list[InstanceObs],
+    load: LoadObs,
+    memory: ModelMemory,
+    now: float,
+) -> Target:
+    ready = [i for i in instances if i.state == "ready"]
+    loading = [i for i in instances if i.state == "loading"]
+    failed = [i for i in instances if i.state == "failed"]
+    active = len(ready) + len(loading)
+    capacity = len(ready) * model.qps_per_instance
+    saturation = _saturation(ready, model.request_limit)
+    inputs: dict[str, Any] = {
+        "qps": load.qps,
+        "utilization": load.utilization,
+        "saturation": None if saturation is None else round(saturation, 4),
+        "ready": len(ready),
+        "loading": len(loading),
+        "capacityQps": round(capacity, 4),
+        "missing": list(load.missing),
+    }
+
+    def target(desired: int, reason: str, **changes: float | None) -> Target:
+        return Target(desired, reason, replace(memory, **changes), inputs)
+
+    since_up = None if memory.last_up is None else now - memory.last_up
+    in_interval = since_up is not None and since_up < scaling.interval
+    if failed and in_interval:
+        return target(
+            active,
+            f"last launch failed ({failed[0].error or 'no reason given'}); retrying "
+            f"after scaleUp.interval ({scaling.interval:g} s)",
+            low_since=None,
+        )
+    if active < model.min:
+        return target(
+            model.min, f"{active} active < instances.min {model.min}", last_up=now, low_since=None
+        )
+    if active > model.max:
+        return target(
+            model.max, f"{active} active > instances.max {model.max}", last_down=now, low_since=None
+        )
+
+    hot: list[str] = []
+    wanted = active
+    qps = load.qps
+    if qps is not None and qps > scaling.up_qps_ratio * capacity:
+        hot.append(
+            f"{qps:.3g} QPS > {scaling.up_qps_ratio:.0%} of {capacity:.3g} QPS "
+            f"({len(ready)} ready x {model.qps_per_instance:.3g})"
+        )
+        wanted = max(wanted, _needed(qps, model, scaling.up_qps_ratio))
+    for name, value in (("saturation", saturation), ("utilization", load.utilization)):
+        if value is not None and value > scaling.up_utilization:
+            hot.append(f"{name} {value:.0%} > {scaling.up_utilization:.0%}")
+            wanted = max(wanted, len(ready) + 1)
+    if hot:
+        why = "; ".join(hot)
+        wanted = min(wanted, model.max)
+        if wanted <= active:
+            if active >= model.max:
+                return target(active, f"{why}; at instances.max {model.max}", low_since=None)
+            return target(
+                active, f"{why}; {len(loading)} instance(s) still loading cover it", low_since=None
+            )
+        if in_interval:
+            assert since_up is not None
+            return target(
+                active,
+                f"{why}; next step in {scaling.interval - since_up:.0f} s (scaleUp.interval)",
+                low_since=None,
+            )
+        desired = min(active + scaling.step, wanted)
+        if desired < wanted:
+            why += f"; {wanted} needed, {scaling.step} more per scaleUp.interval"
+        return target(desired, why, last_up=now, low_since=None)
+
+    if load.missing:
+        return target(
+            active,
+            f"metrics missing ({', '.join(load.missing)}): holding, never scaling down blind",
+            low_since=None,
+        )
+    low = (
+        qps is not None
+        and not loading
+        and ready
+        and qps < scaling.down_qps_ratio * capacity
+        and (load.utilization is None or load.utilization < scaling.down_utilization)
+    )
+    if not low or qps is None:
+        return target(active, "load within the scaling band", low_since=None)
+    low_since = memory.low_since if memory.low_since is not None else now
+    quiet = now - low_since
+    why = f"{qps:.3g} QPS < {scaling.down_qps_ratio:.0%} of {capacity:.3g} QPS for {quiet:.0f} s"
+    floor = max(model.min, _needed(qps, model, scaling.up_qps_ratio))
+    if floor >= active:
+        return target(active, f"{why}; {active} needed", low_since=low_since)
+    if quiet < scaling.stabilization:
+        return target(
+            active,
+            f"{why} of scaleDown.stabilization {scaling.stabilization:g} s",
+            low_since=low_since,
+        )
+    if since_up is not None and since_up < scaling.stabilization:
+        return target(
+            active,
+            f"{why}; last scale-up {since_up:.0f} s ago is within the stabilization window",
+            low_since=low_since,
+        )
+    return target(floor, why, last_down=now, low_since=None)

@@ -1,0 +1,219 @@
+"""One pass of the scheduling policy: observations + memory -> actions, decisions, memory.
+
+Order of work, highest-priority tier first so it claims capacity first:
+1. finish drains: terminate draining instances that are idle or past `drainTimeout`;
+2. per model, the autoscaler's target (`autoscale.py`);
+3. scale-downs drain instances (never terminate them directly: the gateway finishes their
+   requests first);
+4. scale-ups launch within the tier's deserved share; beyond it only for tiers that borrow, and
+   only from idle capacity that no other tier's guarantee still claims;
+5. a tier within its share that finds the pool full reclaims from tiers holding more than
+   their share: preemptible tiers first, then lower priority first; non-preemptible borrowers
+   keep their models' `instances.min`; the launch waits for the drains;
+6. queue shares (`queues.py`) so that Volcano's own reclaim agrees with the lending above.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xpool.policy.actions import Action, Decision, Drain, Launch, Terminate
+from xpool.policy.autoscale import Target, autoscale
+from xpool.policy.ledger import Ledger
+from xpool.policy.queues import queue_shares
+from xpool.policy.spec import ModelSpec, PolicySpec, TierSpec
+from xpool.policy.state import InstanceObs, LoadObs, Memory, ModelMemory, Observation
+
+
+@dataclass(frozen=True)
+class Outcome:
+    actions: tuple[Action, ...]
+    decisions: tuple[Decision, ...]
+    memory: dict[str, ModelMemory]
+
+
+def _uid_order(inst: InstanceObs) -> tuple[int, str]:
+    tail = inst.uid.rsplit("--", 1)[-1]
+    return (int(tail) if tail.isdigit() else 0, inst.uid)
+
+
+def finish_drains(spec: PolicySpec, obs: Observation) -> list[Action]:
+    actions: list[Action] = []
+    timeout = spec.scaling.drain_timeout
+    for inst in obs.instances:
+        if inst.state == "failed":
+            actions.append(
+                Terminate(inst.uid, inst.model, f"launch failed: {inst.error or 'unknown error'}")
+            )
+        elif inst.state == "draining" and inst.inflight == 0:
+            actions.append(Terminate(inst.uid, inst.model, "drained: no request in flight"))
+        elif inst.state == "draining" and obs.now - inst.since >= timeout:
+            actions.append(
+                Terminate(
+                    inst.uid,
+                    inst.model,
+                    f"drainTimeout {timeout:g} s passed with {inst.inflight} request(s) in flight",
+                    timed_out=True,
+                )
+            )
+    return actions
+
+
+class _Pass:
+    def __init__(self, spec: PolicySpec, obs: Observation) -> None:
+        self.spec = spec
+        self.obs = obs
+        self.ledger = Ledger(spec, obs)
+        self.actions: list[Action] = []
+        self.draining: set[str] = {i.uid for i in obs.instances if i.state == "draining"}
+
+    def drain(self, inst: InstanceObs, tier: str, reason: str) -> None:
+        self.draining.add(inst.uid)
+        model = self.spec.model(inst.model)
+        if model is not None:
+            self.ledger.draining[(model.pool, model.tier)] += model.accelerators
+        self.actions.append(Drain(inst.uid, inst.model, tier, reason))
+
+    def scale_down(self, model: ModelSpec, count: int, reason: str) -> None:
+        """Drain `count` instances: the stable version's before a canary's (rollouts own
+        those), loading before ready (nothing to finish), newest first."""
+        candidates = [
+            i
+            for i in self.obs.of(model.name)
+            if i.state in ("ready", "loading") and i.uid not in self.draining
+        ]
+        candidates.sort(
+            key=lambda i: (i.version != model.version, i.state != "loading", -_uid_order(i)[0])
+        )
+        for inst in candidates[:count]:
+            self.drain(inst, model.tier, reason)
+
+    def scale_up(self, model: ModelSpec, count: int, reason: str) -> str:
+        """Launch up to `count`; returns the reason, amended when capacity limited it."""
+        tier = self.spec.tier(model.tier)
+        launched = 0
+        note = ""
+        for _ in range(count):
+            ok, note = self._room(model, tier)
+            if not ok:
+                break
+            self.ledger.held[(model.pool, tier.name)] += model.accelerators
+            launched += 1
+        if launched:
+            self.actions.append(
+                Launch(
+                    model.name,
+                    model.version,
+                    launched,
+                    model.accelerators,
+                    model.pool,
+                    tier.name,
+                    reason + (f"; {note}" if note else ""),
+                )
+            )
+        if launched < count:
+            return f"{reason}; launched {launched} of {count}: {note}"
+        return reason + (f"; {note}" if note else "")
+
+    def _room(self, model: ModelSpec, tier: TierSpec) -> tuple[bool, str]:
+        pool, need = model.pool, model.accelerators
+        held = self.ledger.held[(pool, tier.name)]
+        deserved = tier.deserved.get(pool, 0)
+        free = self.ledger.free(pool)
+        if held + need <= deserved:
+            if free >= need:
+                return True, ""
+            return False, self._reclaim(model, tier, need - free)
+        if not tier.borrow:
+            return False, (
+                f"tier {tier.name} holds {held} of its {deserved} accelerators on {pool} "
+                "and does not borrow"
+            )
+        reserve = self.ledger.unused_guarantees(pool, tier.name)
+        if free - need >= reserve:
+            return True, f"borrowing idle capacity ({held + need} > deserved {deserved} on {pool})"
+        return False, (
+            f"no idle capacity on {pool} to borrow ({free} free, {reserve} kept for other "
+            "tiers' guarantees)"
+        )
+
+    def _reclaim(self, model: ModelSpec, tier: TierSpec, shortfall: int) -> str:
+        pool = model.pool
+        if self.ledger.freeing(pool) >= shortfall:
+            return f"waiting for {self.ledger.freeing(pool)} accelerator(s) on {pool} to drain"
+        lenders = sorted(
+            (
+                t
+                for t in self.spec.tiers
+                if t.name != tier.name and self.ledger.over(pool, t.name) > 0
+            ),
+            key=lambda t: (not t.preemptible, t.priority),
+        )
+        for lender in lenders:
+            for inst in self._victims(pool, lender):
+                if (
+                    self.ledger.freeing(pool) >= shortfall
+                    or self.ledger.over(pool, lender.name) <= 0
+                ):
+                    break
+                self.drain(
+                    inst,
+                    lender.name,
+                    f"reclaimed for {tier.name} ({model.name}): {lender.name} holds "
+                    f"{self.ledger.held[(pool, lender.name)]} > deserved "
+                    f"{lender.deserved.get(pool, 0)} on {pool}",
+                )
+        if self.ledger.freeing(pool) >= shortfall:
+            return f"reclaiming {shortfall} accelerator(s) on {pool}; launch after the drain"
+        return f"pool {pool} is full and no tier holds more than its share"
+
+    def _victims(self, pool: str, lender: TierSpec) -> list[InstanceObs]:
+        """The lender's instances on `pool` it can give up: least busy first; a
+        non-preemptible tier keeps each model's instances.min."""
+        out = []
+        for model in (m for m in self.spec.models if m.tier == lender.name and m.pool == pool):
+            mine = [
+                i
+                for i in self.obs.of(model.name)
+                if i.state in ("ready", "loading") and i.uid not in self.draining
+            ]
+            spare = len(mine) if lender.preemptible else max(0, len(mine) - model.min)
+            mine.sort(key=lambda i: (i.state != "loading", i.inflight, -_uid_order(i)[0]))
+            out.extend(mine[:spare])
+        out.sort(key=lambda i: (i.state != "loading", i.inflight))
+        return out
+
+
+def decide(spec: PolicySpec, obs: Observation, memory: Memory) -> Outcome:
+    work = _Pass(spec, obs)
+    work.actions.extend(finish_drains(spec, obs))
+    decisions: list[Decision] = []
+    new_memory: dict[str, ModelMemory] = {}
+    targets: dict[str, tuple[Target, int]] = {}
+    for model in spec.models:
+        mine = [i for i in obs.of(model.name) if i.uid not in work.draining]
+        t = autoscale(
+            model,
+            spec.scaling,
+            mine,
+            obs.load.get(model.name, LoadObs(missing=("qps",))),
+            memory.get(model.name, ModelMemory()),
+            obs.now,
+        )
+        active = sum(1 for i in mine if i.state in ("ready", "loading"))
+        targets[model.name] = (t, active)
+        new_memory[model.name] = t.memory
+    for model in spec.models:  # scale-downs first: what they free shows in the queue shares
+        t, active = targets[model.name]
+        if t.desired < active:
+            work.scale_down(model, active - t.desired, t.reason)
+    for model in spec.models:
+        t, active = targets[model.name]
+        reason = t.reason
+        if t.desired > active:
+            reason = work.scale_up(model, t.desired - active, t.reason)
+            if not any(isinstance(a, Launch) and a.model == model.name for a in work.actions):
+                new_memory[model.name] = memory.get(model.name, ModelMemory())
+        decisions.append(Decision(model.name, model.tier, active, t.desired, reason, t.inputs))
+    work.actions.extend(queue_shares(spec, work.ledger))
+    return Outcome(tuple(work.actions), tuple(decisions), new_memory)

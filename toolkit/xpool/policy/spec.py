@@ -1,0 +1,132 @@
+"""What the policy needs to know of a platform, flattened from the platform file and its plan.
+
+The reconciler and the simulator both decide from a `PolicySpec`, so the simulator can build one
+for a platform that does not exist yet, and tests can write one out by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xpool.capacity.plan import CapacityPlan
+from xpool.capacity.shares import tier_accelerators
+from xpool.config.models import Platform
+
+
+@dataclass(frozen=True)
+class PoolSpec:
+    name: str
+    accelerators: int
+
+
+@dataclass(frozen=True)
+class TierSpec:
+    name: str
+    priority: int
+    borrow: bool
+    preemptible: bool
+    deserved: dict[str, int]  # pool -> whole accelerators of the tier's share
+    guarantee: dict[str, int]  # pool -> accelerators never lent
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    tier: str
+    pool: str
+    version: str  # the version autoscaling launches (the stable one)
+    accelerators: int  # per instance (the tensor-parallel degree)
+    qps_per_instance: float
+    request_limit: int | None
+    min: int
+    max: int
+
+
+@dataclass(frozen=True)
+class ScalingSpec:
+    up_qps_ratio: float = 0.8
+    up_utilization: float = 0.75
+    step: int = 1
+    interval: float = 30.0
+    down_qps_ratio: float = 0.3
+    down_utilization: float = 0.3
+    stabilization: float = 300.0
+    drain_timeout: float = 120.0
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    pools: tuple[PoolSpec, ...]
+    tiers: tuple[TierSpec, ...]  # highest priority first
+    models: tuple[ModelSpec, ...]  # highest-priority tier first, then file order
+    scaling: ScalingSpec
+
+    def tier(self, name: str) -> TierSpec:
+        return next(t for t in self.tiers if t.name == name)
+
+    def model(self, name: str) -> ModelSpec | None:
+        return next((m for m in self.models if m.name == name), None)
+
+    def pool(self, name: str) -> PoolSpec:
+        return next(p for p in self.pools if p.name == name)
+
+
+def stable_version(weights: list[tuple[str, float | None]]) -> str:
+    """The version with the largest canary weight (default weights: the first gets 100)."""
+    resolved = [
+        (w if w is not None else (100.0 if i == 0 else 0.0), v) for i, (v, w) in enumerate(weights)
+    ]
+    best = max(w for w, _ in resolved)
+    return next(v for w, v in resolved if w == best)
+
+
+def policy_spec(platform: Platform, plan: CapacityPlan) -> PolicySpec:
+    """The policy's view of `platform`, with each model on the pool and TP its plan chose.
+
+    Models the plan could not place (nothing fits) are left out: the policy cannot launch them.
+    """
+    spec = platform.spec
+    pools = tuple(PoolSpec(p.name, p.nodes * p.accelerators_per_node) for p in spec.pools)
+    splits = {p.name: tier_accelerators(spec.tiers, p.accelerators) for p in pools}
+    tiers = tuple(
+        TierSpec(
+            name=t.name,
+            priority=t.priority,
+            borrow=t.borrow,
+            preemptible=t.preemptible,
+            deserved={p: s[t.name].deserved for p, s in splits.items()},
+            guarantee={p: s[t.name].guarantee for p, s in splits.items()},
+        )
+        for t in sorted(spec.tiers, key=lambda t: -t.priority)
+    )
+    rank = {t.name: i for i, t in enumerate(tiers)}
+    models = []
+    for model in sorted(spec.models, key=lambda m: rank[m.tier]):
+        placed = plan.placements.get(model.name)
+        if placed is None or placed.tp is None:
+            continue
+        models.append(
+            ModelSpec(
+                name=model.name,
+                tier=model.tier,
+                pool=placed.pool,
+                version=stable_version([(v.version, v.weight) for v in model.versions]),
+                accelerators=placed.tp,
+                qps_per_instance=placed.qps_per_instance,
+                request_limit=model.context.batch,
+                min=model.instances.min,
+                max=model.instances.max,
+            )
+        )
+    auto = spec.autoscaling
+    scaling = ScalingSpec(
+        up_qps_ratio=auto.scale_up.qps_ratio,
+        up_utilization=auto.scale_up.utilization,
+        step=auto.scale_up.step,
+        interval=auto.scale_up.interval,
+        down_qps_ratio=auto.scale_down.qps_ratio,
+        down_utilization=auto.scale_down.utilization,
+        stabilization=auto.scale_down.stabilization,
+        drain_timeout=auto.drain_timeout,
+    )
+    return PolicySpec(pools, tiers, tuple(models), scaling)

@@ -1,0 +1,76 @@
+"""What one pass observes, and the little the policy remembers between passes.
+
+Observations are plain values, so the live reconciler (Xinference, gateways, Prometheus) and
+the simulator (its own event state) build them alike. The memory is what makes step limits
+and stabilization windows work across passes, including one-shot passes from a CronJob, so it
+is small and serialisable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+InstanceState = Literal["loading", "ready", "draining", "failed"]
+HOLDING: tuple[InstanceState, ...] = ("loading", "ready", "draining")
+
+
+@dataclass(frozen=True)
+class InstanceObs:
+    uid: str
+    model: str
+    version: str
+    state: InstanceState
+    since: float  # when it entered `state` (clock of the observation)
+    inflight: int = 0  # summed over every gateway
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class LoadObs:
+    """Demand signals of one model. None = not measured; `missing` names the signals that
+    should have been measured and were not (stale or absent series): they block scale-down."""
+
+    qps: float | None = None
+    utilization: float | None = None  # 0..1, accelerators of the model's pool
+    missing: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Observation:
+    now: float
+    instances: tuple[InstanceObs, ...]
+    load: Mapping[str, LoadObs] = field(default_factory=dict)
+
+    def of(self, model: str) -> list[InstanceObs]:
+        return [i for i in self.instances if i.model == model]
+
+
+@dataclass(frozen=True)
+class ModelMemory:
+    last_up: float | None = None  # last scale-up (launch) decision
+    last_down: float | None = None  # last scale-down (drain) decision
+    low_since: float | None = None  # start of the current run of low-load passes
+
+
+Memory = Mapping[str, ModelMemory]
+
+
+def memory_to_json(memory: Memory) -> dict[str, Any]:
+    return {name: asdict(m) for name, m in sorted(memory.items())}
+
+
+def memory_from_json(data: Mapping[str, Any]) -> dict[str, ModelMemory]:
+    """Tolerant of a missing or foreign document: the worst case is one extra wait."""
+    out: dict[str, ModelMemory] = {}
+    for name, entry in data.items():
+        if not isinstance(entry, Mapping):
+            continue
+        values = {
+            k: float(v)
+            for k, v in entry.items()
+            if k in ModelMemory.__dataclass_fields__ and isinstance(v, int | float)
+        }
+        out[str(name)] = ModelMemory(**values)
+    return out
