@@ -76,8 +76,33 @@ class XinferenceSpec(Spec):
     )
 
 
+class PrometheusQueries(Spec):
+    """PromQL the reconciler reads; each replaces the default in policies/promql.yaml."""
+
+    model_qps: str | None = Field(
+        default=None, description="Requests per second by `model` label (gateway counters)."
+    )
+    gateway_up: str | None = Field(
+        default=None,
+        description="Non-empty while the gateways are scraped and fresh; without it no QPS "
+        "is trusted (no scale-down on missing metrics).",
+    )
+    utilization: dict[Vendor, str] | None = Field(
+        default=None,
+        description="Accelerator utilisation 0..1 per vendor; series with a `pool` label go "
+        "to that pool, others to every pool of the vendor.",
+    )
+
+
 class PrometheusSpec(Spec):
-    url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s/]+(/.*)?$")]
+    url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s/]+(/.*)?$")] | None = Field(
+        default=None,
+        description="Prometheus the reconciler queries (default: the one `xpool up` starts).",
+    )
+    bearer_token_env: EnvVarName | None = Field(
+        default=None, description="Environment variable holding a bearer token for Prometheus."
+    )
+    queries: PrometheusQueries = PrometheusQueries()
 
 
 class GatewaySpec(Spec):
