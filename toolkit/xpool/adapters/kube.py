@@ -10,6 +10,8 @@
   Only objects carrying our id are ever listed for pruning, let alone deleted.
 - A field owned by another manager stops the run at that object (exit 1) unless
   --force-conflicts; everything before it stays applied and a re-run converges.
+- Queue shares the reconciler owns (field manager `xpool-reconciler`) are left out of what is
+  applied and diffed, so its values stay (see `queue_shares.without_reconciler_shares`).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from xpool.adapters.kube_client import (
     Resource,
     RetryPolicy,
 )
+from xpool.adapters.queue_shares import without_reconciler_shares
 from xpool.errors import RemoteError, XpoolError
 
 __all__ = [
@@ -324,6 +327,12 @@ class Applier:
                 return None
             raise RemoteError(f"{target.key}: GET refused: {exc.summary()}") from None
 
+    @staticmethod
+    def yield_to_reconciler(target: Target, live: dict[str, Any] | None) -> Target:
+        """`target` without the Queue shares the reconciler owns on `live`."""
+        body = without_reconciler_shares(target.obj, live)
+        return target if body is target.obj else Target(body, target.resource, target.key)
+
     def ssa(self, target: Target, *, dry_run: bool, force: bool) -> dict[str, Any]:
         query = {"fieldManager": FIELD_MANAGER}
         if force:
@@ -357,6 +366,7 @@ class Applier:
                 return "created"
             self.ssa(target, dry_run=dry_run, force=force)
             return "created"
+        target = self.yield_to_reconciler(target, live)
         result = self.ssa(target, dry_run=True, force=force)
         if normalize(result) == normalize(live):
             return "unchanged"
@@ -551,7 +561,9 @@ class Applier:
                 after = target.obj
             else:
                 try:
-                    after = self.ssa(target, dry_run=True, force=False)
+                    after = self.ssa(
+                        self.yield_to_reconciler(target, live), dry_run=True, force=False
+                    )
                 except ConflictError as exc:
                     conflict, after = str(exc), None
             if conflict is not None:
