@@ -11,7 +11,9 @@ instance. The Xinference API key comes from configuration only: client Authoriza
 are never forwarded, and the key is never logged.
 
 `/metrics` serves the app's own Prometheus registry; `/-/admin/*` (loopback clients with the
-admin token only) scales models and sets canary weights through an `Admin` controller.
+admin token only) drives an `Admin` controller: instance lifecycle in non-blocking steps
+(launch, drain, terminate, and the instances' states to observe), a blocking scale, canary
+weights. Errors are `{"error": {...}}` with 400/404/409/422, or 502 when Xinference failed.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from xpool.errors import RemoteError
 from xpool.gateway.metrics import GatewayMetrics
 from xpool.gateway.routing import Lease, Refusal, RoutingTable
 
@@ -48,13 +51,45 @@ class AdminError(Exception):
 
 
 class Admin(Protocol):
-    """What the admin endpoint drives (blocking calls; run in a worker thread)."""
+    """What the admin endpoint drives (calls that may block run in a worker thread; only
+    `scale` waits for loads and drains)."""
+
+    def instances(self) -> list[dict[str, Any]]: ...
+
+    def launch(
+        self, model: str, version: str | None, count: int | None, uids: list[str] | None
+    ) -> dict[str, Any]: ...
+
+    def drain(self, uids: list[str]) -> dict[str, Any]: ...
+
+    def terminate(self, uids: list[str], *, force: bool, timed_out: bool) -> dict[str, Any]: ...
 
     def scale(
         self, model: str, instances: int, *, force: bool, version: str | None
     ) -> dict[str, Any]: ...
 
     def set_weights(self, model: str, weights: dict[str, float]) -> dict[str, Any]: ...
+
+
+def _flag(payload: dict[str, Any], name: str) -> bool:
+    value = payload.get(name, False)
+    if not isinstance(value, bool):
+        raise AdminError(400, f"{name}: must be true or false, not {value!r}")
+    return value
+
+
+def _uids(payload: dict[str, Any]) -> list[str]:
+    uids = payload.get("uids")
+    if not isinstance(uids, list) or not uids or not all(isinstance(u, str) and u for u in uids):
+        raise AdminError(400, "uids: give a non-empty list of instance UIDs")
+    return uids
+
+
+def _count(payload: dict[str, Any]) -> int | None:
+    count = payload.get("count")
+    if count is not None and (isinstance(count, bool) or not isinstance(count, int)):
+        raise AdminError(400, f"count: must be a whole number, not {count!r}")
+    return count
 
 
 def error(status: int, message: str, kind: str, **extra: Any) -> JSONResponse:
@@ -284,7 +319,7 @@ def create_app(
             return error(401, "missing or wrong admin token", "unauthorized")
         return None
 
-    async def admin_call(request: Request, call: Any) -> Response:
+    async def admin_call(request: Request, call: Any, status: int = 200) -> Response:
         denied = authorized(request)
         if denied is not None:
             return denied
@@ -298,9 +333,11 @@ def create_app(
             result = await anyio.to_thread.run_sync(call, payload)
         except AdminError as exc:
             return error(exc.status, str(exc), "admin_error")
+        except RemoteError as exc:
+            return error(502, str(exc), "upstream_error")
         except (KeyError, TypeError, ValueError) as exc:
             return error(400, f"bad admin request: {exc}", "invalid_request_error")
-        return JSONResponse(result)
+        return JSONResponse(result, status_code=status)
 
     async def admin_scale(request: Request) -> Response:
         def call(p: dict[str, Any]) -> dict[str, Any]:
@@ -308,8 +345,33 @@ def create_app(
             return admin.scale(
                 str(p["model"]),
                 int(p["instances"]),
-                force=bool(p.get("force", False)),
+                force=_flag(p, "force"),
                 version=p.get("version"),
+            )
+
+        return await admin_call(request, call)
+
+    async def admin_launch(request: Request) -> Response:
+        def call(p: dict[str, Any]) -> dict[str, Any]:
+            assert admin is not None
+            uids = _uids(p) if "uids" in p else None
+            version = None if p.get("version") is None else str(p["version"])
+            return admin.launch(str(p["model"]), version, _count(p), uids)
+
+        return await admin_call(request, call, status=202)
+
+    async def admin_drain(request: Request) -> Response:
+        def call(p: dict[str, Any]) -> dict[str, Any]:
+            assert admin is not None
+            return admin.drain(_uids(p))
+
+        return await admin_call(request, call)
+
+    async def admin_terminate(request: Request) -> Response:
+        def call(p: dict[str, Any]) -> dict[str, Any]:
+            assert admin is not None
+            return admin.terminate(
+                _uids(p), force=_flag(p, "force"), timed_out=_flag(p, "timedOut")
             )
 
         return await admin_call(request, call)
@@ -326,20 +388,12 @@ def create_app(
         denied = authorized(request)
         if denied is not None:
             return denied
+        assert admin is not None
         return JSONResponse(
             {
-                "instances": [
-                    {
-                        "uid": s.uid,
-                        "model": s.model,
-                        "version": s.version,
-                        "inflight": s.inflight,
-                        "limit": s.limit,
-                        "draining": s.draining,
-                    }
-                    for s in table.slots()
-                ],
+                "instances": admin.instances(),
                 "weights": {r.model: table.weights(r.model) for r in table.routes()},
+                "now": time.time(),
             }
         )
 
@@ -349,6 +403,9 @@ def create_app(
         Route("/-/admin/scale", admin_scale, methods=["POST"]),
         Route("/-/admin/weights", admin_weights, methods=["POST"]),
         Route("/-/admin/instances", admin_instances, methods=["GET"]),
+        Route("/-/admin/launch", admin_launch, methods=["POST"]),
+        Route("/-/admin/drain", admin_drain, methods=["POST"]),
+        Route("/-/admin/terminate", admin_terminate, methods=["POST"]),
     ]
     routes += [Route(path, forward, methods=["POST"]) for path in FORWARDED]
     app = Starlette(routes=routes, lifespan=lifespan)

@@ -108,8 +108,10 @@ class Load:
         concurrency: int,
         timeout: float = 120.0,
         headers: dict[str, str] | None = None,
+        pause: float = 0.0,
     ) -> None:
         self.base_url = base_url
+        self.pause = pause  # seconds each worker waits between requests (paced load)
         self.makers = makers
         self.total = total
         self.concurrency = concurrency
@@ -165,6 +167,8 @@ class Load:
                         r.errors[err] += 1
                     if stream and not complete:
                         r.incomplete_streams += 1
+                if self.pause:
+                    self._stop.wait(self.pause)
 
     @staticmethod
     def _one(

@@ -7,7 +7,8 @@ instance (least outstanding requests among the ready, non-draining ones). A `Lea
 released when the response has been fully sent, so in-flight counts include running streams.
 
 Draining: `mark_draining(uid)` stops new requests to `uid` at once; `wait_drained(uid,
-timeout)` blocks until its in-flight count reaches zero. The table is thread-safe: `xpool up`
+timeout)` blocks until its in-flight count reaches zero. Each slot records `since`, the unix
+time it entered its state (ready or draining), for observers that time drains. The table is thread-safe: `xpool up`
 and the admin endpoint write from worker threads, the gateway reads from its event loop.
 """
 
@@ -42,6 +43,7 @@ class Slot:
     limit: int
     inflight: int = 0
     draining: bool = False
+    since: float = 0.0  # time.time() when it became ready, or draining
 
 
 @dataclass
@@ -101,9 +103,13 @@ class RoutingTable:
         version: str = "",
         tier: str = "",
         limit: int | None = None,
+        draining: bool = False,
+        since: float | None = None,
     ) -> None:
-        """Route `model` to `uid` (ready). Re-adding an instance keeps its in-flight count and
-        clears draining."""
+        """Route `model` to `uid` (ready; or `draining` at once, never routed, for one whose
+        drain was asked while it loaded). Re-adding an instance keeps its in-flight count and
+        sets draining as given; `since` changes only with the state (default: now)."""
+        now = time.time() if since is None else since
         with self._lock:
             entry = self._models.get(model)
             if entry is None:
@@ -112,10 +118,11 @@ class RoutingTable:
                 entry.tier = tier
             slot = self._slots.get(uid)
             if slot is None:
-                slot = Slot(uid, model, version, limit or DEFAULT_LIMIT)
+                slot = Slot(uid, model, version, limit or DEFAULT_LIMIT, 0, draining, now)
                 self._slots[uid] = slot
             else:
-                slot.draining = False
+                if slot.draining != draining:
+                    slot.draining, slot.since = draining, now
                 slot.limit = limit or slot.limit
             entry.slots[uid] = slot
             self._changed.notify_all()
@@ -134,7 +141,8 @@ class RoutingTable:
             slot = self._slots.get(uid)
             if slot is None:
                 return False
-            slot.draining = True
+            if not slot.draining:
+                slot.draining, slot.since = True, time.time()
             return True
 
     def set_weights(self, model: str, weights: Mapping[str, float]) -> None:
@@ -163,7 +171,7 @@ class RoutingTable:
         """Copies of the instances (of `model`), by UID."""
         with self._lock:
             items = [
-                Slot(s.uid, s.model, s.version, s.limit, s.inflight, s.draining)
+                Slot(s.uid, s.model, s.version, s.limit, s.inflight, s.draining, s.since)
                 for s in self._slots.values()
                 if model is None or s.model == model
             ]
