@@ -15,7 +15,7 @@ from xpool.volcano import Job, Queue
 
 GOLDEN = Path(__file__).parent / "golden"
 KUBERNETES_EXAMPLES = ["platform.yaml", "ascend-only.yaml"]
-ALLOWED_VERBS = {"get", "list", "watch", "patch", "update", "create"}
+ALLOWED_VERBS = {"get", "list", "watch", "patch", "update", "create", "delete"}
 
 
 def render(example: str) -> Rendering:
@@ -165,7 +165,12 @@ def test_rbac_is_least_privilege() -> None:
             assert set(rule["verbs"]) <= ALLOWED_VERBS, rule
             assert "secrets" not in rule["resources"]
             if "create" in rule["verbs"]:
-                assert rule["resources"] == ["leases"]
+                # unnamed only for Leases; ConfigMaps are created by apply, under their names
+                assert rule["resources"] == ["leases"] or rule.get("resourceNames"), rule
+            if "delete" in rule["verbs"]:
+                # only a gateway replica withdrawing its own report Lease
+                assert role["metadata"]["name"] == "xpool-gateway", rule
+                assert rule["resources"] == ["leases"], rule
 
 
 def test_labels_on_everything() -> None:

@@ -261,7 +261,11 @@ class KubeClient:
         """One API call with bounded retries; raise KubeStatusError for a final non-2xx
         answer that the caller may interpret, RemoteError when retries ran out."""
         url_path = path + ("?" + urlencode(query) if query else "")
-        payload = None if body is None else json.dumps(body, separators=(",", ":"))
+        # The REST client JSON-encodes bodies of any JSON content type itself; other types
+        # (apply-patch+yaml) go through as the text given.
+        payload: Any = None
+        if body is not None:
+            payload = body if "json" in content_type else json.dumps(body, separators=(",", ":"))
 
         def once() -> dict[str, Any]:
             return self._once(method, url_path, payload, content_type)
@@ -288,7 +292,7 @@ class KubeClient:
                 f"{what}: {method} failed after {attempts} attempts: {exc.status.summary()}"
             ) from None
 
-    def _once(self, method: str, url_path: str, payload: str | None, ctype: str) -> dict[str, Any]:
+    def _once(self, method: str, url_path: str, payload: Any, ctype: str) -> dict[str, Any]:
         headers = {"Accept": "application/json"}
         if payload is not None:
             headers["Content-Type"] = ctype

@@ -4,13 +4,19 @@ polling every few seconds bounds the lag without one).
 
 The ConfigMap (default `xpool-routes`) holds `routes.json`:
 
-    {"models": [{"model": "chat", "type": "LLM", "tier": "P0", "weights": {"1": 95, "2": 5},
+    {"generation": 7,
+     "models": [{"model": "chat", "type": "LLM", "tier": "P0", "weights": {"1": 95, "2": 5},
                  "instances": [{"uid": "chat--1--1", "version": "1", "limit": 4,
-                                "state": "ready"}, ...]}]}
+                                "state": "ready", "since": 1767225600.0,
+                                "generation": 3}, ...]}]}
 
-`state: draining` stops new requests to an instance (the reconciler then watches the gateways'
-`xpool_gateway_inflight{instance=...}` reach 0 before terminating it). An instance that
-disappears from the ConfigMap is drained first and forgotten once idle.
+`generation` grows by one on every change the reconciler writes; an instance's `generation` is
+the one at which it entered its `state`, and `since` the unix time it did. `state: ready` routes
+to it; `loading` (launched, not ready yet) does not; `draining` stops new requests to it. Every
+replica reports the generation it has applied and its in-flight counts (`replica_report.py`),
+so the reconciler terminates a draining instance only once every replica has stopped routing
+to it and finished its requests. An instance that disappears from the ConfigMap is drained
+first and forgotten once idle. `tier`, `weights`, `limit` and the generations are optional.
 """
 
 from __future__ import annotations
@@ -58,6 +64,12 @@ def apply_routes(table: RoutingTable, doc: dict[str, Any]) -> None:
                 table.remove(slot.uid)
 
 
+def routes_generation(doc: dict[str, Any]) -> int:
+    """The document's generation; 0 for one written before generations existed."""
+    value = doc.get("generation", 0)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
 class ConfigMapRoutingSource:
     def __init__(
         self,
@@ -76,6 +88,7 @@ class ConfigMapRoutingSource:
         self.interval = interval
         self.log = log
         self.version: str | None = None  # resourceVersion last applied
+        self.generation: int | None = None  # routes.json `generation` last applied
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -104,6 +117,9 @@ class ConfigMapRoutingSource:
             self.log(f"ConfigMap {self.name}: {DATA_KEY} is not JSON ({exc}); keeping the routes")
             return True
         apply_routes(self.table, doc)
+        # Set only once the table follows `doc`: a report of this generation then promises
+        # that its draining instances get no new requests (replica_report.py relies on it).
+        self.generation = routes_generation(doc)
         self.version = version
         return True
 

@@ -8,6 +8,8 @@ the planner's: a tier's accelerators on a pool come from `tier_accelerators`, ex
 from __future__ import annotations
 
 import json
+import math
+import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +24,10 @@ SUPERVISOR = "xinference-supervisor"
 SUPERVISOR_PORT = 9997
 WORKER_METRICS_PORT = 9977
 SERVICE_ACCOUNT = "xpool"
+GATEWAY = "xpool-gateway"  # the gateway's Deployment, Service, ServiceAccount, Role and binding
+ROUTES_CONFIGMAP = "xpool-routes"  # gateway/source.py; written by the reconciler
+STATE_CONFIGMAP = "xpool-reconciler-state"  # reconcile/memory_store.py
+GATEWAY_STOP_SECONDS = 30  # after its requests: stop the server, delete the Lease, exit
 PLATFORM_CONFIGMAP = "xpool-platform"
 LAUNCH_CONFIGMAP = "xpool-launch-specs"
 # Kubernetes refuses a ConfigMap over 1 MiB; keep each well below it (YAML quoting adds some).
@@ -120,6 +126,114 @@ def reclaimable(tier: Tier) -> bool:
     return tier.preemptible or tier.borrow
 
 
+def comment_lines(text: str) -> list[str]:
+    """`text` as the lines of a YAML comment."""
+    return textwrap.wrap(text, 94, break_on_hyphens=False)
+
+
+def rbac_rule(
+    comment: str, api_group: str, resource: str, verbs: list[str], names: list[str] | None = None
+) -> dict[str, Any]:
+    """One Role rule, with the comment that says why it is needed (wrapped for the YAML)."""
+    return {
+        "comment": comment_lines(comment),
+        "api_group": api_group,
+        "resource": resource,
+        "names": names or [],
+        "verbs": verbs,
+    }
+
+
+def reconciler_rules(configmaps: list[str]) -> list[dict[str, Any]]:
+    """Everything `xpool reconcile` touches in the platform namespace, and nothing else."""
+    return [
+        rbac_rule(
+            "Worker groups: observe them and scale a tier's workers (tasks[*].replicas is the "
+            "only field Volcano lets a Job update besides minAvailable and priorityClassName).",
+            "batch.volcano.sh",
+            "jobs",
+            ["get", "list", "watch", "patch"],
+        ),
+        rbac_rule(
+            "PodGroups: read-only, to see whether a worker group is Pending/Inqueue/Running.",
+            "scheduling.volcano.sh",
+            "podgroups",
+            ["get", "list", "watch"],
+        ),
+        rbac_rule(
+            "Worker pods: which workers run where, and which were evicted or preempted.",
+            "",
+            "pods",
+            ["get", "list", "watch"],
+        ),
+        rbac_rule(
+            "xpool's own ConfigMaps only (the platform file and the launch specs), by name.",
+            "",
+            "configmaps",
+            ["get", "patch", "update"],
+            configmaps,
+        ),
+        rbac_rule(
+            f"The routes every gateway follows ({ROUTES_CONFIGMAP}) and the reconciler's memory "
+            f"({STATE_CONFIGMAP}), by name: read, and written by server-side apply, which "
+            "creates them when absent. The API server authorizes that creation as `create` of "
+            "the name in the request's URL (apiserver endpoints/handlers/patch.go), so unlike "
+            "a POST it is restricted by resourceNames.",
+            "",
+            "configmaps",
+            ["get", "patch", "create"],
+            [ROUTES_CONFIGMAP, STATE_CONFIGMAP],
+        ),
+        rbac_rule(
+            "The reconciler's leader lease: it is created by POST, whose name RBAC cannot see, "
+            "so create is granted alone; reading and renewing is restricted to the lease xpool "
+            "holds.",
+            "coordination.k8s.io",
+            "leases",
+            ["create"],
+        ),
+        rbac_rule(
+            "",
+            "coordination.k8s.io",
+            "leases",
+            ["get", "update"],
+            [LEASE],
+        ),
+        rbac_rule(
+            "The gateway replicas' drain reports (Leases xpool-gateway-<pod>, selected by "
+            "label): list cannot be restricted by name or label, so this reads every Lease of "
+            "the namespace; it changes none.",
+            "coordination.k8s.io",
+            "leases",
+            ["list"],
+        ),
+    ]
+
+
+def gateway_rules() -> list[dict[str, Any]]:
+    """What `xpool gateway` needs: its routes and its own report Lease."""
+    return [
+        rbac_rule(
+            "The routes the reconciler writes, read-only, by name.",
+            "",
+            "configmaps",
+            ["get"],
+            [ROUTES_CONFIGMAP],
+        ),
+        rbac_rule(
+            "This replica's drain report, the Lease xpool-gateway-<pod name>: created and "
+            "renewed by server-side apply (patch; create when absent), deleted when the "
+            "replica stops. Its name holds the pod name, unknown when this Role is written, so "
+            "these verbs cannot be restricted by name and reach every Lease of the namespace: "
+            "keep the namespace for xpool alone. The gateway never reads Leases (no get, list, "
+            "update).",
+            "coordination.k8s.io",
+            "leases",
+            ["create", "patch", "delete"],
+        ),
+    ]
+
+
 def build(
     platform: Platform,
     platform_text: str,
@@ -198,6 +312,7 @@ def build(
         name=SERVICE_ACCOUNT,
         namespace=ns,
         labels=rbac_labels,
+        comment="The identity of the reconciler.",
     )
     cluster_role = f"xpool-{part_of}-queues"
     out.add(
@@ -226,8 +341,11 @@ def build(
         name="xpool-reconciler",
         namespace=ns,
         labels=rbac_labels,
-        configmaps=[*(name for name, _ in launch_chunks), PLATFORM_CONFIGMAP],
-        lease=LEASE,
+        comment=comment_lines(
+            "Everything the reconciler (`xpool reconcile`) touches in this namespace, and "
+            "nothing else: no create/delete of workloads, no secrets, no wildcards."
+        ),
+        rules=reconciler_rules([*(name for name, _ in launch_chunks), PLATFORM_CONFIGMAP]),
     )
     out.add(
         2,
@@ -238,6 +356,39 @@ def build(
         labels=rbac_labels,
         role="xpool-reconciler",
         service_account=SERVICE_ACCOUNT,
+    )
+    gateway_rbac_labels = labels("gateway")
+    out.add(
+        2,
+        "ServiceAccount",
+        "serviceaccount.yaml.j2",
+        name=GATEWAY,
+        namespace=ns,
+        labels=gateway_rbac_labels,
+        comment="The identity of the gateway replicas: they read the routes and report in Leases.",
+    )
+    out.add(
+        2,
+        "Role",
+        "role.yaml.j2",
+        name=GATEWAY,
+        namespace=ns,
+        labels=gateway_rbac_labels,
+        comment=comment_lines(
+            "What each gateway replica (`xpool gateway`) touches: it reads the routes and "
+            "reports, in a Lease of its own, what it routes. Nothing else, no secrets."
+        ),
+        rules=gateway_rules(),
+    )
+    out.add(
+        2,
+        "RoleBinding",
+        "rolebinding.yaml.j2",
+        name=GATEWAY,
+        namespace=ns,
+        labels=gateway_rbac_labels,
+        role=GATEWAY,
+        service_account=GATEWAY,
     )
 
     # 3 ConfigMaps
@@ -353,6 +504,8 @@ def build(
         },
         mounts=[{"name": "data", "mountPath": "/data"}],
         volumes=[{"name": "data", "emptyDir": {}}],
+        service_account=None,
+        termination_grace=None,
     )
     out.add(
         5,
@@ -365,34 +518,45 @@ def build(
         ports=[{"name": "http", "port": SUPERVISOR_PORT}, {"name": "rpc", "port": 9999}],
     )
     gateway_port = int(spec.gateway.listen.rsplit(":", 1)[1])
-    gateway_labels = labels("xpool-gateway")
+    gateway_labels = labels(GATEWAY)
     out.add(
         5,
         "Deployment",
         "deployment.yaml.j2",
-        name="xpool-gateway",
+        name=GATEWAY,
         namespace=ns,
         labels=gateway_labels,
-        selector=selector("xpool-gateway"),
-        comment="The xpool gateway: routes, drains and canaries requests to model instances.",
+        selector=selector(GATEWAY),
+        comment=(
+            "The xpool gateway: routes, drains and canaries requests; reports in Lease "
+            "xpool-gateway-<pod>."
+        ),
         replicas=2,
         container="gateway",
         image=xpool_image,
         command=["xpool", "gateway", platform_path, "--listen", f"0.0.0.0:{gateway_port}"],
-        env=secret_env,
+        env=[
+            # the replica id (`--replica` default): the pod name, unique among the replicas
+            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            *secret_env,
+        ],
         ports=[{"name": "http", "port": gateway_port}],
         resources={"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "2Gi"}},
         mounts=config_mount,
         volumes=config_volume,
+        service_account=GATEWAY,
+        # on SIGTERM a replica finishes its requests (each ends within requestTimeout), then
+        # withdraws its Lease: give it that long before the kubelet kills it
+        termination_grace=math.ceil(spec.gateway.request_timeout) + GATEWAY_STOP_SECONDS,
     )
     out.add(
         5,
         "Service",
         "service.yaml.j2",
-        name="xpool-gateway",
+        name=GATEWAY,
         namespace=ns,
         labels=gateway_labels,
-        selector=selector("xpool-gateway"),
+        selector=selector(GATEWAY),
         ports=[{"name": "http", "port": gateway_port}],
     )
 
