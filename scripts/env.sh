@@ -3,7 +3,15 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PYTHON="${PYTHON:-python3}"
-KEY="$(cat "$ROOT/pyproject.toml" | sha256sum | cut -c1-16)"
+# Keyed on what the install depends on (not on tool settings such as the import contract).
+KEY="$("$PYTHON" - "$ROOT/pyproject.toml" <<'PY' | sha256sum | cut -c1-16
+import json, sys, tomllib
+doc = tomllib.load(open(sys.argv[1], "rb"))
+project = doc["project"]
+keys = ("dependencies", "optional-dependencies", "requires-python", "scripts")
+print(json.dumps([doc.get("build-system"), *(project.get(k) for k in keys)], sort_keys=True))
+PY
+)"
 VENV="${XPOOL_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/xpool/venv-$KEY}"
 if [ ! -x "$VENV/bin/python" ] || [ ! -f "$VENV/.complete" ]; then
   echo "setting up $VENV (first run only)" >&2

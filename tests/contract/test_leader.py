@@ -7,11 +7,8 @@ by sleeping; one test runs two real processes that contend over HTTP and kills t
 from __future__ import annotations
 
 import os
-import queue
 import re
 import signal
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -20,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from tests.line_process import LineProcess
 from xpool.adapters.kube_client import Connection, KubeClient, RetryPolicy
 from xpool.errors import InputError, RemoteError
 from xpool.reconcile.leader import LeaseLeadership, wait_for_leadership
@@ -281,36 +279,12 @@ while True:
 """
 
 
-class Contender:
-    """A subprocess running CONTENDER; its stdout lines are queued as they arrive."""
+class Contender(LineProcess):
+    """A subprocess running CONTENDER against the contract server."""
 
     def __init__(self, kubeconfig: Path, identity: str) -> None:
-        env = {**os.environ, "PYTHONPATH": str(ROOT / "toolkit")}
+        super().__init__(CONTENDER, str(kubeconfig), identity)
         self.identity = identity
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", CONTENDER, str(kubeconfig), identity],
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        self.lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.put(line.strip())
-
-    def next_line(self, timeout: float) -> str | None:
-        try:
-            return self.lines.get(timeout=timeout)
-        except queue.Empty:
-            return None
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=10)
 
 
 def test_two_processes_one_leads_and_the_other_takes_over_when_it_dies(kube_api, kubeconfig):
@@ -343,4 +317,4 @@ def test_two_processes_one_leads_and_the_other_takes_over_when_it_dies(kube_api,
         assert spec["leaseTransitions"] == 1
     finally:
         for p in procs:
-            p.stop()
+            p.kill()

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import os
-import queue
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.line_process import LineProcess
 from xpool.errors import InputError
 from xpool.reconcile.leader import FileLeadership, default_identity, wait_for_leadership
 
@@ -32,34 +29,11 @@ time.sleep(600)
 """
 
 
-class Holder:
-    """A subprocess running HOLDER; its stdout lines are queued as they arrive."""
+class Holder(LineProcess):
+    """A subprocess running HOLDER on `lock`."""
 
     def __init__(self, lock: Path, identity: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", HOLDER, str(lock), identity],
-            stdout=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "PYTHONPATH": str(ROOT / "toolkit")},
-        )
-        self.lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.put(line.strip())
-
-    def next_line(self, timeout: float) -> str | None:
-        try:
-            return self.lines.get(timeout=timeout)
-        except queue.Empty:
-            return None
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=10)
+        super().__init__(HOLDER, str(lock), identity)
 
 
 def test_killing_the_holder_frees_the_lock_for_the_other_process(tmp_path):

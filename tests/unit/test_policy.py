@@ -218,3 +218,14 @@ def test_closed_loop_scales_up_with_the_step_and_down_after_the_window() -> None
     for _ in range(3):
         world.step({"chat": 0.0})
     assert world.active("chat") == 1
+
+
+def test_scale_down_lands_between_the_ratios_not_on_the_scale_up_line() -> None:
+    """7 QPS on 3 x 10: one instance would run at 70%, a noisy pass at 8.1 QPS away from
+    scaling straight back up; two keep it at 35%, under the 55% midpoint."""
+    spec = spec_of([model("chat", "P0", lo=1)])
+    inst = tuple(ready(f"chat--1--{n}") for n in (1, 2, 3))
+    memory = {"chat": ModelMemory(low_since=0.0)}
+    out = decide(spec, Observation(400.0, inst, {"chat": LoadObs(qps=7.0)}), memory)
+    assert [d.uid for d in kinds(out.actions, Drain)] == ["chat--1--3"]
+    assert out.decisions[0].desired == 2

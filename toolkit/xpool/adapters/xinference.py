@@ -16,6 +16,7 @@ printed or logged.
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from collections.abc import Callable, Iterable
@@ -31,7 +32,8 @@ from tenacity import (
     wait_exponential,
 )
 
-from xpool.errors import RemoteError
+from xpool.config.models import Platform
+from xpool.errors import InputError, Problem, RemoteError
 
 MIN_VERSION = (3, 2, 0)  # replica endpoints exist from 3.2.0 (DESIGN.md fact 2)
 UID_PATTERN = re.compile(
@@ -484,3 +486,22 @@ def wants_for(
             )
         )
     return wants
+
+
+def api_key_from_env(platform: Platform) -> str | None:
+    """The API key named by spec.xinference.apiKeyEnv (never printed); exit 2 if unset."""
+    name = platform.spec.xinference.api_key_env
+    if name is None:
+        return None
+    value = os.environ.get(name)
+    if not value:
+        raise InputError(
+            [
+                Problem(
+                    "environment",
+                    "spec.xinference.apiKeyEnv",
+                    f"{name} is not set; export the Xinference API key as {name}",
+                )
+            ]
+        )
+    return value

@@ -10,6 +10,7 @@ from xpool.cli.apply import apply_command
 from xpool.cli.diff import diff_command
 from xpool.cli.gateway import gateway_command
 from xpool.cli.plan import plan_command
+from xpool.cli.reconcile import reconcile_command
 from xpool.cli.render import render_command
 from xpool.cli.scale import scale_command
 from xpool.cli.schema import schema_command
@@ -35,6 +36,7 @@ cli.add_command(diff_command)
 cli.add_command(apply_command)
 cli.add_command(scale_command)
 cli.add_command(gateway_command)
+cli.add_command(reconcile_command)
 
 
 def main() -> None:

@@ -10,14 +10,19 @@ come from the running `xpool up`'s gateway (its loopback admin endpoint) when th
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import click
 
 from xpool.adapters.xinference import Instance, XinferenceClient, parse_uid
-from xpool.cli.output import emit_data, emit_table, output_option
+from xpool.cli.output import emit_data, emit_table, note, output_option
 from xpool.cli.up import api_key_from_env, read_up_file, state_dir_for
 from xpool.errors import RemoteError
+from xpool.policy.spec import policy_spec
+from xpool.policy.state import LoadObs
+from xpool.reconcile.audit import read_audit
+from xpool.reconcile.wiring import AUDIT_FILE, load_reader, prometheus_url
 from xpool.render.launch import launch_specs
 from xpool.validate import load_and_plan
 
@@ -90,6 +95,7 @@ def collect(file: str, state_dir: str | None) -> dict:
                 "tp": tp,
                 "min": model.instances.min,
                 "max": model.instances.max,
+                "limit": model.context.batch,
                 "ready": sum(i.ready for i, _ in rows),
                 "loading": sum(i.loading for i, _ in rows),
                 "draining": sum(bool(gateway.get(i.uid, {}).get("draining")) for i, _ in rows),
@@ -124,13 +130,45 @@ def collect(file: str, state_dir: str | None) -> dict:
         }
         for t in plan.tiers
     ]
+    for tier in tiers:
+        tier["borrowedAccelerators"] = max(
+            0, tier["usedAccelerators"] - tier["deservedAccelerators"]
+        )
+    loads, load_error = _loads(loaded, plan, state_dir)
+    for row in models:
+        load = loads.get(row["model"])
+        row["qps"] = None if load is None or load.qps is None else round(load.qps, 3)
+        inflight = sum(i.get("inflight", 0) for i in row["instances"] if not i.get("draining"))
+        row["saturation"] = (
+            round(inflight / (row["ready"] * row["limit"]), 3)
+            if row["ready"] and row["limit"]
+            else None
+        )
+    state = state_dir_for(platform, state_dir)
     return {
         "platform": platform.metadata.name,
         "endpoint": endpoint,
         "xinferenceVersion": version,
         "models": models,
         "tiers": tiers,
+        "loadError": load_error,
+        "lastActions": [
+            {k: r.get(k) for k in ("time", "action", "subject", "reason")}
+            for r in read_audit(state / AUDIT_FILE, last=8)
+        ],
     }
+
+
+def _loads(loaded, plan, state_dir: str | None) -> tuple[dict[str, LoadObs], str | None]:
+    """QPS per model from the Prometheus the reconciler reads, when there is one."""
+    platform = loaded.platform
+    url = prometheus_url(loaded, None, read_up_file(state_dir_for(platform, state_dir)))
+    if url is None:
+        return {}, None
+    try:
+        return load_reader(loaded, policy_spec(platform, plan), url)(), None
+    except RemoteError as exc:
+        return {}, str(exc)
 
 
 @click.command("status")
@@ -160,6 +198,8 @@ def status_command(file: str, state_dir: str | None, output: str) -> None:
             "LOADING",
             "DRAINING",
             "FAILED",
+            "QPS",
+            "SATURATION",
             "INSTANCES",
         ],
         [
@@ -173,6 +213,8 @@ def status_command(file: str, state_dir: str | None, output: str) -> None:
                 m["loading"],
                 m["draining"],
                 m["failed"],
+                m["qps"],
+                m["saturation"],
                 " ".join(f"{i['uid']}@{','.join(i['workers']) or '-'}" for i in m["instances"])
                 or "-",
             ]
@@ -181,9 +223,32 @@ def status_command(file: str, state_dir: str | None, output: str) -> None:
     )
     emit_table(
         "Tiers (accelerators: instances x TP vs deserved share)",
-        ["TIER", "POOL", "SHARE", "DESERVED", "USED"],
+        ["TIER", "POOL", "SHARE", "DESERVED", "USED", "BORROWED"],
         [
-            [t["tier"], t["pool"], t["share"], t["deservedAccelerators"], t["usedAccelerators"]]
+            [
+                t["tier"],
+                t["pool"],
+                t["share"],
+                t["deservedAccelerators"],
+                t["usedAccelerators"],
+                t["borrowedAccelerators"],
+            ]
             for t in data["tiers"]
         ],
     )
+    if data["loadError"]:
+        note(f"load unknown: {data['loadError']}")
+    if data["lastActions"]:
+        emit_table(
+            "Last reconciler actions",
+            ["TIME", "ACTION", "SUBJECT", "REASON"],
+            [
+                [
+                    time.strftime("%H:%M:%S", time.localtime(r["time"] or 0)),
+                    r["action"],
+                    r["subject"],
+                    r["reason"],
+                ]
+                for r in data["lastActions"]
+            ],
+        )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import sys
 import time
@@ -25,10 +26,16 @@ from typing import Any
 import click
 import httpx
 
-from xpool.adapters.xinference import Want, XinferenceClient, ensure_instances, wants_for
+from xpool.adapters.xinference import (
+    Want,
+    XinferenceClient,
+    api_key_from_env,
+    ensure_instances,
+    wants_for,
+)
 from xpool.cli.output import note
 from xpool.config.models import Platform
-from xpool.errors import InputError, Problem, RemoteError
+from xpool.errors import RemoteError
 from xpool.gateway.app import create_app
 from xpool.gateway.control import (
     TOKEN_FILE,
@@ -40,6 +47,7 @@ from xpool.gateway.control import (
 )
 from xpool.gateway.metrics import GatewayMetrics
 from xpool.gateway.server import GatewayServer
+from xpool.local.prometheus import LocalPrometheus
 from xpool.local.runtime import UP_FILE, EmbeddedXinference, default_state_dir, read_json
 from xpool.render.launch import launch_specs
 from xpool.validate import load_and_plan
@@ -47,25 +55,6 @@ from xpool.validate import load_and_plan
 
 class Stop(Exception):
     """Raised in the main thread by the first SIGINT/SIGTERM."""
-
-
-def api_key_from_env(platform: Platform) -> str | None:
-    """The API key named by spec.xinference.apiKeyEnv (never printed); exit 2 if unset."""
-    name = platform.spec.xinference.api_key_env
-    if name is None:
-        return None
-    value = os.environ.get(name)
-    if not value:
-        raise InputError(
-            [
-                Problem(
-                    "environment",
-                    "spec.xinference.apiKeyEnv",
-                    f"{name} is not set; export the Xinference API key as {name}",
-                )
-            ]
-        )
-    return value
 
 
 def state_dir_for(platform: Platform, override: str | None) -> Path:
@@ -79,6 +68,7 @@ class Session:
     xinference: EmbeddedXinference | None = None
     client: XinferenceClient | None = None
     gateway: GatewayServer | None = None
+    prometheus: LocalPrometheus | None = None
     launched: list[str] = field(default_factory=list)
     up_file: Path | None = None
 
@@ -94,6 +84,8 @@ class Session:
             for uid in self.launched:
                 steps.append((f"terminating {uid}", partial(client.terminate, uid, quiet=True)))
             steps.append(("", client.close))
+        if self.prometheus is not None and self.prometheus.process is not None:
+            steps.append((f"stopping Prometheus (pid {self.prometheus.pid})", self.prometheus.stop))
         if self.xinference is not None and self.xinference.process is not None:
             steps.append((f"stopping Xinference (pid {self.xinference.pid})", self.xinference.stop))
         if self.up_file is not None:
@@ -210,7 +202,17 @@ def smoke_requests(gateway: str, wants: list[Want]) -> list[str]:
     show_default=True,
     help="Seconds to wait for each instance to become ready.",
 )
-def up_command(file: str, state_dir: str | None, smoke: bool, timeout: float) -> None:
+@click.option(
+    "--prometheus/--no-prometheus",
+    "with_prometheus",
+    default=True,
+    show_default=True,
+    help="Start a local Prometheus scraping the gateway (when the `prometheus` binary is "
+    "installed), for `xpool reconcile` to read load from.",
+)
+def up_command(
+    file: str, state_dir: str | None, smoke: bool, timeout: float, with_prometheus: bool
+) -> None:
     """Run the platform here: Xinference, the models' instances and the gateway, until Ctrl-C."""
     loaded, plan = load_and_plan(file)
     platform = loaded.platform
@@ -278,6 +280,17 @@ def up_command(file: str, state_dir: str | None, smoke: bool, timeout: float) ->
         session.gateway.start()
         gateway = session.gateway.url
         note(f"gateway listening on {gateway}")
+        prometheus = None
+        if with_prometheus and shutil.which("prometheus"):
+            session.prometheus = LocalPrometheus(state / "prometheus").start()
+            session.prometheus.set_targets("xpool-gateway", [gw_hostport(gateway)])
+            prometheus = session.prometheus.url
+            note(f"Prometheus at {prometheus} scraping the gateway")
+        elif with_prometheus:
+            note(
+                "Prometheus is not installed (apt-get install -y prometheus): the reconciler "
+                "will not see load"
+            )
         session.up_file = state / UP_FILE
         session.up_file.write_text(
             json.dumps(
@@ -287,6 +300,7 @@ def up_command(file: str, state_dir: str | None, smoke: bool, timeout: float) ->
                     "endpoint": endpoint,
                     "gateway": gateway,
                     "adminTokenFile": str(token_file),
+                    "prometheus": prometheus,
                     "xinferencePid": session.xinference.pid if session.xinference else None,
                 }
             )
@@ -340,6 +354,10 @@ def up_command(file: str, state_dir: str | None, smoke: bool, timeout: float) ->
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         note("stopped")
+
+
+def gw_hostport(url: str) -> str:
+    return url.split("://", 1)[-1].rstrip("/")
 
 
 def read_up_file(state: Path) -> dict | None:

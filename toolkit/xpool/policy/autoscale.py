@@ -6,8 +6,8 @@ accelerator utilisation exceeds `scaleUp.utilization`; by at most `step` instanc
 load stays high until they are ready). Down: only after QPS stayed under
 `scaleDown.qpsRatio` of capacity (and utilisation under its threshold) for the whole
 `stabilization` window, never within that window of a scale-up, never on missing metrics, and
-only to what keeps the remaining instances under the scale-up ratio (so the next pass does not
-scale straight back up). The floor (`instances.min`) is restored at once.
+only to what keeps the remaining instances at the midpoint between the two ratios (so noise in
+the measured QPS does not scale straight back up). The floor (`instances.min`) is restored at once.
 """
 
 from __future__ import annotations
@@ -136,7 +136,9 @@ def autoscale(
     low_since = memory.low_since if memory.low_since is not None else now
     quiet = now - low_since
     why = f"{qps:.3g} QPS < {scaling.down_qps_ratio:.0%} of {capacity:.3g} QPS for {quiet:.0f} s"
-    floor = max(model.min, _needed(qps, model, scaling.up_qps_ratio))
+    # to the midpoint between the two ratios, not the scale-up ratio itself: measured QPS is
+    # noisy, and landing just under the scale-up line makes the next pass scale straight back
+    floor = max(model.min, _needed(qps, model, (scaling.up_qps_ratio + scaling.down_qps_ratio) / 2))
     if floor >= active:
         return target(active, f"{why}; {active} needed", low_since=low_since)
     if quiet < scaling.stabilization:

@@ -1,0 +1,33 @@
+"""Where instances run and requests are routed: the local `xpool up` or a Kubernetes platform.
+
+The reconciler sees one interface for both, so its passes (observe -> decide -> act) are the
+same code; only what a pass reads and writes differs.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from xpool.policy.actions import Drain, Launch, Terminate
+from xpool.policy.state import InstanceObs
+
+
+class InstanceTarget(Protocol):
+    def instances(self) -> list[InstanceObs]:
+        """Every instance (loading, ready, draining, failed) with its in-flight requests
+        summed over all gateways; `since` in unix seconds. Raises RemoteError."""
+        ...
+
+    def launch(self, action: Launch) -> list[str]:
+        """Start `action.count` instances without waiting for them; returns their UIDs.
+        They show as `loading` until ready, then `ready` (routed)."""
+        ...
+
+    def drain(self, action: Drain) -> None:
+        """Stop routing new requests to `action.uid` (every gateway); idempotent."""
+        ...
+
+    def terminate(self, action: Terminate) -> bool:
+        """Stop the instance and forget it when no gateway has a request in flight on it (or
+        `action.timed_out`); False when it is still busy (left alone, retried next pass)."""
+        ...
