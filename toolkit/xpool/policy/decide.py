@@ -66,6 +66,7 @@ class _Pass:
         self.ledger = Ledger(spec, obs)
         self.actions: list[Action] = []
         self.draining: set[str] = {i.uid for i in obs.instances if i.state == "draining"}
+        self.launched: set[str] = set()  # models with a launch this pass
 
     def drain(self, inst: InstanceObs, tier: str, reason: str) -> None:
         self.draining.add(inst.uid)
@@ -97,9 +98,10 @@ class _Pass:
             ok, note = self._room(model, tier)
             if not ok:
                 break
-            self.ledger.held[(model.pool, tier.name)] += model.accelerators
+            self.ledger.hold(model.pool, tier.name, model.accelerators)
             launched += 1
         if launched:
+            self.launched.add(model.name)
             self.actions.append(
                 Launch(
                     model.name,
@@ -212,7 +214,7 @@ def decide(spec: PolicySpec, obs: Observation, memory: Memory) -> Outcome:
         reason = t.reason
         if t.desired > active:
             reason = work.scale_up(model, t.desired - active, t.reason)
-            if not any(isinstance(a, Launch) and a.model == model.name for a in work.actions):
+            if model.name not in work.launched:
                 new_memory[model.name] = memory.get(model.name, ModelMemory())
         decisions.append(Decision(model.name, model.tier, active, t.desired, reason, t.inputs))
     work.actions.extend(queue_shares(spec, work.ledger))

@@ -17,17 +17,22 @@ class Ledger:
     def __init__(self, spec: PolicySpec, obs: Observation) -> None:
         self.spec = spec
         self.held: dict[tuple[str, str], int] = defaultdict(int)  # (pool, tier) -> accelerators
+        self._pool_held: dict[str, int] = defaultdict(int)
         self.draining: dict[tuple[str, str], int] = defaultdict(int)  # of `held`, draining
         for inst in obs.instances:
             model = spec.model(inst.model)
             if model is None or inst.state not in HOLDING:
                 continue
-            self.held[(model.pool, model.tier)] += model.accelerators
+            self.hold(model.pool, model.tier, model.accelerators)
             if inst.state == "draining":
                 self.draining[(model.pool, model.tier)] += model.accelerators
 
+    def hold(self, pool: str, tier: str, accelerators: int) -> None:
+        self.held[(pool, tier)] += accelerators
+        self._pool_held[pool] += accelerators
+
     def total(self, pool: str) -> int:
-        return sum(v for (p, _), v in self.held.items() if p == pool)
+        return self._pool_held[pool]
 
     def freeing(self, pool: str) -> int:
         """Accelerators on `pool` that draining instances give back once terminated."""

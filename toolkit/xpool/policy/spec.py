@@ -7,6 +7,7 @@ for a platform that does not exist yet, and tests can write one out by hand.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from xpool.capacity.plan import CapacityPlan
 from xpool.capacity.shares import tier_accelerators
@@ -61,14 +62,23 @@ class PolicySpec:
     models: tuple[ModelSpec, ...]  # highest-priority tier first, then file order
     scaling: ScalingSpec
 
+    @cached_property
+    def _index(self) -> dict[tuple[str, str], TierSpec | ModelSpec | PoolSpec]:
+        """By kind and name: one pass looks models up once per instance."""
+        out: dict[tuple[str, str], TierSpec | ModelSpec | PoolSpec] = {}
+        out.update({("tier", t.name): t for t in self.tiers})
+        out.update({("model", m.name): m for m in self.models})
+        out.update({("pool", p.name): p for p in self.pools})
+        return out
+
     def tier(self, name: str) -> TierSpec:
-        return next(t for t in self.tiers if t.name == name)
+        return self._index[("tier", name)]  # type: ignore[return-value]
 
     def model(self, name: str) -> ModelSpec | None:
-        return next((m for m in self.models if m.name == name), None)
+        return self._index.get(("model", name))  # type: ignore[return-value]
 
     def pool(self, name: str) -> PoolSpec:
-        return next(p for p in self.pools if p.name == name)
+        return self._index[("pool", name)]  # type: ignore[return-value]
 
 
 def stable_version(weights: list[tuple[str, float | None]]) -> str:

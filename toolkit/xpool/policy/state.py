@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 InstanceState = Literal["loading", "ready", "draining", "failed"]
@@ -43,8 +44,15 @@ class Observation:
     instances: tuple[InstanceObs, ...]
     load: Mapping[str, LoadObs] = field(default_factory=dict)
 
+    @cached_property
+    def _by_model(self) -> dict[str, list[InstanceObs]]:
+        out: dict[str, list[InstanceObs]] = {}
+        for inst in self.instances:
+            out.setdefault(inst.model, []).append(inst)
+        return out
+
     def of(self, model: str) -> list[InstanceObs]:
-        return [i for i in self.instances if i.model == model]
+        return list(self._by_model.get(model, ()))
 
 
 @dataclass(frozen=True)
