@@ -14,6 +14,7 @@ from xpool.cli.reconcile import reconcile_command
 from xpool.cli.render import render_command
 from xpool.cli.scale import scale_command
 from xpool.cli.schema import schema_command
+from xpool.cli.simulate import simulate_command
 from xpool.cli.status import status_command
 from xpool.cli.up import up_command
 from xpool.cli.validate import validate_command
@@ -37,6 +38,7 @@ cli.add_command(apply_command)
 cli.add_command(scale_command)
 cli.add_command(gateway_command)
 cli.add_command(reconcile_command)
+cli.add_command(simulate_command)
 
 
 def main() -> None:

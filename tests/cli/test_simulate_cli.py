@@ -1,0 +1,78 @@
+"""`xpool simulate` as a subprocess, on the real Azure conversation trace and a ServeGen model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import EXAMPLES, ROOT
+
+TRACES = ROOT.parent / "shared" / "traces"
+CONV = TRACES / "azure-llm-2023" / "AzureLLMInferenceTrace_conv.csv"
+SERVEGEN = TRACES / "servegen-language" / "m-large"
+PLATFORM = str(EXAMPLES / "platform.yaml")
+
+needs_traces = pytest.mark.skipif(not CONV.exists(), reason="../shared/traces is not present")
+
+
+@needs_traces
+def test_azure_conv_json_compares_all_policies(xpool):
+    result = xpool("simulate", PLATFORM, "--trace", f"azure:{CONV}=summary", "-o", "json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["mode"] == "requests"
+    by = {p["policy"]: p for p in data["policies"]}
+    assert list(by) == ["static", "hpa", "pooled", "oracle"]
+    for name in ("static", "hpa", "pooled"):
+        p = by[name]
+        # Every request of the trace is accounted for: started or shed.
+        assert p["requests"] == {"P1": 19366.0}
+        assert 0 < p["utilisation"] <= 1
+        assert 0 < p["sloAttainment"]["P1"] <= p["sloAttainable"]["P1"] <= 1
+        assert p["acceleratorHours"] >= by["oracle"]["acceleratorHours"]
+    assert set(data["goals"]) and all(v in (True, False, None) for v in data["goals"].values())
+
+
+@needs_traces
+def test_servegen_report_writes_markdown_and_plots(xpool, tmp_path):
+    out = tmp_path / "report"
+    result = xpool(
+        "simulate",
+        PLATFORM,
+        "--trace",
+        f"servegen:{SERVEGEN}=qa-chat*0.25",
+        "--duration",
+        "6h",
+        "--report",
+        str(out),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Policies (fluid mode)" in result.stdout and "pooled" in result.stdout
+    assert "goal pooled" in result.stderr
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert "| pooled |" in report
+    for name in ("capacity", "utilisation", "ttft"):
+        assert f"({name}.png)" in report
+        assert (out / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--trace", "parquet:x.parquet"], "--trace: 'parquet:x.parquet': write KIND:PATH"),
+        (["--trace", f"azure:{CONV}"], "append =MODEL"),
+        (["--trace", f"azure:{CONV}=no-such-model"], "not a placed model of the platform"),
+        (["--trace", f"azure:{CONV}=summary", "--policies", "pooled,magic"], "unknown magic"),
+        (["--trace", f"azure:{CONV}=summary", "--cold-start", "soon"], "--cold-start:"),
+        (["--trace", f"servegen:{SERVEGEN}=qa-chat", "--requests"], "use --fluid"),
+    ],
+)
+@needs_traces
+def test_bad_input_is_one_line_and_exit_2(xpool, args, message):
+    result = xpool("simulate", PLATFORM, *args)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""

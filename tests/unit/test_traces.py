@@ -1,0 +1,344 @@
+"""Request traces: the real Azure and ServeGen files parse, arrivals follow the fitted rows."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import statistics
+from collections import Counter
+from collections.abc import Iterator
+from itertools import pairwise
+from pathlib import Path
+
+import pytest
+
+from xpool.errors import InputError
+from xpool.sim.requests import Request, rename, speedup, window
+from xpool.sim.servegen import WINDOW_S, servegen_rates, servegen_requests
+from xpool.sim.tokens import EmpiricalTokens, LognormalTokens
+from xpool.sim.traces import azure_requests, generic_lines, generic_requests
+
+ROOT = Path(__file__).resolve().parents[2]
+TRACES = ROOT.parent / "shared" / "traces"
+AZURE = TRACES / "azure-llm-2023"
+M_LARGE = TRACES / "servegen-language" / "m-large"
+DAY = 86_400.0
+
+
+def azure(name: str) -> list[Request]:
+    with (AZURE / f"AzureLLMInferenceTrace_{name}.csv").open(encoding="utf-8") as f:
+        return list(azure_requests(f, name, f.name))
+
+
+@contextlib.contextmanager
+def opened(paths: list[Path]) -> Iterator[dict[str, object]]:
+    """Client name (the file name) -> open file, as the CLI will pass them."""
+    with contextlib.ExitStack() as stack:
+        yield {p.name: stack.enter_context(p.open(encoding="utf-8")) for p in paths}
+
+
+def tokens() -> LognormalTokens:
+    return LognormalTokens(1000, 200, seed=0)
+
+
+def synthetic(rows: list[str]) -> list[Request]:
+    return list(servegen_requests({"c": rows}, "m", seed=7, tokens=tokens()))
+
+
+# --- Azure LLM inference trace 2023 ---------------------------------------------------------
+
+
+def test_azure_conv_parses_every_row_from_zero_in_time_order():
+    reqs = azure("conv")
+    assert len(reqs) == 19_366
+    assert reqs[0] == Request(0.0, "conv", 374, 44)
+    assert all(a.t <= b.t for a, b in pairwise(reqs))
+    assert 57 * 60 < reqs[-1].t < 59 * 60  # 18:15:46.68 -> 19:14:08.40
+    assert reqs[-1].t == pytest.approx(3501.721937, abs=1e-6)
+
+
+def test_azure_code_parses_every_row():
+    reqs = azure("code")
+    assert len(reqs) == 8_819
+    assert reqs[0] == Request(0.0, "code", 4808, 10)
+
+
+HEADER = "TIMESTAMP,ContextTokens,GeneratedTokens\n"
+GOOD = "2023-11-16 18:15:46.6805900,374,44\n"
+
+
+@pytest.mark.parametrize(
+    ("rows", "line", "words"),
+    [
+        ([GOOD, "2023-11-16 18:15:47.0000000,abc,5\n"], 3, "ContextTokens"),
+        ([GOOD, "2023-11-16 18:15:47.0000000,12,-5\n"], 3, "GeneratedTokens"),
+        ([GOOD, GOOD, "2023-11-16 18:15:47.0000000,12\n"], 4, "expected 3 fields"),
+        ([GOOD, "16/11/2023 18:15:47,12,5\n"], 3, "TIMESTAMP"),
+        ([GOOD, "2023-11-16 18:15:47+01:00,12,5\n"], 3, "TIMESTAMP"),
+        ([GOOD, "2023-11-16 18:15:45.0000000,12,5\n"], 3, "sort the trace"),
+    ],
+)
+def test_azure_malformed_row_names_file_and_line(tmp_path, rows, line, words):
+    path = tmp_path / "bad.csv"
+    path.write_text(HEADER + "".join(rows), encoding="utf-8")
+    with path.open(encoding="utf-8") as f, pytest.raises(InputError) as err:
+        list(azure_requests(f, "m", str(path)))
+    assert f"{path}:{line}:" in str(err.value)
+    assert words in str(err.value)
+
+
+def test_azure_without_its_header_is_refused():
+    with pytest.raises(InputError, match=r"t\.csv:1: expected the header"):
+        list(azure_requests(["timestamp,model\n", GOOD], "m", "t.csv"))
+
+
+# --- generic CSV / JSONL ---------------------------------------------------------------------
+
+REQS = [
+    Request(0.0, "qwen", 10, 2),
+    Request(0.25, 'odd, "quoted" name', 7, 1),
+    Request(0.25, "qwen", 0, 0),
+    Request(1e-05 + 3600.0, "glm", 5000, 700),
+]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_generic_round_trip(tmp_path, fmt):
+    path = tmp_path / f"trace.{fmt}"
+    with path.open("w", encoding="utf-8", newline="") as f:
+        f.writelines(generic_lines(REQS, fmt))
+    with path.open(encoding="utf-8", newline="") as f:
+        assert list(generic_requests(f, str(path), fmt)) == REQS
+
+
+def test_generic_accepts_camel_case_extra_fields_and_any_time_origin():
+    csv_lines = [
+        "timestamp,model,inputTokens,outputTokens,user\n",
+        "1700000000.5,a,3,4,x\n",
+        "1700000002.0,b,5,6,y\n",
+    ]
+    jsonl_lines = [
+        '{"timestamp": 1700000000.5, "model": "a", "inputTokens": 3, "outputTokens": 4.0}\n',
+        "\n",
+        '{"timestamp": 1700000002, "model": "b", "inputTokens": 5, "outputTokens": 6}\n',
+    ]
+    want = [Request(0.0, "a", 3, 4), Request(1.5, "b", 5, 6)]
+    assert list(generic_requests(csv_lines, "t.csv", "csv")) == want
+    assert list(generic_requests(jsonl_lines, "t.jsonl", "jsonl")) == want
+
+
+@pytest.mark.parametrize(
+    ("fmt", "lines", "where", "words"),
+    [
+        (
+            "csv",
+            ["timestamp,model,input_tokens,output_tokens\n", "2,a,1,1\n", "1,a,1,1\n"],
+            3,
+            "sort",
+        ),
+        (
+            "jsonl",
+            ['{"timestamp": 2, "model": "a", "input_tokens": 1, "output_tokens": 1}\n'] * 2
+            + ['{"timestamp": 1.5, "model": "a", "input_tokens": 1, "output_tokens": 1}\n'],
+            3,
+            "sort",
+        ),
+        ("csv", ["timestamp,model,input_tokens\n", "1,a,1\n"], 1, "output_tokens or outputTokens"),
+        ("csv", ["timestamp,model,input_tokens,output_tokens\n", "1,a,1.5,1\n"], 2, "input_tokens"),
+        ("csv", ["timestamp,model,input_tokens,output_tokens\n", "now,a,1,1\n"], 2, "timestamp"),
+        ("csv", ["timestamp,model,input_tokens,output_tokens\n", "1,,1,1\n"], 2, "model"),
+        ("csv", ["timestamp,model,input_tokens,output_tokens\n", "1,a,1\n"], 2, "expected 4"),
+        ("jsonl", ["{}\n", "[1]\n"], 1, "timestamp"),
+        (
+            "jsonl",
+            ['{"timestamp": 1, "model": "a", "input_tokens": 1, "output_tokens": 1}\n', "{oops\n"],
+            2,
+            "not valid JSON",
+        ),
+        (
+            "jsonl",
+            ['{"timestamp": true, "model": "a", "input_tokens": 1, "output_tokens": 1}\n'],
+            1,
+            "timestamp",
+        ),
+    ],
+)
+def test_generic_bad_line_names_file_and_line(fmt, lines, where, words):
+    with pytest.raises(InputError) as err:
+        list(generic_requests(lines, "mine", fmt))
+    assert f"mine:{where}:" in str(err.value)
+    assert words in str(err.value)
+
+
+def test_generic_unknown_format_is_refused_at_once():
+    with pytest.raises(InputError, match="use csv or jsonl"):
+        generic_requests([], "t.tsv", "tsv")  # type: ignore[arg-type]
+
+
+# --- ServeGen --------------------------------------------------------------------------------
+
+
+def quiet_m_large_clients(limit: float) -> list[Path]:
+    """The m-large clients with at most `limit` requests on day 1 (a real, quick-to-replay day)."""
+    chosen = []
+    for path in sorted(M_LARGE.glob("chunk-*-trace.csv")):
+        with opened([path]) as clients:
+            total = sum(rate * WINDOW_S for _, rate in servegen_rates(clients, end=DAY))
+        if total <= limit:
+            chosen.append(path)
+    return chosen
+
+
+def test_servegen_day_has_exactly_the_recorded_requests_per_window():
+    paths = quiet_m_large_clients(20_000)
+    assert len(paths) > 50
+    with opened(paths) as clients:
+        rates = dict(servegen_rates(clients, end=DAY))
+    with opened(paths) as clients:
+        reqs = list(servegen_requests(clients, "m-large", seed=1, tokens=tokens(), end=DAY))
+    assert len(rates) == 144
+    expected = {w: round(rate * WINDOW_S) for w, rate in rates.items() if rate > 0}
+    # The published rates are whole counts per window (x / 600), and each client's window
+    # holds round(rate x 600) arrivals whatever the seed: counts match exactly, not
+    # statistically; the randomness is only where in the window they fall.
+    got = Counter(math.floor(r.t / WINDOW_S) * WINDOW_S for r in reqs)
+    assert got == expected
+    assert len(reqs) == pytest.approx(sum(rate * WINDOW_S for rate in rates.values()))
+    assert len(reqs) > 100_000
+    assert all(a.t <= b.t for a, b in pairwise(reqs))
+    assert {r.model for r in reqs} == {"m-large"}
+
+
+def test_servegen_is_deterministic_per_seed_and_span():
+    paths = sorted(M_LARGE.glob("chunk-*-trace.csv"))[:40]
+
+    def run(seed: int, start: float = 0.0, end: float = 7200.0) -> list[float]:
+        with opened(paths) as clients:
+            return [
+                r.t
+                for r in servegen_requests(
+                    clients, "m", seed=seed, tokens=tokens(), start=start, end=end
+                )
+            ]
+
+    first = run(3)
+    assert len(first) > 1000
+    assert run(3) == first
+    assert run(4) != first
+    # A span holds exactly the arrivals the longer run has there, cut windows included.
+    assert run(3, start=1000.0, end=5000.0) == [t for t in first if 1000.0 <= t < 5000.0]
+
+
+def test_servegen_arrivals_only_in_windows_with_traffic():
+    a = ["0,1.0,1.0,Gamma,1.0,1.0\n", "600,0,0,,0,0\n", "1200,0.5,2.2,Weibull,0.5,3.0\n"]
+    b = ["600,2.0,0,,0,0\n", "1200,0.1,1.0,Gamma,1.0,1.0\n", "2400,0.2,1.0,Gamma,1.0,1.0\n"]
+    reqs = list(servegen_requests({"a": a, "b": b}, "m", seed=1, tokens=tokens()))
+    # An empty pattern means no traffic even with a rate (ServeGen's reader ignores the row).
+    got = Counter(math.floor(r.t / WINDOW_S) for r in reqs)
+    assert got == {0: 600, 2: 300 + 60, 4: 120}
+    assert list(servegen_rates({"a": a, "b": b})) == [
+        (0.0, 1.0),
+        (600.0, 0.0),
+        (1200.0, 0.6),
+        (2400.0, 0.2),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "shape", "cv"),
+    [
+        ("Gamma", 1 / 9, 3.0),  # Gamma CV = 1 / sqrt(shape)
+        ("Weibull", 0.5, math.sqrt(5)),  # sqrt(G(1 + 2/k) / G(1 + 1/k)^2 - 1)
+        ("Gamma", 1.0, 1.0),  # exponential: Poisson arrivals
+    ],
+)
+@pytest.mark.parametrize("seed", [1, 2])
+def test_servegen_interarrival_cv_matches_the_row(pattern, shape, cv, seed):
+    rows = [f"{i * 600},5.0,{cv},{pattern},{shape},2.5\n" for i in range(20)]
+    reqs = list(servegen_requests({"c": rows}, "m", seed=seed, tokens=tokens()))
+    times = [r.t for r in reqs]
+    assert len(times) == 20 * 3000  # mean gap = 1 / rate in every window
+    gaps = [b - a for a, b in pairwise(times) if a // 600 == b // 600]
+    # 60,000 gaps; over 20 seeds the measured CV stayed within 7 % of the row's.
+    assert statistics.pstdev(gaps) / statistics.mean(gaps) == pytest.approx(cv, rel=0.15)
+
+
+def test_servegen_tiny_shapes_and_fractional_rates_keep_their_counts():
+    # Shape 0.001 underflows most gaps to 0.0 (some windows are single bursts); 1.5 requests
+    # per window are rounded stochastically to 1 or 2, 600 expected over 400 windows: the
+    # total is 400 + Binomial(400, 1/2), standard deviation 10, so 5 sigma is 50.
+    rows = [f"{i * 600},{1.5 / 600},50,Gamma,0.001,1\n" for i in range(400)]
+    reqs = synthetic(rows)
+    per_window = Counter(math.floor(r.t / WINDOW_S) for r in reqs)
+    assert set(per_window) == set(range(400))
+    assert set(per_window.values()) == {1, 2}
+    assert abs(len(reqs) - 600) <= 50
+    assert all(a.t <= b.t for a, b in pairwise(reqs))
+
+
+@pytest.mark.parametrize(
+    ("row", "words"),
+    [
+        ("600,1.0,1.0,Gamma,1.0\n", "expected 6 fields"),
+        ("600,fast,1.0,Gamma,1.0,1.0\n", "must be numbers"),
+        ("600,1.0,1.0,Pareto,1.0,1.0\n", "unknown arrival pattern 'Pareto'"),
+        ("600,1.0,1.0,Weibull,0,1.0\n", "positive, finite shape"),
+        ("300,1.0,1.0,Gamma,1.0,1.0\n", "overlaps the one before"),
+    ],
+)
+def test_servegen_bad_row_names_client_and_line(row, words):
+    with pytest.raises(InputError) as err:
+        synthetic(["0,1.0,1.0,Gamma,1.0,1.0\n", row])
+    assert "c:2:" in str(err.value)
+    assert words in str(err.value)
+
+
+# --- tokens and stream helpers ---------------------------------------------------------------
+
+
+def test_empirical_tokens_resample_observed_pairs_deterministically():
+    conv = azure("conv")
+    observed = {(r.input_tokens, r.output_tokens) for r in conv}
+    draws = [EmpiricalTokens.from_requests(conv, seed=5).sample() for _ in range(2)]
+    sampler = EmpiricalTokens.from_requests(conv, seed=5)
+    pairs = [sampler.sample() for _ in range(20_000)]
+    assert draws[0] == draws[1] == pairs[0]
+    assert set(pairs) <= observed
+    assert statistics.mean(p[0] for p in pairs) == pytest.approx(1155, rel=0.05)
+    with pytest.raises(InputError, match="non-empty trace"):
+        EmpiricalTokens.from_requests([], seed=1)
+
+
+def test_lognormal_tokens_have_the_asked_means():
+    sampler = LognormalTokens(1000, 200, seed=9)
+    pairs = [sampler.sample() for _ in range(50_000)]
+    again = LognormalTokens(1000, 200, seed=9)
+    assert [again.sample() for _ in range(100)] == pairs[:100]
+    # Standard error of the mean: 1000 x sqrt(e^(0.99^2) - 1) / sqrt(50,000) = 0.55 %.
+    assert statistics.mean(p[0] for p in pairs) == pytest.approx(1000, rel=0.03)
+    assert statistics.mean(p[1] for p in pairs) == pytest.approx(200, rel=0.03)
+    assert min(min(p) for p in pairs) >= 1
+    with pytest.raises(InputError, match="mean_out"):
+        LognormalTokens(1000, 0, seed=1)
+
+
+def test_window_speedup_rename():
+    reqs = [Request(float(t), "a" if t % 2 else "b", t, 1) for t in range(10)]
+    assert [r.t for r in window(iter(reqs), 2.0, 5.0)] == [2.0, 3.0, 4.0]
+    assert [r.t for r in window(reqs, 8.0)] == [8.0, 9.0]
+    fast = list(speedup(reqs, 4.0))
+    assert [r.t for r in fast] == [t / 4 for t in range(10)]
+    assert [r.input_tokens for r in fast] == list(range(10))
+    assert [r.model for r in rename(reqs[:3], {"a": "qwen"})] == ["b", "qwen", "b"]
+    with pytest.raises(InputError, match="speedup factor 0"):
+        speedup(reqs, 0)
+
+
+def test_window_stops_reading_at_its_end():
+    def endless() -> Iterator[Request]:
+        t = 0.0
+        while True:
+            yield Request(t, "m", 1, 1)
+            t += 1.0
+
+    assert len(list(window(endless(), 10.0, 20.0))) == 10

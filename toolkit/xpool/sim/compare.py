@@ -1,0 +1,132 @@
+"""Run several policies over one load on one platform, and the oracle beside them."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from xpool.capacity.plan import CapacityPlan
+from xpool.config.models import Platform
+from xpool.errors import InputError
+from xpool.policy.spec import PolicySpec, policy_spec
+from xpool.sim.baselines import POLICIES, Hpa, Pooled, Static, oracle, static_counts
+from xpool.sim.engine import Options, run_fluid, run_requests
+from xpool.sim.load import Load, RequestLoad, work_profile
+from xpool.sim.results import PolicyResult
+from xpool.sim.service import Service, services
+
+GOALS = (
+    "pooled utilisation >= 70%",
+    "pooled P0 SLO attainment >= 99.5%",
+    "pooled accelerator-hours <= 0.6 x static",
+    "pooled accelerator-hours <= 1.3 x oracle",
+)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    mode: str  # "requests" | "fluid"
+    results: tuple[PolicyResult, ...]
+    oracle_hours: float | None
+
+    def result(self, policy: str) -> PolicyResult | None:
+        return next((r for r in self.results if r.policy == policy), None)
+
+    def goals(self) -> dict[str, bool | None]:
+        """The targets the simulator reports against; printed, never asserted."""
+        pooled, static = self.result("pooled"), self.result("static")
+        if pooled is None:
+            return {}
+        util = pooled.utilisation
+        p0 = pooled.tiers.get("P0")
+        hours = pooled.accelerator_hours
+        return {
+            GOALS[0]: None if util is None else util >= 0.7,
+            GOALS[1]: None if p0 is None or p0.attainment is None else p0.attainment >= 0.995,
+            GOALS[2]: None if static is None else hours <= 0.6 * static.accelerator_hours,
+            GOALS[3]: None if not self.oracle_hours else hours <= 1.3 * self.oracle_hours,
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "policies": [r.as_dict(self.oracle_hours) for r in self.results],
+            "goals": self.goals(),
+        }
+
+
+def oracle_result(oracle_seconds: float, busy_seconds: float, span: float) -> PolicyResult:
+    return PolicyResult(
+        "oracle",
+        span,
+        accelerator_seconds=oracle_seconds,
+        busy_accelerator_seconds=busy_seconds,
+    )
+
+
+def check_policies(policies: Sequence[str]) -> None:
+    unknown = [p for p in policies if p not in POLICIES]
+    if unknown or not policies:
+        raise InputError(
+            f"--policies: unknown {', '.join(unknown) or '(none given)'}; "
+            f"choose from {', '.join(POLICIES)}"
+        )
+
+
+def simulate(
+    spec: PolicySpec,
+    svcs: Mapping[str, Service],
+    load: Load,
+    policies: Sequence[str],
+    options: Options,
+    interval: float,
+) -> Comparison:
+    check_policies(policies)
+    started = time.perf_counter()
+    profile = work_profile(load, svcs)
+    best = oracle(profile, svcs, spec, load.end)
+    profile_seconds = time.perf_counter() - started
+    run = run_requests if isinstance(load, RequestLoad) else run_fluid
+    results = []
+    for name in policies:
+        if name == "oracle":
+            o = oracle_result(best.accelerator_seconds, best.busy_accelerator_seconds, load.end)
+            o.wall_seconds = profile_seconds
+            results.append(o)
+            continue
+        if name == "static":
+            controller = Static(interval)
+            initial = static_counts(profile, svcs, spec)
+        elif name == "hpa":
+            controller, initial = Hpa(spec), _capped(best.first, spec)
+        else:
+            controller, initial = Pooled(spec, interval), _capped(best.first, spec)
+        results.append(run(spec, svcs, load, controller, initial, options))  # type: ignore[arg-type]
+    mode = "requests" if isinstance(load, RequestLoad) else "fluid"
+    return Comparison(mode, tuple(results), best.accelerator_seconds / 3600 or None)
+
+
+def _capped(counts: Mapping[str, int], spec: PolicySpec) -> dict[str, int]:
+    return {m.name: min(m.max, counts.get(m.name, m.min)) for m in spec.models}
+
+
+def setup(
+    platform: Platform, plan: CapacityPlan, models: Sequence[str]
+) -> tuple[PolicySpec, dict[str, Service]]:
+    """The policy's view and the service model of the traced `models` only.
+
+    Pools and tier shares stay the platform's; models without traffic are left out, since
+    they would only hold their `instances.min` in every policy alike.
+    """
+    full = policy_spec(platform, plan)
+    missing = [m for m in models if full.model(m) is None]
+    if missing:
+        known = ", ".join(m.name for m in full.models)
+        raise InputError(
+            f"--trace: model {', '.join(missing)} is not a placed model of the platform; "
+            f"map traces onto one of: {known}"
+        )
+    spec = replace(full, models=tuple(m for m in full.models if m.name in models))
+    return spec, services(platform, plan, spec)

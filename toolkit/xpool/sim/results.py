@@ -1,0 +1,123 @@
+"""What one simulated policy achieved: accelerator-hours, utilisation, SLO attainment, events.
+
+Latencies are kept as log-spaced histograms (20 bins per decade from 1 ms to 10,000 s), so
+memory does not grow with the number of requests and fluid ticks can add weighted counts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+BINS_PER_DECADE = 20
+LOWEST = -3  # 10^-3 s
+BINS = 7 * BINS_PER_DECADE
+
+
+def bin_of(seconds: float) -> int:
+    if seconds <= 10.0**LOWEST:
+        return 0
+    return min(BINS - 1, int((math.log10(seconds) - LOWEST) * BINS_PER_DECADE))
+
+
+def bin_upper(index: int) -> float:
+    return 10.0 ** (LOWEST + (index + 1) / BINS_PER_DECADE)
+
+
+@dataclass
+class TierResult:
+    requests: float = 0.0  # started, shed or still waiting past the SLO at the end
+    within_slo: float = 0.0  # TTFT <= slo.ttftMs
+    shed: float = 0.0  # waited past the queue timeout, or killed by a drain timeout
+    attainable: float = 0.0  # whose prefill alone is within the SLO (no policy does better)
+    ttft: list[float] = field(default_factory=lambda: [0.0] * BINS)
+
+    @property
+    def attainment(self) -> float | None:
+        return self.within_slo / self.requests if self.requests else None
+
+    @property
+    def attainable_share(self) -> float | None:
+        return self.attainable / self.requests if self.requests else None
+
+    def quantile(self, q: float) -> float | None:
+        """Upper edge of the histogram bin holding the q-quantile of TTFT (started requests)."""
+        total = sum(self.ttft)
+        if not total:
+            return None
+        seen = 0.0
+        for i, n in enumerate(self.ttft):
+            seen += n
+            if seen >= q * total:
+                return bin_upper(i)
+        return bin_upper(BINS - 1)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One point of the time series behind the plots, per tier (accelerators)."""
+
+    t: float
+    demand: dict[str, float]  # accelerators the arrivals since the last sample kept busy
+    held: dict[str, float]  # accelerators held (loading, ready, draining)
+    utilisation: float | None  # busy / held accelerator-time since the last sample
+
+
+@dataclass
+class PolicyResult:
+    policy: str
+    seconds: float  # simulated span
+    accelerator_seconds: float = 0.0
+    busy_accelerator_seconds: float = 0.0
+    tiers: dict[str, TierResult] = field(default_factory=dict)
+    scale_ups: int = 0  # instances launched
+    scale_downs: int = 0  # instances drained by autoscaling
+    preemptions: int = 0  # instances drained to reclaim capacity for a higher tier
+    samples: list[Sample] = field(default_factory=list)
+    wall_seconds: float = 0.0
+
+    @property
+    def accelerator_hours(self) -> float:
+        return self.accelerator_seconds / 3600
+
+    @property
+    def utilisation(self) -> float | None:
+        if not self.accelerator_seconds:
+            return None
+        return self.busy_accelerator_seconds / self.accelerator_seconds
+
+    @property
+    def shed(self) -> float:
+        return sum(t.shed for t in self.tiers.values())
+
+    def as_dict(self, oracle_hours: float | None) -> dict[str, Any]:
+        util = self.utilisation
+        return {
+            "policy": self.policy,
+            "acceleratorHours": round(self.accelerator_hours, 3),
+            "utilisation": None if util is None else round(util, 4),
+            "ratioToOracle": (
+                round(self.accelerator_hours / oracle_hours, 3) if oracle_hours else None
+            ),
+            "sloAttainment": {
+                name: None if t.attainment is None else round(t.attainment, 5)
+                for name, t in self.tiers.items()
+            },
+            "sloAttainable": {
+                name: None if t.attainable_share is None else round(t.attainable_share, 5)
+                for name, t in self.tiers.items()
+            },
+            "ttftP50Seconds": {name: _round(t.quantile(0.5)) for name, t in self.tiers.items()},
+            "ttftP99Seconds": {name: _round(t.quantile(0.99)) for name, t in self.tiers.items()},
+            "requests": {name: round(t.requests, 1) for name, t in self.tiers.items()},
+            "shed": round(self.shed, 1),
+            "scaleUps": self.scale_ups,
+            "scaleDowns": self.scale_downs,
+            "preemptions": self.preemptions,
+            "wallSeconds": round(self.wall_seconds, 3),
+        }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
