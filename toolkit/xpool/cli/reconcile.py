@@ -170,11 +170,18 @@ def reconcile_command(
     leading = threading.Event()
 
     def is_leader() -> bool:
-        held = wired.leader.try_acquire()
+        try:
+            held = wired.leader.try_acquire()
+        except RemoteError as exc:  # cannot tell: acting now could make two leaders
+            note(f"leadership unknown ({exc}): not acting")
+            held = False
         metrics.leader.set(1 if held else 0)
-        if held != leading.is_set():
-            note("leading: acting every pass" if held else "lost leadership: standing by")
-            leading.set() if held else leading.clear()
+        if held and not leading.is_set():
+            note("leading: acting every pass")
+            leading.set()
+        elif not held and leading.is_set():
+            note("lost leadership: standing by")
+            leading.clear()
         return held
 
     server = HealthServer(listen, metrics, interval=seconds, is_leader=leading.is_set).start()

@@ -229,12 +229,24 @@ def run_loop(
     stop: threading.Event,
     is_leader: Callable[[], bool],
     log: Callable[[str], None],
+    renew_every: float = 5.0,
 ) -> None:
-    """Repeat passes every `interval` seconds while leader; a standby only re-checks."""
+    """Repeat passes every `interval` seconds while leader; a standby only re-checks.
+
+    Leadership is renewed every `renew_every` seconds between passes too: a Lease renewed only
+    once per pass would expire whenever the interval reaches the lease duration (15 s), and a
+    standby would take over while this one still acts.
+    """
     while not stop.is_set():
         began = time.monotonic()
         if is_leader():
             result = reconciler.run_pass()
             for error in result.errors:
                 log(f"pass error: {error}")
-        stop.wait(max(0.0, interval - (time.monotonic() - began)))
+        while not stop.is_set():
+            left = interval - (time.monotonic() - began)
+            if left <= 0:
+                break
+            if stop.wait(min(left, renew_every)):
+                break
+            is_leader()
