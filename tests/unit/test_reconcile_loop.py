@@ -17,45 +17,33 @@ class CountingReconciler:
         return PassResult(started=0.0)
 
 
-def test_leadership_is_renewed_between_passes() -> None:
+def loop_until(checks_wanted: int, *, leader: bool, interval: float) -> tuple[int, int]:
+    """Run the loop until leadership was checked `checks_wanted` times: (passes, checks)."""
     stop = threading.Event()
     checks = []
 
     def is_leader() -> bool:
         checks.append(1)
-        if len(checks) == 6:
+        if len(checks) == checks_wanted:
             stop.set()
-        return True
+        return leader
 
     reconciler = CountingReconciler()
     run_loop(
         reconciler,  # type: ignore[arg-type]
-        interval=1.0,
+        interval=interval,
         stop=stop,
         is_leader=is_leader,
         log=lambda _m: None,
         renew_every=0.01,
     )
-    assert reconciler.passes == 1 and len(checks) == 6
+    return reconciler.passes, len(checks)
+
+
+def test_leadership_is_renewed_between_passes() -> None:
+    assert loop_until(6, leader=True, interval=1.0) == (1, 6)
 
 
 def test_a_standby_never_runs_a_pass() -> None:
-    stop = threading.Event()
-    checks = []
-
-    def is_leader() -> bool:
-        checks.append(1)
-        if len(checks) == 4:
-            stop.set()
-        return False
-
-    reconciler = CountingReconciler()
-    run_loop(
-        reconciler,  # type: ignore[arg-type]
-        interval=0.02,
-        stop=stop,
-        is_leader=is_leader,
-        log=lambda _m: None,
-        renew_every=0.01,
-    )
-    assert reconciler.passes == 0
+    passes, _ = loop_until(4, leader=False, interval=0.02)
+    assert passes == 0
