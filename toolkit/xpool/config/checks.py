@@ -6,10 +6,11 @@ Returns (path, message) pairs so the loader can locate each one in the file.
 from __future__ import annotations
 
 import difflib
+import itertools
 from collections.abc import Iterator
 
 from xpool.catalog.accelerators import accelerators
-from xpool.config.models import Platform
+from xpool.config.models import Model, Platform
 from xpool.config.positions import PathElem
 
 Found = tuple[tuple[PathElem, ...], str]
@@ -124,6 +125,38 @@ def _model_problems(platform: Platform) -> Iterator[Found]:
                     f"duplicate version '{version.version}' of model '{model.name}'",
                 )
             seen.add(version.version)
+            scheme = version.source.partition("://")[0]
+            if (version.checksums or version.size_bytes) and scheme not in ("file", "s3"):
+                yield (
+                    (*base, "versions", j, "checksums" if version.checksums else "sizeBytes"),
+                    f"version '{version.version}' has a {scheme}:// source: checksums and "
+                    "sizeBytes are checked only for file:// and s3:// sources",
+                )
+            for name in version.checksums:
+                if ".." in name.split("/"):
+                    yield (
+                        (*base, "versions", j, "checksums", name),
+                        f"'{name}' leaves the source with '..'; name files inside it",
+                    )
+        if model.rollout is not None:
+            yield from _rollout_problems(model, (*base, "rollout"))
+
+
+def _rollout_problems(model: Model, base: tuple[PathElem, ...]) -> Iterator[Found]:
+    versions = [v.version for v in model.versions]
+    if model.rollout is None:
+        return
+    if model.rollout.to not in versions:
+        yield (
+            (*base, "to"),
+            f"unknown version '{model.rollout.to}' of model '{model.name}' "
+            f"(versions: {', '.join(versions)})",
+        )
+    steps = model.rollout.steps
+    if any(b <= a for a, b in itertools.pairwise(steps)):
+        yield ((*base, "steps"), f"steps {steps} must increase")
+    if steps[-1] != 100:
+        yield ((*base, "steps"), f"the last step is {steps[-1]:g}; it must be 100")
 
 
 def hardware_selection_problems(platform: Platform) -> Iterator[Found]:

@@ -165,6 +165,33 @@ class ArchitectureConfig(Spec):
     config: str = Field(description="Path to a Hugging Face config.json, relative to this file.")
 
 
+Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+SourceFile = Annotated[str, StringConstraints(pattern=r"^[^/\x00][^\x00]*$", max_length=512)]
+
+
+class Measured(Spec):
+    """Figures measured for one version (by a benchmark or in production), for `xpool models`."""
+
+    qps: Annotated[float, Field(gt=0)] | None = Field(
+        default=None, description="Requests per second one instance serves within the SLO."
+    )
+    ttft_ms: Annotated[float, Field(gt=0)] | None = None
+    latency_ms: Annotated[float, Field(gt=0)] | None = None
+    memory_gib: Annotated[float, Field(gt=0)] | None = Field(
+        default=None, description="Accelerator memory one instance holds."
+    )
+    on: str | None = Field(default=None, description="Where it was measured, e.g. a pool name.")
+
+
+class VersionMetadata(Spec):
+    parameters: str | None = Field(default=None, description="e.g. 32B.")
+    hardware: list[str] = Field(
+        default_factory=list, description="Accelerators it is built and tested for."
+    )
+    measured: Measured | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
 class ModelVersion(Spec):
     version: Annotated[
         str, StringConstraints(pattern=r"^[0-9A-Za-z][0-9A-Za-z.\-]*$", max_length=20)
@@ -183,6 +210,52 @@ class ModelVersion(Spec):
         description="Canary weight of this version in the gateway (default: the first "
         "version 100, the others 0).",
     )
+    note: str | None = Field(default=None, description="What changed in this version.")
+    metadata: VersionMetadata = VersionMetadata()
+    checksums: dict[SourceFile, Sha256] = Field(
+        default_factory=dict,
+        description="sha256 of files in a file:// or s3:// source, by path inside it; checked "
+        "before launch.",
+    )
+    size_bytes: Annotated[int, Field(ge=1)] | None = Field(
+        default=None,
+        description="Total bytes of a file:// or s3:// source; checked before launch.",
+    )
+    chat_template: str | None = Field(
+        default=None,
+        description="Jinja chat template registered with the version (default: the family's).",
+    )
+
+
+class RolloutGate(Spec):
+    """What a canary step must show, measured over the step, before the next step starts."""
+
+    max_error_rate: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=0.01,
+        description="Canary error rate (upstream failures / attempts) may exceed the stable "
+        "version's by at most this.",
+    )
+    max_ttft_ratio: Annotated[float, Field(ge=1)] = Field(
+        default=1.5, description="Canary p99 time to first token / the stable version's."
+    )
+    ttft_slack_ms: Annotated[float, Field(ge=0)] = Field(
+        default=50.0, description="Absolute slack on the p99 TTFT comparison (noise floor)."
+    )
+    min_requests: Annotated[int, Field(ge=1)] = Field(
+        default=20, description="A step is judged only once the canary served this many."
+    )
+
+
+class Rollout(Spec):
+    """A canary release of `to`, declared in the file (or started with `xpool rollout start`)."""
+
+    to: str
+    steps: Annotated[list[Annotated[float, Field(gt=0, le=100)]], Field(min_length=1)] = Field(
+        default_factory=lambda: [5.0, 25.0, 50.0, 100.0],
+        description="Canary weight (percent) of each step; the last must be 100.",
+    )
+    interval: Duration = Field(default=600.0, description="How long each step runs.")
+    gate: RolloutGate = RolloutGate()
 
 
 class Context(Spec):
@@ -222,6 +295,7 @@ class Model(Spec):
         Annotated[float, Field(gt=0)] | dict[str, Annotated[float, Field(gt=0)]] | None
     ) = Field(default=None, description="Measured QPS of one instance; one figure or one per pool.")
     instances: Instances = Instances()
+    rollout: Rollout | None = None
 
 
 class ScaleUp(Spec):

@@ -190,7 +190,11 @@ def resolve_local_sources(wants: list[Any], state_dir: Path) -> list[Any]:
             if name is None:
                 continue
             spec["model_uri"] = materialize(name, state_dir).resolve().as_uri()
-            registration.update(registration_extras(name))
+            # A chat template the version declares wins over the built-in model's.
+            extras = registration_extras(name)
+            if "chat_template" in registration:
+                extras.pop("chat_template", None)
+            registration.update(extras)
             changed = True
         out.append(dataclasses.replace(want, registration=registration) if changed else want)
     return out

@@ -90,6 +90,7 @@ def registration(model: Model, version: ModelVersion, arch: Architecture) -> dic
     name = registered_name(model.name, version.version)
     if model.type == "llm":
         spec["model_size_in_billions"] = size_in_billions(arch.parameters)
+        extra = {"chat_template": version.chat_template} if version.chat_template else {}
         return {
             "version": 2,
             "model_name": name,
@@ -101,6 +102,7 @@ def registration(model: Model, version: ModelVersion, arch: Architecture) -> dic
             "model_ability": ["generate", "chat"],
             "model_specs": [spec],
             "is_builtin": False,
+            **extra,
         }
     body: dict[str, Any] = {
         "version": 2,
