@@ -33,10 +33,12 @@ from xpool.gateway.replica_report import (
 )
 from xpool.gateway.routing import RoutingTable
 from xpool.gateway.source import DATA_KEY, ConfigMapRoutingSource
+from xpool.policy.rollout import Gate, abort, start
 from xpool.policy.state import ModelMemory
 from xpool.reconcile.kube_target import KubeTarget
 from xpool.reconcile.leader import LeaseLeadership
 from xpool.reconcile.memory_store import ConfigMapMemoryStore
+from xpool.reconcile.rollout_store import ConfigMapRolloutStore
 from xpool.render import render_platform
 from xpool.validate import load_and_plan
 
@@ -328,12 +330,18 @@ def test_the_reconciler_role_allows_its_handshake_requests(
     store = ConfigMapMemoryStore(kube, NS)
     store.save({"chat": ModelMemory(last_up=1.0)})
     assert "chat" in store.load()
+    rollouts = ConfigMapRolloutStore(kube, NS)
+    started = start("chat", "1", "2", (5.0, 100.0), 60.0, Gate(), 1.0, "test")
+    rollouts.update(lambda doc: doc.replace(started))
+    rollouts.update(lambda doc: doc.replace(abort(doc.current["chat"], 2.0)))
+    assert rollouts.load().current["chat"].phase == "aborted"
     leader.release()
     kube.close()
 
     assert {r.path.rsplit("/", 1)[-1] for r in kube_api.writes()} >= {
         "xpool-routes",
         "xpool-reconciler-state",
+        "xpool-rollouts",
         "xpool-reconciler",
     }
     assert forbidden(rendered_role("xpool-reconciler"), kube_api.requests) == []

@@ -12,6 +12,7 @@ from xpool.cli.gateway import gateway_command
 from xpool.cli.plan import plan_command
 from xpool.cli.reconcile import reconcile_command
 from xpool.cli.render import render_command
+from xpool.cli.rollout import rollout_group
 from xpool.cli.scale import scale_command
 from xpool.cli.schema import schema_command
 from xpool.cli.simulate import simulate_command
@@ -38,6 +39,7 @@ cli.add_command(apply_command)
 cli.add_command(scale_command)
 cli.add_command(gateway_command)
 cli.add_command(reconcile_command)
+cli.add_command(rollout_group)
 cli.add_command(simulate_command)
 
 

@@ -5,10 +5,17 @@ Requests name a public model (`"model": "chat"`). The routing table admits the r
 otherwise), picks the version (canary weights, sticky per `X-Client-Id`) and the instance
 (least outstanding requests among ready, non-draining ones). The body goes to Xinference with
 `model` set to that instance's UID; the answer comes back with `model` set to the public name
-again, SSE streams passed through line by line and always run to their end. A failure before
-any byte reached the client (connect error, 503, instance gone) is retried once on another
-instance. The Xinference API key comes from configuration only: client Authorization headers
-are never forwarded, and the key is never logged.
+again, SSE streams passed through line by line and always run to their end.
+
+A failure before any byte reached the client is retried, up to three attempts, on another
+instance and preferably another version: a transport error, any 5xx, Xinference's "model not
+found" for an instance gone, and a stream whose first event is Xinference's error event (it
+fails streams with a 200 and `data: {"error": ...}`, so a stream is held back until its first
+data event). Inference requests have no side effects, so a retry cannot do anything twice; 4xx
+answers and timeouts are never retried. Every attempt is counted per version
+(`xpool_gateway_upstream_responses_total`): the canary gate's error rate. The Xinference API key
+comes from configuration only: client Authorization headers are never forwarded, and the key is
+never logged.
 
 `/metrics` serves the app's own Prometheus registry; `/-/admin/*` (loopback clients with the
 admin token only) drives an `Admin` controller: instance lifecycle in non-blocking steps
@@ -24,6 +31,7 @@ import json
 import re
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import anyio
@@ -40,8 +48,12 @@ from xpool.gateway.routing import Lease, Refusal, RoutingTable
 
 FORWARDED = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/rerank")
 PASSED_HEADERS = ("content-type", "cache-control", "x-request-id")
-RETRYABLE_TRANSPORT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError)
+RETRYABLE_TRANSPORT = (httpx.NetworkError, httpx.ConnectTimeout, httpx.RemoteProtocolError)
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
+ATTEMPTS = 3  # upstream attempts per request, all before any byte reached the client
+HEAD_LIMIT = 65_536  # stream bytes held back at most while waiting for the first data event
+JSON_CONTENT = {"content-type": "application/json"}
+SSE_LINE = re.compile(rb"\r\n|\r|\n")
 
 
 class AdminError(Exception):
@@ -99,6 +111,59 @@ def error(status: int, message: str, kind: str, **extra: Any) -> JSONResponse:
 def _is_gone(status: int, content: bytes) -> bool:
     """Xinference's answer for a UID it no longer runs (terminated behind our back)."""
     return status in (400, 404) and b"model not found" in content.lower()
+
+
+def first_event_data(buffer: bytes) -> bytes | None:
+    """The data of the first complete SSE event that has a `data` field (comments such as
+    pings skipped), or None while `buffer` holds no such event yet."""
+    data: list[bytes] = []
+    for line in SSE_LINE.split(buffer)[:-1]:
+        if not line:
+            if data:
+                return b"\n".join(data)
+        elif line.startswith(b"data:"):
+            value = line[5:]
+            data.append(value[1:] if value[:1] == b" " else value)
+    return None
+
+
+def is_error_event(data: bytes) -> bool:
+    """Xinference's failed stream: HTTP 200, then `data: {"error": "..."}` as the event."""
+    if b'"error"' not in data:
+        return False
+    try:
+        payload = json.loads(data)
+    except ValueError:
+        return False
+    return isinstance(payload, dict) and "error" in payload
+
+
+async def _head(chunks: AsyncIterator[bytes]) -> tuple[bytes, bool]:
+    """The stream's bytes up to its first data event, and whether that event is an error."""
+    buffer = b""
+    async for chunk in chunks:
+        buffer += chunk
+        data = first_event_data(buffer)
+        if data is not None:
+            return buffer, is_error_event(data)
+        if len(buffer) > HEAD_LIMIT:
+            break
+    return buffer, False
+
+
+def _lines(buffer: bytes) -> tuple[bytes, bytes]:
+    """Complete lines, and the incomplete rest."""
+    cut = buffer.rfind(b"\n") + 1
+    return buffer[:cut], buffer[cut:]
+
+
+@dataclass(frozen=True)
+class _Failed:
+    """An attempt that failed before any byte reached the client (its lease released)."""
+
+    lease: Lease
+    code: str  # its upstream outcome, as counted
+    response: Response  # what the client gets if no retry succeeds
 
 
 class _Rewriter:
@@ -184,6 +249,9 @@ def create_app(
             refusal.status, refusal.message, "not_found" if refusal.status == 404 else "unavailable"
         )
 
+    def count(lease: Lease, code: str) -> None:
+        metrics.upstream.labels(lease.model, lease.version, code).inc()
+
     async def forward(request: Request) -> Response:
         started = time.perf_counter()
         try:
@@ -194,73 +262,81 @@ def create_app(
             return error(400, "the request needs a 'model' field", "invalid_request_error")
         name = body["model"]
         client_id = request.headers.get(client_header)
-        client: httpx.AsyncClient = state["client"]
         tried: list[str] = []
-        failure: Response | None = None
-        tried_lease: Lease | None = None
-        for _attempt in range(2):
-            lease = table.acquire(name, client_id=client_id, exclude=tried)
-            if isinstance(lease, Refusal):
-                if failure is not None:
-                    break
-                return refused(name, lease)
-            tried.append(lease.uid)
-            tried_lease = lease
-            body["model"] = lease.uid
-            upstream_request = client.build_request(
-                "POST",
-                request.url.path,
-                content=json.dumps(body).encode(),
-                headers={"content-type": "application/json"},
+        failed: _Failed | None = None
+        for _attempt in range(ATTEMPTS):
+            lease = table.acquire(
+                name,
+                client_id=client_id,
+                exclude=tried,
+                avoid_version=failed.lease.version if failed else None,
             )
-            try:
-                response = await client.send(upstream_request, stream=True)
-            except RETRYABLE_TRANSPORT as exc:
-                table.release(lease)
-                metrics.retries.labels(name, type(exc).__name__).inc()
-                failure = error(502, f"instance {lease.uid} unreachable: {exc}", "upstream_error")
-                continue
-            except httpx.TimeoutException:
-                table.release(lease)
-                return _finish(
-                    lease, started, error(504, f"instance {lease.uid} timed out", "timeout")
-                )
-            except BaseException:
-                table.release(lease)
-                raise
-            try:
-                streaming = response.headers.get("content-type", "").startswith("text/event-stream")
-                if not streaming or response.status_code >= 400:
-                    content = await response.aread()
-                    await response.aclose()
-                    if response.status_code == 503 or _is_gone(response.status_code, content):
-                        table.release(lease)
-                        metrics.retries.labels(name, str(response.status_code)).inc()
-                        failure = Response(
-                            content, response.status_code, headers=_passed(response, lease)
-                        )
-                        continue
-                    table.release(lease)
-                    out = Response(
-                        rewrite(content, lease.uid, name),
-                        response.status_code,
-                        headers=_passed(response, lease),
+            if isinstance(lease, Refusal):
+                if failed is None:
+                    return refused(name, lease)
+                break
+            if failed is not None:
+                metrics.retries.labels(name, failed.code).inc()
+            tried.append(lease.uid)
+            body["model"] = lease.uid
+            outcome = await attempt(request.url.path, json.dumps(body).encode(), lease, started)
+            if not isinstance(outcome, _Failed):
+                return outcome
+            failed = outcome
+        assert failed is not None
+        return _finish(failed.lease, started, failed.response)
+
+    async def attempt(
+        path: str, content: bytes, lease: Lease, started: float
+    ) -> Response | _Failed:
+        """One upstream try: the client's response, or a failure before any byte was sent."""
+        client: httpx.AsyncClient = state["client"]
+        name = lease.model
+        response: httpx.Response | None = None
+        handed = False  # a stream going on owns the response and the lease
+        try:
+            response = await client.send(
+                client.build_request("POST", path, content=content, headers=JSON_CONTENT),
+                stream=True,
+            )
+            status = response.status_code
+            if status < 400 and response.headers.get("content-type", "").startswith(
+                "text/event-stream"
+            ):
+                chunks = response.aiter_bytes()
+                head, broken = await _head(chunks)
+                passed = _passed(response, lease)
+                if not broken:
+                    handed = True
+                    return StreamingResponse(
+                        _stream(response, chunks, head, lease, started), status, headers=passed
                     )
+                code = "stream_error"
+                answer = Response(rewrite(head, lease.uid, name), status, headers=passed)
+            else:
+                data = await response.aread()
+                code = str(status)
+                if status < 500 and not _is_gone(status, data):
+                    count(lease, code)
                     metrics.ttft.labels(name, lease.version, lease.tier).observe(
                         time.perf_counter() - started
                     )
-                    return _finish(lease, started, out)
-            except BaseException:
+                    out = rewrite(data, lease.uid, name)
+                    return _finish(lease, started, Response(out, status, _passed(response, lease)))
+                answer = Response(data, status, headers=_passed(response, lease))
+        except RETRYABLE_TRANSPORT as exc:
+            code = "transport"
+            answer = error(502, f"instance {lease.uid} unreachable: {exc}", "upstream_error")
+        except httpx.TimeoutException:
+            count(lease, "timeout")
+            return _finish(lease, started, error(504, f"instance {lease.uid} timed out", "timeout"))
+        finally:
+            if not handed:
                 table.release(lease)
-                await response.aclose()
-                raise
-            return StreamingResponse(
-                _stream(response, lease, name, started),
-                status_code=response.status_code,
-                headers=_passed(response, lease),
-            )
-        assert failure is not None and tried_lease is not None
-        return _finish(tried_lease, started, failure)
+                if response is not None:
+                    await response.aclose()
+        count(lease, code)
+        return _Failed(lease, code, answer)
 
     def _passed(response: httpx.Response, lease: Lease) -> dict[str, str]:
         passed = {k: v for k, v in response.headers.items() if k.lower() in PASSED_HEADERS}
@@ -275,34 +351,37 @@ def create_app(
         return response
 
     async def _stream(
-        response: httpx.Response, lease: Lease, name: str, started: float
+        response: httpx.Response,
+        chunks: AsyncIterator[bytes],
+        head: bytes,
+        lease: Lease,
+        started: float,
     ) -> AsyncIterator[bytes]:
-        """Pass the SSE stream through complete lines at a time, rewriting `model`; release
-        the lease only after the last byte (or when the client went away)."""
+        """Pass the SSE stream on from its inspected head, complete lines at a time with
+        `model` rewritten; release the lease only after the last byte (or when the client went
+        away). An upstream that breaks now leaves the client a truncated stream."""
         labels = (lease.model, lease.version, lease.tier)
-        first = True
-        code = str(response.status_code)
-        buffer = b""
+        uid, name = lease.uid, lease.model
+        code = upstream_code = str(response.status_code)
+        out, buffer = _lines(head)
         try:
-            async for chunk in response.aiter_bytes():
-                buffer += chunk
-                cut = buffer.rfind(b"\n")
-                if cut < 0:
-                    continue
-                out, buffer = buffer[: cut + 1], buffer[cut + 1 :]
-                if first:
-                    metrics.ttft.labels(*labels).observe(time.perf_counter() - started)
-                    first = False
-                yield rewrite(out, lease.uid, name)
+            metrics.ttft.labels(*labels).observe(time.perf_counter() - started)
+            if out:
+                yield rewrite(out, uid, name)
+            async for chunk in chunks:
+                out, buffer = _lines(buffer + chunk)
+                if out:
+                    yield rewrite(out, uid, name)
             if buffer:
-                yield rewrite(buffer, lease.uid, name)
+                yield rewrite(buffer, uid, name)
         except httpx.HTTPError:
-            code = "502"  # the upstream broke mid-stream: the client sees a truncated stream
+            code, upstream_code = "502", "stream_broken"
             raise
         finally:
             table.release(lease)
             with anyio.CancelScope(shield=True):
                 await response.aclose()
+            count(lease, upstream_code)
             metrics.requests.labels(*labels, code).inc()
             metrics.duration.labels(*labels).observe(time.perf_counter() - started)
 

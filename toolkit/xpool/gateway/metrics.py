@@ -70,8 +70,17 @@ class GatewayMetrics:
         )
         self.retries = Counter(
             "xpool_gateway_retries",
-            "Requests retried on another instance (failure before any byte was sent).",
+            "Requests retried on another instance (failure before any byte was sent), by "
+            "the failed attempt's upstream code.",
             ["model", "reason"],
+            registry=r,
+        )
+        self.upstream = Counter(
+            "xpool_gateway_upstream_responses",
+            "Upstream attempts by the version tried and their outcome: the HTTP status, or "
+            "stream_error (an SSE error as first event), stream_broken (cut after bytes were "
+            "sent), transport, timeout. Retried attempts count too: the canary gate's input.",
+            ["model", "version", "code"],
             registry=r,
         )
         self.drain_timeouts = Counter(

@@ -6,6 +6,10 @@ request limits), which version serves it (canary weights, sticky per client), an
 instance (least outstanding requests among the ready, non-draining ones). A `Lease` is
 released when the response has been fully sent, so in-flight counts include running streams.
 
+Weight 0 means no traffic: a version weighing 0 serves only while no version with a weight
+above 0 has an open (ready, non-draining, not excluded) instance, so a rollback to weight 0
+takes effect for the next request even when the weighted versions are at their limits (429).
+
 Draining: `mark_draining(uid)` stops new requests to `uid` at once; `wait_drained(uid,
 timeout)` blocks until its in-flight count reaches zero. Each slot records `since`, the unix
 time it entered its state (ready or draining), for observers that time drains. The table is thread-safe: `xpool up`
@@ -212,9 +216,18 @@ class RoutingTable:
     # -- leases ------------------------------------------------------------------------------
 
     def acquire(
-        self, model: str, *, client_id: str | None = None, exclude: Iterable[str] = ()
+        self,
+        model: str,
+        *,
+        client_id: str | None = None,
+        exclude: Iterable[str] = (),
+        avoid_version: str | None = None,
     ) -> Lease | Refusal:
-        """Admit one request for `model` and lease it an instance, or say why not."""
+        """Admit one request for `model` and lease it an instance, or say why not.
+
+        `exclude` names instances that already failed this request; `avoid_version` is the
+        version that failed it, left aside when another candidate version has a free instance
+        (a retry then lands on another version, not on a sibling with the same fault)."""
         excluded = set(exclude)
         with self._lock:
             entry = self._models.get(model)
@@ -249,7 +262,9 @@ class RoutingTable:
                     f"gateway overloaded: {self._total} requests in flight (limit "
                     f"{self.max_inflight}); tier {entry.tier} is shed first",
                 )
-            free = [s for s in open_slots if s.inflight < s.limit]
+            weights = entry.weights
+            weighted = [s for s in open_slots if weights.get(s.version, 0.0) > 0]
+            free = [s for s in (weighted or open_slots) if s.inflight < s.limit]
             if not free:
                 return Refusal(
                     429,
@@ -257,20 +272,27 @@ class RoutingTable:
                     entry.tier,
                     f"every instance of '{model}' is at its request limit",
                 )
-            versions = sorted({s.version for s in free})
-            chosen = versions[0]
-            if len(versions) > 1:
-                weights = [(v, entry.weights.get(v, 0.0)) for v in versions]
-                point = client_point(client_id) if client_id else self._rng.random()
-                chosen = pick_version(weights, point) or versions[0]
-            pool = [s for s in free if s.version == chosen]
-            least = min(s.inflight for s in pool)
-            best = [s for s in pool if s.inflight == least]
-            slot = best[next(self._rr) % len(best)] if len(best) > 1 else best[0]
+            if avoid_version is not None:
+                free = [s for s in free if s.version != avoid_version] or free
+            slot = self._choose(free, weights, client_id)
             slot.inflight += 1
             self._total += 1
             self._by_rank[rank] = self._by_rank.get(rank, 0) + 1
             return Lease(slot.uid, model, slot.version, entry.tier)
+
+    def _choose(
+        self, free: list[Slot], weights: Mapping[str, float], client_id: str | None
+    ) -> Slot:
+        """The version by weight (sticky per client), then its least-loaded instance."""
+        versions = sorted({s.version for s in free})
+        chosen = versions[0]
+        if len(versions) > 1:
+            point = client_point(client_id) if client_id else self._rng.random()
+            chosen = pick_version([(v, weights.get(v, 0.0)) for v in versions], point) or chosen
+        pool = [s for s in free if s.version == chosen]
+        least = min(s.inflight for s in pool)
+        best = [s for s in pool if s.inflight == least]
+        return best[next(self._rr) % len(best)] if len(best) > 1 else best[0]
 
     def release(self, lease: Lease) -> None:
         with self._lock:

@@ -23,6 +23,7 @@ from xpool.policy.ledger import Ledger
 from xpool.policy.queues import queue_shares
 from xpool.policy.spec import ModelSpec, PolicySpec, TierSpec
 from xpool.policy.state import InstanceObs, LoadObs, Memory, ModelMemory, Observation
+from xpool.policy.versions import VersionPlan, plan_versions, serving_versions
 
 
 @dataclass(frozen=True)
@@ -75,21 +76,7 @@ class _Pass:
             self.ledger.draining[(model.pool, model.tier)] += model.accelerators
         self.actions.append(Drain(inst.uid, inst.model, tier, reason))
 
-    def scale_down(self, model: ModelSpec, count: int, reason: str) -> None:
-        """Drain `count` instances: the stable version's before a canary's (rollouts own
-        those), loading before ready (nothing to finish), newest first."""
-        candidates = [
-            i
-            for i in self.obs.of(model.name)
-            if i.state in ("ready", "loading") and i.uid not in self.draining
-        ]
-        candidates.sort(
-            key=lambda i: (i.version != model.version, i.state != "loading", -_uid_order(i)[0])
-        )
-        for inst in candidates[:count]:
-            self.drain(inst, model.tier, reason)
-
-    def scale_up(self, model: ModelSpec, count: int, reason: str) -> str:
+    def scale_up(self, model: ModelSpec, version: str, count: int, reason: str) -> str:
         """Launch up to `count`; returns the reason, amended when capacity limited it."""
         tier = self.spec.tier(model.tier)
         launched = 0
@@ -105,7 +92,7 @@ class _Pass:
             self.actions.append(
                 Launch(
                     model.name,
-                    model.version,
+                    version,
                     launched,
                     model.accelerators,
                     model.pool,
@@ -186,36 +173,54 @@ class _Pass:
         return out
 
 
+def _drain_reason(inst: InstanceObs, plan: VersionPlan, scaled_down: str | None) -> str:
+    if inst.version not in plan.desired:
+        return f"version {inst.version} has weight 0: replaced by the serving versions"
+    if scaled_down is not None:
+        return scaled_down
+    return (
+        f"version {inst.version} holds more than its weighted share ({plan.desired[inst.version]})"
+    )
+
+
 def decide(spec: PolicySpec, obs: Observation, memory: Memory) -> Outcome:
     work = _Pass(spec, obs)
     work.actions.extend(finish_drains(spec, obs))
     decisions: list[Decision] = []
     new_memory: dict[str, ModelMemory] = {}
-    targets: dict[str, tuple[Target, int]] = {}
+    targets: dict[str, tuple[Target, int, VersionPlan]] = {}
     for model in spec.models:
         mine = [i for i in obs.of(model.name) if i.uid not in work.draining]
+        serving = serving_versions(model.version_weights, model.warm)
+        counted = [i for i in mine if i.version in serving]  # retired versions get no traffic
         t = autoscale(
             model,
             spec.scaling,
-            mine,
+            counted,
             obs.load.get(model.name, LoadObs(missing=("qps",))),
             memory.get(model.name, ModelMemory()),
             obs.now,
         )
-        active = sum(1 for i in mine if i.state in ("ready", "loading"))
-        targets[model.name] = (t, active)
+        active = sum(1 for i in counted if i.state in ("ready", "loading"))
+        plan = plan_versions(t.desired, mine, model.version_weights, model.warm)
+        targets[model.name] = (t, active, plan)
         new_memory[model.name] = t.memory
-    for model in spec.models:  # scale-downs first: what they free shows in the queue shares
-        t, active = targets[model.name]
-        if t.desired < active:
-            work.scale_down(model, active - t.desired, t.reason)
+    for model in spec.models:  # drains first: what they free shows in the queue shares
+        t, active, plan = targets[model.name]
+        scaled_down = t.reason if t.desired < active else None
+        for inst in plan.drain:
+            work.drain(inst, model.tier, _drain_reason(inst, plan, scaled_down))
     for model in spec.models:
-        t, active = targets[model.name]
+        t, active, plan = targets[model.name]
         reason = t.reason
-        if t.desired > active:
-            reason = work.scale_up(model, t.desired - active, t.reason)
-            if model.name not in work.launched:
-                new_memory[model.name] = memory.get(model.name, ModelMemory())
-        decisions.append(Decision(model.name, model.tier, active, t.desired, reason, t.inputs))
+        for version, count in plan.launch.items():
+            why = t.reason
+            if t.desired <= active:
+                why = f"version {version} needs {plan.desired[version]} instance(s) for its weight"
+            reason = work.scale_up(model, version, count, why)
+        if plan.launch and model.name not in work.launched:
+            new_memory[model.name] = memory.get(model.name, ModelMemory())
+        desired = sum(plan.desired.values())
+        decisions.append(Decision(model.name, model.tier, active, desired, reason, t.inputs))
     work.actions.extend(queue_shares(spec, work.ledger))
     return Outcome(tuple(work.actions), tuple(decisions), new_memory)

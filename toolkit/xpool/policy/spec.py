@@ -11,7 +11,7 @@ from functools import cached_property
 
 from xpool.capacity.plan import CapacityPlan
 from xpool.capacity.shares import tier_accelerators
-from xpool.config.models import Platform
+from xpool.config.models import Model, Platform
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,14 @@ class ModelSpec:
     request_limit: int | None
     min: int
     max: int
+    # Gateway weights of the versions (a rollout's override, else the file's); empty: only
+    # `version`. `warm`: versions kept at one instance at weight 0 (a canary being launched).
+    weights: tuple[tuple[str, float], ...] = ()
+    warm: tuple[str, ...] = ()
+
+    @property
+    def version_weights(self) -> tuple[tuple[str, float], ...]:
+        return self.weights or ((self.version, 100.0),)
 
 
 @dataclass(frozen=True)
@@ -90,6 +98,14 @@ def stable_version(weights: list[tuple[str, float | None]]) -> str:
     return next(v for w, v in resolved if w == best)
 
 
+def file_weights(model: Model) -> tuple[tuple[str, float], ...]:
+    """The platform file's weights (default: the first version 100, the others 0)."""
+    return tuple(
+        (v.version, v.weight if v.weight is not None else (100.0 if i == 0 else 0.0))
+        for i, v in enumerate(model.versions)
+    )
+
+
 def policy_spec(platform: Platform, plan: CapacityPlan) -> PolicySpec:
     """The policy's view of `platform`, with each model on the pool and TP its plan chose.
 
@@ -121,6 +137,7 @@ def policy_spec(platform: Platform, plan: CapacityPlan) -> PolicySpec:
                 tier=model.tier,
                 pool=placed.pool,
                 version=stable_version([(v.version, v.weight) for v in model.versions]),
+                weights=file_weights(model),
                 accelerators=placed.tp,
                 qps_per_instance=placed.qps_per_instance,
                 request_limit=model.context.batch,

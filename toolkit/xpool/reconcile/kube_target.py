@@ -91,6 +91,13 @@ class Routes:
                 model["instances"] = kept
                 self._stamp(self.pending)
 
+    def set_weights(self, name: str, weights: dict[str, float]) -> None:
+        """Weights of a model the routes already list (a model without instances has none)."""
+        model = next((m for m in self.doc.get("models", []) if m.get("model") == name), None)
+        if model is not None and model.get("weights") != weights:
+            model["weights"] = dict(weights)
+            self._stamp(self.pending)
+
     def _model(self, name: str, model_type: str) -> dict[str, Any]:
         models = self.doc.setdefault("models", [])
         found = next((m for m in models if m.get("model") == name), None)
@@ -316,6 +323,9 @@ class KubeTarget:
         self.xinference.terminate(action.uid)
         self.edit_routes(lambda r: r.remove(action.uid))
         return True
+
+    def set_weights(self, model: str, weights: dict[str, float]) -> None:
+        self.edit_routes(lambda r: r.set_weights(model, weights))
 
     # -- routes and reports --------------------------------------------------------------------
 

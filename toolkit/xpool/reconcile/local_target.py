@@ -82,3 +82,6 @@ class LocalTarget:
     def terminate(self, action: Terminate) -> bool:
         body = {"uids": [action.uid], "force": action.timed_out, "timedOut": action.timed_out}
         return action.uid in self._call("POST", "/-/admin/terminate", body).get("terminated", [])
+
+    def set_weights(self, model: str, weights: dict[str, float]) -> None:
+        self._call("POST", "/-/admin/weights", {"model": model, "weights": weights})

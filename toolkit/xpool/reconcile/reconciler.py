@@ -25,6 +25,7 @@ from xpool.policy.state import LoadObs, Observation
 from xpool.reconcile.audit import AuditLog
 from xpool.reconcile.memory_store import MemoryStore
 from xpool.reconcile.metrics import ReconcilerMetrics
+from xpool.reconcile.rollouts import RolloutController
 from xpool.reconcile.target import InstanceTarget
 
 
@@ -66,6 +67,7 @@ class Reconciler:
         store: MemoryStore,
         audit: AuditLog,
         queues: QueueSink | None = None,
+        rollouts: RolloutController | None = None,
         metrics: ReconcilerMetrics | None = None,
         dry_run: bool = False,
         clock: Callable[[], float] = time.time,
@@ -77,6 +79,7 @@ class Reconciler:
         self.store = store
         self.audit = audit
         self.queues = queues
+        self.rollouts = rollouts
         self.metrics = metrics
         self.dry_run = dry_run
         self.clock = clock
@@ -103,7 +106,14 @@ class Reconciler:
         except RemoteError as exc:
             result.errors.append(str(exc))
             return self._finish(result, began)
-        outcome = decide(self.spec, obs, self.store.load())
+        spec = self.spec
+        if self.rollouts is not None:
+            try:  # deciding with stale weights could drain a canary mid-rollout: stop instead
+                spec = self.rollouts.run(self.spec, obs, dry_run=self.dry_run)
+            except RemoteError as exc:
+                result.errors.append(f"rollouts: {exc}")
+                return self._finish(result, began)
+        outcome = decide(spec, obs, self.store.load())
         result.decisions = outcome.decisions
         for d in outcome.decisions:  # log a decision when its kind changes, not every pass
             shape = f"{d.active}->{d.desired} " + re.sub(r"[0-9.]+", "#", d.reason)
@@ -112,7 +122,7 @@ class Reconciler:
             self._last_lines[d.model] = shape
         self._inputs = {d.model: d.inputs for d in outcome.decisions}
         if self.metrics is not None:
-            self.metrics.observed(self.spec, obs, outcome.decisions)
+            self.metrics.observed(spec, obs, outcome.decisions)
         if self.dry_run:
             result.done = [
                 self._record(a, obs, planned=True)

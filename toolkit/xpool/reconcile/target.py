@@ -31,3 +31,7 @@ class InstanceTarget(Protocol):
         """Stop the instance and forget it when no gateway has a request in flight on it (or
         `action.timed_out`); False when it is still busy (left alone, retried next pass)."""
         ...
+
+    def set_weights(self, model: str, weights: dict[str, float]) -> None:
+        """Route `model`'s requests across its versions by `weights` (every gateway)."""
+        ...

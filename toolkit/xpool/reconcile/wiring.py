@@ -31,6 +31,8 @@ from xpool.reconcile.local_target import LocalTarget
 from xpool.reconcile.memory_store import ConfigMapMemoryStore, FileMemoryStore
 from xpool.reconcile.metrics import ReconcilerMetrics
 from xpool.reconcile.reconciler import QueueChange, Reconciler
+from xpool.reconcile.rollout_store import ConfigMapRolloutStore, FileRolloutStore
+from xpool.reconcile.rollouts import GateReader, RolloutController
 from xpool.reconcile.signals import queries_for, read_loads
 from xpool.render.build import pool_resources, queue_name
 from xpool.render.launch import launch_specs
@@ -53,15 +55,10 @@ def prometheus_url(loaded: LoadedPlatform, flag: str | None, up_info: dict | Non
     return flag or (prom.url if prom else None) or (up_info or {}).get("prometheus")
 
 
-def load_reader(
-    loaded: LoadedPlatform, spec: PolicySpec, url: str | None
-) -> Callable[[], dict[str, LoadObs]]:
-    """Per-pass load from Prometheus; without one every model's QPS is missing (so only the
-    floor, the ceiling and drains act, never a load-based scale-down)."""
+def prometheus_client(loaded: LoadedPlatform, url: str | None) -> PrometheusClient | None:
+    """A client for `url` with the bearer token the platform file names, if any."""
     if url is None:
-        return lambda: {
-            m.name: LoadObs(missing=("qps (no Prometheus configured)",)) for m in spec.models
-        }
+        return None
     prom = loaded.platform.spec.prometheus
     token = None
     if prom is not None and prom.bearer_token_env:
@@ -76,7 +73,19 @@ def load_reader(
                     )
                 ]
             )
-    client = PrometheusClient(url, bearer_token=token)
+    return PrometheusClient(url, bearer_token=token)
+
+
+def load_reader(
+    loaded: LoadedPlatform, spec: PolicySpec, url: str | None
+) -> Callable[[], dict[str, LoadObs]]:
+    """Per-pass load from Prometheus; without one every model's QPS is missing (so only the
+    floor, the ceiling and drains act, never a load-based scale-down)."""
+    client = prometheus_client(loaded, url)
+    if client is None:
+        return lambda: {
+            m.name: LoadObs(missing=("qps (no Prometheus configured)",)) for m in spec.models
+        }
     queries = queries_for(loaded.platform)
     vendors = {p.name: p.vendor for p in loaded.platform.spec.pools}
     return lambda: read_loads(client, queries, spec, vendors)
@@ -109,12 +118,22 @@ def local_reconciler(
     spec = policy_spec(loaded.platform, plan)
     url = prometheus_url(loaded, prometheus, up_info)
     audit = audit_path or state / AUDIT_FILE
+    target = LocalTarget(str(up_info["gateway"]), token)
+    log_audit = AuditLog(None if dry_run else audit)
     reconciler = Reconciler(
         spec,
-        LocalTarget(str(up_info["gateway"]), token),
+        target,
         loads=load_reader(loaded, spec, url),
         store=FileMemoryStore(state / MEMORY_FILE),
-        audit=AuditLog(None if dry_run else audit),
+        audit=log_audit,
+        rollouts=RolloutController(
+            loaded.platform,
+            FileRolloutStore(state),
+            GateReader(prometheus_client(loaded, url), min_window=5.0),  # 1 s scrapes
+            target.set_weights,
+            log_audit.write,
+            log,
+        ),
         metrics=metrics,
         dry_run=dry_run,
         log=log,
@@ -172,18 +191,27 @@ def kube_reconciler(
     specs = launch_specs(platform, plan, loaded.architectures)
     by_version, _ = gateway_wants(platform, specs, wants_for(platform, specs, at_least=1))
     spec = policy_spec(platform, plan)
+    url = prometheus_url(loaded, prometheus, None)
+    target = KubeTarget(kube, ns, client, by_version)
+    log_audit = AuditLog(None if dry_run else audit_path, stream=None if audit_path else sys.stderr)
     reconciler = Reconciler(
         spec,
-        KubeTarget(kube, ns, client, by_version),
-        loads=load_reader(loaded, spec, prometheus_url(loaded, prometheus, None)),
+        target,
+        loads=load_reader(loaded, spec, url),
         store=ConfigMapMemoryStore(kube, ns),
-        audit=AuditLog(None if dry_run else audit_path, stream=None if audit_path else sys.stderr),
+        audit=log_audit,
         queues=VolcanoQueueSink(kube, platform) if platform.spec.kubernetes else None,
+        rollouts=RolloutController(
+            platform,
+            ConfigMapRolloutStore(kube, ns),
+            GateReader(prometheus_client(loaded, url)),
+            target.set_weights,
+            log_audit.write,
+            log,
+        ),
         metrics=metrics,
         dry_run=dry_run,
         log=log,
     )
     leader = LeaseLeadership(kube, ns, identity=default_identity())
-    return Wired(
-        reconciler, leader, audit_path or Path("-"), prometheus_url(loaded, prometheus, None)
-    )
+    return Wired(reconciler, leader, audit_path or Path("-"), url)

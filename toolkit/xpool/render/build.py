@@ -27,6 +27,7 @@ SERVICE_ACCOUNT = "xpool"
 GATEWAY = "xpool-gateway"  # the gateway's Deployment, Service, ServiceAccount, Role and binding
 ROUTES_CONFIGMAP = "xpool-routes"  # gateway/source.py; written by the reconciler
 STATE_CONFIGMAP = "xpool-reconciler-state"  # reconcile/memory_store.py
+ROLLOUTS_CONFIGMAP = "xpool-rollouts"  # reconcile/rollout_store.py
 GATEWAY_STOP_SECONDS = 30  # after its requests: stop the server, delete the Lease, exit
 PLATFORM_CONFIGMAP = "xpool-platform"
 LAUNCH_CONFIGMAP = "xpool-launch-specs"
@@ -174,15 +175,16 @@ def reconciler_rules(configmaps: list[str]) -> list[dict[str, Any]]:
             configmaps,
         ),
         rbac_rule(
-            f"The routes every gateway follows ({ROUTES_CONFIGMAP}) and the reconciler's memory "
-            f"({STATE_CONFIGMAP}), by name: read, and written by server-side apply, which "
+            f"The routes every gateway follows ({ROUTES_CONFIGMAP}), the reconciler's memory "
+            f"({STATE_CONFIGMAP}) and the rollouts ({ROLLOUTS_CONFIGMAP}), by name: read, and "
+            "written by server-side apply, which "
             "creates them when absent. The API server authorizes that creation as `create` of "
             "the name in the request's URL (apiserver endpoints/handlers/patch.go), so unlike "
             "a POST it is restricted by resourceNames.",
             "",
             "configmaps",
             ["get", "patch", "create"],
-            [ROUTES_CONFIGMAP, STATE_CONFIGMAP],
+            [ROUTES_CONFIGMAP, STATE_CONFIGMAP, ROLLOUTS_CONFIGMAP],
         ),
         rbac_rule(
             "The reconciler's leader lease: it is created by POST, whose name RBAC cannot see, "
