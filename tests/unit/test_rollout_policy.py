@@ -112,3 +112,10 @@ def test_json_round_trip_resumes_the_same_step():
     back = from_json(to_json(r))
     assert back == r
     assert advance(back, 100, READY, healthy()).step == 1  # 29 s into the 60 s step: holds
+
+
+def test_a_step_waits_for_the_canary_instances_its_weight_needs():
+    r = begun()
+    short = advance(r, 71, CanaryObs(ready=1, loading=1, wanted=2), healthy())
+    assert short.step == 0 and "1 of 2 canary instances ready" in short.reason
+    assert advance(short, 80, CanaryObs(ready=2, loading=0, wanted=2), healthy()).step == 1

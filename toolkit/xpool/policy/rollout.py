@@ -54,6 +54,7 @@ class CanaryObs:
     ready: int
     loading: int
     failed: str | None = None  # the error of a canary instance whose launch failed
+    wanted: int = 1  # instances its current weight calls for (policy/versions.py)
 
 
 @dataclass(frozen=True)
@@ -209,6 +210,12 @@ def advance(r: Rollout, now: float, canary: CanaryObs, signals: GateSignals | No
     if signals is None or signals.canary is None or signals.missing:
         missing = ", ".join(signals.missing) if signals and signals.missing else "no data"
         return _hold(r, now, f"step {r.step + 1}: gate signals missing ({missing}); holding")
+    if canary.ready < canary.wanted:  # the next step's traffic needs this step's instances
+        return _hold(
+            r,
+            now,
+            f"step {r.step + 1}: {canary.ready} of {canary.wanted} canary instances ready; holding",
+        )
     if signals.canary.requests < r.gate.min_requests:
         return _hold(
             r,

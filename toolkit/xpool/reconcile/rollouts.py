@@ -30,6 +30,7 @@ from xpool.policy.rollout import (
 )
 from xpool.policy.spec import ModelSpec, PolicySpec
 from xpool.policy.state import Observation
+from xpool.policy.versions import apportion, serving_versions
 from xpool.reconcile.rollout_store import Rollouts, RolloutStore
 from xpool.render.environment import policy_yaml
 
@@ -87,12 +88,19 @@ class GateReader:
 
 
 def canary_obs(rollout: Rollout, obs: Observation) -> CanaryObs:
-    mine = [i for i in obs.of(rollout.model) if i.version == rollout.canary]
+    everyone = obs.of(rollout.model)
+    mine = [i for i in everyone if i.version == rollout.canary]
     failed = next((i.error or "launch failed" for i in mine if i.state == "failed"), None)
+    weights = rollout.weights()
+    serving = sum(
+        1 for i in everyone if i.state in ("ready", "loading") and weights.get(i.version, 0.0) > 0
+    )
+    wanted = apportion(serving, serving_versions(list(weights.items()))).get(rollout.canary, 0)
     return CanaryObs(
         ready=sum(1 for i in mine if i.state == "ready"),
         loading=sum(1 for i in mine if i.state == "loading"),
         failed=failed,
+        wanted=max(1, wanted),
     )
 
 
