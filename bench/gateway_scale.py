@@ -111,7 +111,9 @@ def directly(work: Path, args: argparse.Namespace) -> tuple[LoadResult, float]:
     state = work / "state-direct"
     loaded, plan = load_and_plan(QUICKSTART)
     specs = launch_specs(loaded.platform, plan, loaded.architectures)
-    wants = resolve_local_sources(wants_for(loaded.platform, specs, at_least=1), state)
+    wants = resolve_local_sources(
+        wants_for(loaded.platform, specs, at_least=1), state, loaded.platform
+    )
     xinf = EmbeddedXinference(state)
     endpoint = xinf.start(lambda _m: None)
     client = XinferenceClient(endpoint, timeout=120)

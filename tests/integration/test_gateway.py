@@ -50,7 +50,9 @@ class Stack:
         loaded, plan = load_and_plan(platform_file(directory))
         self.platform = loaded.platform
         specs = launch_specs(self.platform, plan, loaded.architectures)
-        wants = resolve_local_sources(wants_for(self.platform, specs, at_least=1), self.state)
+        wants = resolve_local_sources(
+            wants_for(self.platform, specs, at_least=1), self.state, self.platform
+        )
         self.wants = [
             w if w.model != "embedding" else Want(**{**w.__dict__, "count": 2}) for w in wants
         ]
@@ -58,7 +60,7 @@ class Stack:
         self.by_version = dict(
             zip(
                 by_version,
-                resolve_local_sources(list(by_version.values()), self.state),
+                resolve_local_sources(list(by_version.values()), self.state, self.platform),
                 strict=True,
             )
         )

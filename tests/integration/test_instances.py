@@ -50,7 +50,9 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
 def wants(runtime: Runtime) -> list[Want]:
     loaded, plan = load_and_plan(QUICKSTART)
     specs = launch_specs(loaded.platform, plan, loaded.architectures)
-    return resolve_local_sources(wants_for(loaded.platform, specs, at_least=1), runtime.state)
+    return resolve_local_sources(
+        wants_for(loaded.platform, specs, at_least=1), runtime.state, loaded.platform
+    )
 
 
 def ours(client: XinferenceClient) -> list[str]:

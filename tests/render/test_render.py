@@ -237,4 +237,4 @@ def test_cli_without_kubernetes(tmp_path: Path) -> None:
     assert result.stdout == ""
     assert "nothing to render for Kubernetes" in result.stderr
     specs = run_xpool("render", str(no_kube), "--launch-specs")
-    assert specs.returncode == 0 and len(json.loads(specs.stdout)) == 6
+    assert specs.returncode == 0 and len(json.loads(specs.stdout)) == 7  # one per version

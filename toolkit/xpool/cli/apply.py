@@ -215,17 +215,24 @@ def apply_models(
         note("xinference.endpoint is embedded: `xpool up FILE` runs it and its models; skipping")
         return
     wants = [w for w in wants_for(platform, rendering.launch_specs) if w.count > 0]
-    if any("local://" in json.dumps(w.registration) for w in wants):
-        # Built-in local models live in xpool's state directory: only a Xinference on this
-        # host can read them.
+    here_only = {"local://", "s3://"} & {
+        scheme
+        for w in wants
+        for scheme in ("local://", "s3://")
+        if scheme in json.dumps(w.registration)
+    }
+    if here_only:
+        # Built-in models live in xpool's state directory and s3:// sources are downloaded
+        # into it (Xinference reads no s3:// URI): only a Xinference on this host can use them.
         if urlsplit(endpoint).hostname not in {"127.0.0.1", "localhost", "::1"}:
             raise InputError(
                 [
                     Problem(
                         "spec.models",
                         "",
-                        f"local:// sources exist only on this host; Xinference at {endpoint} "
-                        "cannot read them: use hf://, s3:// or file:// paths it can reach",
+                        f"{' and '.join(sorted(here_only))} sources are served from this host's "
+                        f"state directory; Xinference at {endpoint} cannot read them: use hf://, "
+                        "modelscope:// or file:// paths on its workers",
                     )
                 ]
             )
@@ -233,7 +240,7 @@ def apply_models(
 
         state = state_dir_for(platform, None)
         state.mkdir(parents=True, exist_ok=True)
-        wants = resolve_local_sources(wants, state)
+        wants = resolve_local_sources(wants, state, platform)
     if dry_run == "client":
         for want in wants:
             note(f"--dry-run=client: would ensure {', '.join(want.uids())} at {endpoint}")

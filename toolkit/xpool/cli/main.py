@@ -9,6 +9,7 @@ import click
 from xpool.cli.apply import apply_command
 from xpool.cli.diff import diff_command
 from xpool.cli.gateway import gateway_command
+from xpool.cli.models import models_group
 from xpool.cli.plan import plan_command
 from xpool.cli.reconcile import reconcile_command
 from xpool.cli.render import render_command
@@ -38,6 +39,7 @@ cli.add_command(diff_command)
 cli.add_command(apply_command)
 cli.add_command(scale_command)
 cli.add_command(gateway_command)
+cli.add_command(models_group)
 cli.add_command(reconcile_command)
 cli.add_command(rollout_group)
 cli.add_command(simulate_command)

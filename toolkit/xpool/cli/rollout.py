@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from xpool.adapters.kube_client import Connection, KubeClient
+from xpool.adapters.sources import check_source
 from xpool.cli.apply import connection_options
 from xpool.cli.output import emit_data, emit_table, note, output_option
 from xpool.cli.up import read_up_file, state_dir_for
@@ -206,6 +207,11 @@ def start_command(
                 )
             ]
         )
+    canary = next(v for v in found.versions if v.version == to)
+    if ctx.local or canary.source.startswith("s3://"):
+        # a missing or corrupt source fails here, before anything changes (on Kubernetes,
+        # file:// paths are on the workers: Xinference reports them when the launch fails)
+        check_source(model, canary, base_dir=ctx.loaded.path.parent)
     declared = found.rollout
     chosen_steps = (
         _steps(steps) if steps else tuple(declared.steps if declared else (5.0, 25.0, 50.0, 100.0))

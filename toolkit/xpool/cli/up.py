@@ -231,11 +231,13 @@ def up_command(
             from xpool.local.models import resolve_local_sources
 
             state.mkdir(parents=True, exist_ok=True)
-            wants = resolve_local_sources(wants, state)
-            canaries = resolve_local_sources(canaries, state)
+            wants = resolve_local_sources(wants, state, platform)
+            canaries = resolve_local_sources(canaries, state, platform)
             by_version = dict(
                 zip(
-                    by_version, resolve_local_sources(list(by_version.values()), state), strict=True
+                    by_version,
+                    resolve_local_sources(list(by_version.values()), state, platform),
+                    strict=True,
                 )
             )
             session.xinference = EmbeddedXinference(state)

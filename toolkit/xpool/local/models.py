@@ -8,7 +8,8 @@
 
 `materialize` returns the model directory; `registration_extras` what a custom-model
 registration needs besides the rendered one (the chat template and stop tokens of the tiny
-model). Heavy imports (torch, transformers, tokenizers) happen only when a model is written.
+model). `resolve_local_sources` also checks `file://` sources and downloads `s3://` ones for a
+Xinference on this host (xpool.adapters.sources). Heavy imports (torch, transformers, tokenizers) happen only when a model is written.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from xpool.adapters.s3 import S3Client
+from xpool.adapters.sources import check_source, fetch_s3, file_stamp
+from xpool.config.models import ModelVersion, Platform
 from xpool.errors import InputError
 
 TINY_QWEN2 = "tiny-qwen2-chat"
@@ -57,12 +61,6 @@ jumps over the lazy dog. Hello, how are you today? I am a tiny language model wi
 weights, so my answers are nonsense, but they travel through the real serving path: the
 gateway, the Xinference supervisor, the worker and the transformers engine.
 """
-
-
-def parse_local(source: str) -> str | None:
-    """`local://NAME` -> NAME; None for other schemes."""
-    scheme, sep, rest = source.partition("://")
-    return rest if sep and scheme == "local" else None
 
 
 def minilm_path() -> Path:
@@ -176,25 +174,65 @@ def tiny_qwen2_parameters(path: Path) -> int:
     return total
 
 
-def resolve_local_sources(wants: list[Any], state_dir: Path) -> list[Any]:
-    """Point registrations of `local://NAME` sources at the model's directory on this host
-    (writing the tiny chat model first when needed) and add what the model needs."""
+def resolve_local_sources(
+    wants: list[Any],
+    state_dir: Path,
+    platform: Platform,
+    *,
+    s3: S3Client | None = None,
+) -> list[Any]:
+    """Make every registration's model_uri one that a Xinference on this host can read, and
+    fail here, in one line, on a missing or corrupt source, before anything is registered.
+
+    `local://NAME`: the built-in model's directory (written first when needed), plus what the
+    model needs. `s3://`: a verified copy under STATE_DIR/models/s3/BUCKET/PREFIX (downloaded
+    once; an s3 client from the environment unless given). `file://`: checked in place, with
+    the checksums and sizeBytes the platform file declares.
+    """
     import dataclasses
 
+    versions = {(m.name, v.version): v for m in platform.spec.models for v in m.versions}
     out = []
     for want in wants:
         registration = json.loads(json.dumps(want.registration))
         changed = False
         for spec in registration.get("model_specs", []):
-            name = parse_local(spec.get("model_uri") or "")
-            if name is None:
+            uri = spec.get("model_uri") or ""
+            scheme = uri.partition("://")[0]
+            if scheme not in ("local", "file", "s3"):
                 continue
-            spec["model_uri"] = materialize(name, state_dir).resolve().as_uri()
-            # A chat template the version declares wins over the built-in model's.
-            extras = registration_extras(name)
-            if "chat_template" in registration:
-                extras.pop("chat_template", None)
-            registration.update(extras)
+            version = versions.get((want.model, want.version))
+            if version is None:
+                version = ModelVersion(version=want.version, source=uri)
+            if scheme == "file":
+                _check_file_source(want.model, version)
+                continue
+            if scheme == "s3":
+                copy = fetch_s3(want.model, version, state_dir / "models" / "s3", s3)
+                spec["model_uri"] = copy.resolve().as_uri()
+            else:
+                name = uri.removeprefix("local://")
+                spec["model_uri"] = materialize(name, state_dir).resolve().as_uri()
+                # A chat template the version declares wins over the built-in model's.
+                extras = registration_extras(name)
+                if "chat_template" in registration:
+                    extras.pop("chat_template", None)
+                registration.update(extras)
             changed = True
         out.append(dataclasses.replace(want, registration=registration) if changed else want)
     return out
+
+
+# Stamps of file:// sources checked in this process: `xpool up` resolves the stable versions,
+# then every version, and a large model's checksums should be computed once.
+_CHECKED: set[tuple[Any, ...]] = set()
+
+
+def _check_file_source(model: str, version: ModelVersion) -> None:
+    files = file_stamp(version.source)
+    key = (version.source, tuple(sorted(version.checksums.items())), version.size_bytes, files)
+    if files is not None and key in _CHECKED:
+        return
+    check_source(model, version)
+    if files is not None:
+        _CHECKED.add(key)

@@ -75,18 +75,28 @@ def size_in_billions(parameters: int) -> int | str:
 
 
 def _hub(source: str) -> dict[str, Any]:
+    """Where Xinference finds the weights: a hub id pinned to `@revision` when given, or a URI."""
     scheme, _, rest = source.partition("://")
-    if scheme == "hf":
-        return {"model_hub": "huggingface", "model_id": rest, "model_uri": None}
-    if scheme == "modelscope":
-        return {"model_hub": "modelscope", "model_id": rest, "model_uri": None}
-    return {"model_hub": "huggingface", "model_id": None, "model_uri": source}
+    hubs = {"hf": "huggingface", "modelscope": "modelscope"}
+    if scheme in hubs:
+        model_id, _, revision = rest.partition("@")
+        return {
+            "model_hub": hubs[scheme],
+            "model_id": model_id,
+            "model_uri": None,
+            "model_revision": revision or None,
+        }
+    return {
+        "model_hub": "huggingface",
+        "model_id": None,
+        "model_uri": source,
+        "model_revision": None,
+    }
 
 
 def registration(model: Model, version: ModelVersion, arch: Architecture) -> dict[str, Any]:
     model_format, quantization = FORMATS[version.weight_precision]
     spec = {"model_format": model_format, "quantization": quantization, **_hub(version.source)}
-    spec["model_revision"] = None
     name = registered_name(model.name, version.version)
     if model.type == "llm":
         spec["model_size_in_billions"] = size_in_billions(arch.parameters)
