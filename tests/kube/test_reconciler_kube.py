@@ -1,6 +1,7 @@
 """The reconciler's Kubernetes writers against the contract server: the policy's queue shares
 land on the rendered Queues as whole accelerators with their CPU and memory (field manager
-xpool-reconciler, no write when unchanged), and the policy memory survives in its ConfigMap."""
+xpool-reconciler, no write when unchanged), the policy memory survives in its ConfigMap, and
+rollouts changed by two writers at once keep both changes."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ from tests.kube.test_queue_shares import ACC, P0, P1, QUEUES, apply
 from xpool.adapters.kube_client import Connection, KubeClient, RetryPolicy
 from xpool.config.loader import load_platform
 from xpool.policy.actions import SetQueue
+from xpool.policy.rollout import CanaryObs, Gate, abort, advance, start
 from xpool.policy.state import ModelMemory
+from xpool.reconcile.kube_target import Routes
 from xpool.reconcile.memory_store import ConfigMapMemoryStore
+from xpool.reconcile.rollout_store import ConfigMapRolloutStore, Rollouts
 from xpool.reconcile.wiring import VolcanoQueueSink
 
 NS = "npu-qa"
@@ -50,3 +54,39 @@ def test_memory_survives_in_its_configmap(cluster, kubeconfig, platform):
     assert ConfigMapMemoryStore(client(kubeconfig), NS).load() == memory
     live = cluster.get("v1", "ConfigMap", "xpool-reconciler-state", NS)
     assert live["metadata"]["managedFields"][0]["manager"] == "xpool-reconciler"
+
+
+def test_rollout_changes_from_two_writers_are_both_kept(cluster, kubeconfig, platform):
+    """The CLI and the reconciler write `xpool-rollouts` concurrently: the resourceVersion
+    precondition turns the second write into a 409, re-read and re-applied, so neither change
+    is lost."""
+    path = platform()
+    assert apply(path, kubeconfig).returncode == 0
+    mine, theirs = (ConfigMapRolloutStore(client(kubeconfig), NS) for _ in range(2))
+    first = start("qa-chat", "1.0.0", "1.1.0", (5.0, 100.0), 60.0, Gate(), 1.0, "test")
+    mine.update(lambda doc: doc.replace(first))
+    calls = []
+
+    def advance_while_someone_aborts(doc: Rollouts) -> None:
+        calls.append(doc.current["qa-chat"].phase)
+        if len(calls) == 1:  # another writer gets in between this read and this write
+            theirs.update(lambda d: d.replace(abort(d.current["qa-chat"], 2.0)))
+        doc.current["qa-chat"] = advance(doc.current["qa-chat"], 3.0, CanaryObs(1, 0), None)
+
+    mine.update(advance_while_someone_aborts)
+    assert calls == ["launching", "aborted"]  # re-read after the conflict
+    final = ConfigMapRolloutStore(client(kubeconfig), NS).load().current["qa-chat"]
+    assert final.phase == "aborted"  # the abort was not overwritten by the stale advance
+    assert [e.event for e in final.history] == ["started", "aborted"]
+
+
+def test_weights_reach_the_routes_of_a_listed_model():
+    routes = Routes(
+        {"generation": 3, "models": [{"model": "chat", "type": "LLM", "instances": []}]}
+    )
+    routes.set_weights("chat", {"1": 95.0, "2": 5.0})
+    assert routes.changed and routes.doc["models"][0]["weights"] == {"1": 95.0, "2": 5.0}
+    again = Routes(routes.doc)
+    again.set_weights("chat", {"1": 95.0, "2": 5.0})
+    again.set_weights("absent", {"1": 100.0})  # no instances listed yet: nothing to route
+    assert not again.changed
