@@ -5,23 +5,10 @@ unknown versions and bad steps are refused with one line, exit 2, and nothing re
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 from tests.cli.test_models_cli import CHECKSUMS, version, write_model_dir, write_platform
-from tests.conftest import ROOT
-
-
-def xpool(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "xpool.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-        check=False,
-    )
+from tests.conftest import run_xpool as xpool
 
 
 def setup(tmp_path: Path) -> tuple[Path, Path, Path]:

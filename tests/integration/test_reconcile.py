@@ -93,8 +93,12 @@ def observed(tmp: Path, gateway_port: int) -> Iterator[tuple[LocalPrometheus, Ut
 
 
 @contextlib.contextmanager
-def reconciling(platform: Path, state: Path, prom: str) -> Iterator[subprocess.Popen[str]]:
-    log = (state.parent / "reconcile.log").open("w")
+def reconciling(
+    platform: Path, state: Path, prom: str | None, log_name: str = "reconcile.log"
+) -> Iterator[subprocess.Popen[str]]:
+    """`xpool reconcile --loop` (every 2 s); without `prom`, the Prometheus `xpool up` runs."""
+    log = (state.parent / log_name).open("w")
+    flags = ["--prometheus", prom] if prom else []
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -107,8 +111,7 @@ def reconciling(platform: Path, state: Path, prom: str) -> Iterator[subprocess.P
             "2s",
             "--state-dir",
             str(state),
-            "--prometheus",
-            prom,
+            *flags,
             "--listen",
             f"127.0.0.1:{free_port()}",
         ],
@@ -120,16 +123,17 @@ def reconciling(platform: Path, state: Path, prom: str) -> Iterator[subprocess.P
     try:
         yield proc
     except BaseException:
-        print((state.parent / "reconcile.log").read_text()[-4000:])
+        print((state.parent / log_name).read_text()[-4000:])
         raise
     finally:
         log.close()
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def xpool(*args: str) -> subprocess.CompletedProcess[str]:

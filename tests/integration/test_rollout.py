@@ -7,16 +7,15 @@ subprocess, and clients streaming chat completions through the gateway the whole
 2. Version 3 fails every request (its chat template raises): the gate rolls it back within
    its first step, the gateway having retried each failed canary attempt on the stable
    version, so no P0 request failed.
+3. Version 4's weights file is corrupt: its launch fails, and it is rolled back before it
+   got any traffic.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +24,15 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ROOT
 from tests.integration.conftest import free_port
-from tests.integration.test_reconcile import admin_instances, audit, wait_for, xpool
+from tests.integration.test_reconcile import (
+    admin_instances,
+    audit,
+    reconciling,
+    wait_for,
+    xpool,
+)
 from xpool.gateway.loadgen import Load, chat_stream_request, running_up
+from xpool.local.models import write_tiny_qwen2
 
 VERSION = """\
         - {{version: "{v}", source: "local://tiny-qwen2-chat", weightPrecision: fp32,
@@ -35,11 +41,22 @@ VERSION = """\
 BROKEN = ", chatTemplate: \"{{{{ raise_exception('version 3 is broken') }}}}\""
 
 
+def corrupt_copy(directory: Path) -> Path:
+    """The tiny chat model with its weights file cut in half (no checksum declared, so only
+    loading it finds out)."""
+    write_tiny_qwen2(directory)
+    weights = directory / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    return directory
+
+
 def platform_file(tmp: Path, port: int) -> Path:
+    corrupt = corrupt_copy(tmp / "chat-4")
     versions = (
         VERSION.format(v="1", extra="")
         + VERSION.format(v="2", extra=', note: "same weights, a new release"')
         + VERSION.format(v="3", extra=BROKEN)
+        + VERSION.format(v="4", extra="").replace("local://tiny-qwen2-chat", corrupt.as_uri())
     )
     text = f"""\
 apiVersion: xpool.io/v1alpha1
@@ -74,46 +91,6 @@ spec:
     return path
 
 
-@contextlib.contextmanager
-def reconciler(platform: Path, state: Path, log_name: str) -> Iterator[subprocess.Popen[str]]:
-    """`xpool reconcile --loop` with the Prometheus `xpool up` started."""
-    log = (state.parent / log_name).open("w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "xpool.cli",
-            "reconcile",
-            str(platform),
-            "--loop",
-            "--interval",
-            "2s",
-            "--state-dir",
-            str(state),
-            "--listen",
-            f"127.0.0.1:{free_port()}",
-        ],
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        yield proc
-    except BaseException:
-        print((state.parent / log_name).read_text()[-4000:])
-        raise
-    finally:
-        log.close()
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
 def rollout_state(state: Path) -> dict[str, Any]:
     path = state / "rollouts.json"
     return json.loads(path.read_text())["rollouts"]["chat"] if path.exists() else {}
@@ -145,14 +122,14 @@ def test_rollout_resumes_after_a_kill_and_a_broken_canary_rolls_back(tmp_path: P
             concurrency=2,
         ).start()
         # 1. the file declares the rollout of version 2; kill the reconciler at the 50 % step
-        with reconciler(platform, state, "reconcile-1.log") as first:
+        with reconciling(platform, state, None, "reconcile-1.log") as first:
             wait_for(lambda: rollout_state(state).get("step") == 1, 240, "the 50 % step", first)
             first.kill()
             first.wait(10)
         at_kill = rollout_state(state)
         assert at_kill["phase"] == "shifting" and at_kill["step"] == 1
         time.sleep(4)  # the reconciler is gone; traffic keeps flowing through the gateway
-        with reconciler(platform, state, "reconcile-2.log") as second:
+        with reconciling(platform, state, None, "reconcile-2.log") as second:
             wait_for(
                 lambda: rollout_state(state).get("phase") == "completed",
                 180,
@@ -184,6 +161,21 @@ def test_rollout_resumes_after_a_kill_and_a_broken_canary_rolls_back(tmp_path: P
             )
             status = xpool("rollout", "status", str(platform), "--state-dir", str(state))
             assert status.returncode == 0 and "rolled-back" in status.stdout, status.stderr
+            # 3. version 4's weights file is corrupt: its launch fails and it is rolled back
+            started = xpool(
+                "rollout", "start", str(platform), "chat", "--to", "4", "--state-dir", str(state),
+            )  # fmt: skip
+            assert started.returncode == 0, started.stderr
+            wait_for(
+                lambda: (
+                    rollout_state(state).get("canary") == "4"
+                    and rollout_state(state).get("phase") == "rolled-back"
+                ),
+                240,
+                "the unloadable canary rolled back",
+                second,
+            )
+            corrupt = rollout_state(state)
         load.stop()
         result = load.join(120)
         metrics = httpx.get(f"{gateway}/metrics", timeout=10).text
@@ -202,9 +194,12 @@ def test_rollout_resumes_after_a_kill_and_a_broken_canary_rolls_back(tmp_path: P
     assert last["event"] == "rolled-back" and "error rate" in last["reason"], last
     assert [e["weight"] for e in broken["history"] if e["event"] == "step"] == [5.0]
     assert last["time"] - broken["history"][-2]["time"] < 60  # within the step's interval
+    # the corrupt canary never served: rolled back at weight 0, naming the failed launch
+    assert [e["event"] for e in corrupt["history"]][-1] == "rolled-back"
+    assert "failed to launch" in corrupt["reason"] and corrupt["step"] == -1, corrupt["reason"]
     # every transition was audited
     actions = [r["action"] for r in audit(state)]
-    assert actions.count("rollout-completed") == 1 and actions.count("rollout-rolled-back") == 1
+    assert actions.count("rollout-completed") == 1 and actions.count("rollout-rolled-back") == 2
     # the gateway saw the canary fail (its upstream attempts) while no client did
     assert canary_failures(metrics, "3") >= 5
     assert canary_failures(metrics, "2") == 0

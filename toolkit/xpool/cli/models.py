@@ -17,15 +17,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import click
-import httpx
 
 from xpool.adapters.sources import check_source, scheme_of
 from xpool.cli.output import emit_data, emit_table, note, output_option
-from xpool.cli.up import read_up_file, state_dir_for
+from xpool.cli.up import gateway_instances, state_dir_for
 from xpool.config.loader import LoadedPlatform, load_platform
 from xpool.config.models import Model, ModelVersion, Platform
 from xpool.errors import InputError, Problem, RemoteError, XpoolError
@@ -41,25 +39,6 @@ Section = tuple[str, Sequence[str], list[list[Any]]]
 
 
 # -- data --------------------------------------------------------------------------------------
-
-
-def gateway_instances(platform: Platform, state_dir: str | None) -> tuple[str | None, list[dict]]:
-    """(gateway URL, its /-/admin/instances rows) of the `xpool up` running for this platform,
-    or (None, []) when none answered."""
-    info = read_up_file(state_dir_for(platform, state_dir))
-    if not info or not info.get("adminTokenFile"):
-        return None, []
-    try:
-        token = Path(info["adminTokenFile"]).read_text().strip()
-        r = httpx.get(
-            f"{info['gateway']}/-/admin/instances",
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=5,
-        )
-        r.raise_for_status()
-        return str(info["gateway"]), list(r.json()["instances"])
-    except (OSError, httpx.HTTPError, ValueError, KeyError, TypeError):
-        return None, []
 
 
 def short_source(source: str, width: int = SOURCE_WIDTH) -> str:

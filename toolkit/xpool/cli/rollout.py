@@ -333,37 +333,25 @@ def _finish(
     _emit([r], output, now)
 
 
-@rollout_group.command("promote")
-@click.argument("file", type=click.Path(dir_okay=False))
-@click.argument("model")
-@_state_options
-@output_option()
-def promote_command(
-    file: str,
-    model: str,
-    state_dir: str | None,
-    kubeconfig: str | None,
-    context: str | None,
-    namespace: str | None,
-    output: str,
-) -> None:
-    """Send all traffic to the canary now (skipping the remaining steps)."""
-    _finish(file, model, state_dir, (kubeconfig, context, namespace), output, "promote")
+def _ending(how: str, doc: str) -> None:
+    """Register `xpool rollout promote|abort FILE MODEL` (the same flags, one verb apart)."""
+
+    @rollout_group.command(how, help=doc)
+    @click.argument("file", type=click.Path(dir_okay=False))
+    @click.argument("model")
+    @_state_options
+    @output_option()
+    def command(
+        file: str,
+        model: str,
+        state_dir: str | None,
+        kubeconfig: str | None,
+        context: str | None,
+        namespace: str | None,
+        output: str,
+    ) -> None:
+        _finish(file, model, state_dir, (kubeconfig, context, namespace), output, how)
 
 
-@rollout_group.command("abort")
-@click.argument("file", type=click.Path(dir_okay=False))
-@click.argument("model")
-@_state_options
-@output_option()
-def abort_command(
-    file: str,
-    model: str,
-    state_dir: str | None,
-    kubeconfig: str | None,
-    context: str | None,
-    namespace: str | None,
-    output: str,
-) -> None:
-    """Send all traffic back to the stable version; the canary's instances drain."""
-    _finish(file, model, state_dir, (kubeconfig, context, namespace), output, "abort")
+_ending("promote", "Send all traffic to the canary now (skipping the remaining steps).")
+_ending("abort", "Send all traffic back to the stable version; the canary's instances drain.")

@@ -17,7 +17,7 @@ import click
 
 from xpool.adapters.xinference import Instance, XinferenceClient, parse_uid
 from xpool.cli.output import emit_data, emit_table, note, output_option
-from xpool.cli.up import api_key_from_env, read_up_file, state_dir_for
+from xpool.cli.up import api_key_from_env, gateway_instances, read_up_file, state_dir_for
 from xpool.errors import RemoteError
 from xpool.policy.spec import policy_spec
 from xpool.policy.state import LoadObs
@@ -41,26 +41,6 @@ def _endpoint(platform, state_dir: str | None) -> str:
     return str(info["endpoint"])
 
 
-def _gateway_view(platform, state_dir: str | None) -> dict[str, dict]:
-    """uid -> {inflight, draining} from the running `xpool up`'s gateway, or {}."""
-    import httpx
-
-    info = read_up_file(state_dir_for(platform, state_dir))
-    if not info or not info.get("adminTokenFile"):
-        return {}
-    try:
-        token = Path(info["adminTokenFile"]).read_text().strip()
-        r = httpx.get(
-            f"{info['gateway']}/-/admin/instances",
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=5,
-        )
-        r.raise_for_status()
-        return {i["uid"]: i for i in r.json()["instances"]}
-    except (OSError, httpx.HTTPError, ValueError, KeyError):
-        return {}
-
-
 def collect(file: str, state_dir: str | None) -> dict:
     loaded, plan = load_and_plan(file)
     platform = loaded.platform
@@ -77,7 +57,7 @@ def collect(file: str, state_dir: str | None) -> dict:
         if parsed and parsed[0] in by_model and (parsed[0], parsed[1]) in specs:
             by_model[parsed[0]].append((inst, parsed[1]))
 
-    gateway = _gateway_view(platform, state_dir)
+    gateway = {i["uid"]: i for i in gateway_instances(platform, state_dir)[1]}
     models = []
     used: dict[tuple[str, str], int] = {}
     for model in platform.spec.models:

@@ -362,6 +362,27 @@ def gw_hostport(url: str) -> str:
     return url.split("://", 1)[-1].rstrip("/")
 
 
+def gateway_instances(platform: Platform, state_dir: str | None) -> tuple[str | None, list[dict]]:
+    """(gateway URL, its /-/admin/instances rows) of the `xpool up` running for this platform,
+    or (None, []) when none answered: read-only views show what they can without it."""
+    import httpx
+
+    info = read_up_file(state_dir_for(platform, state_dir))
+    if not info or not info.get("adminTokenFile"):
+        return None, []
+    try:
+        token = Path(info["adminTokenFile"]).read_text().strip()
+        r = httpx.get(
+            f"{info['gateway']}/-/admin/instances",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=5,
+        )
+        r.raise_for_status()
+        return str(info["gateway"]), list(r.json()["instances"])
+    except (OSError, httpx.HTTPError, ValueError, KeyError, TypeError):
+        return None, []
+
+
 def read_up_file(state: Path) -> dict | None:
     info = read_json(state / UP_FILE)
     if info is None:
