@@ -14,11 +14,13 @@ stable version; the canary's instances then drain because their weight is 0.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 Phase = Literal["launching", "shifting", "completed", "rolled-back", "aborted"]
 ACTIVE: tuple[Phase, ...] = ("launching", "shifting")
+_DIGITS = re.compile(r"[0-9.]+")
 
 
 @dataclass(frozen=True)
@@ -143,8 +145,8 @@ def _rollback(r: Rollout, now: float, reason: str, **signals: Any) -> Rollout:
 
 
 def _hold(r: Rollout, now: float, reason: str) -> Rollout:
-    """Record a hold once per distinct reason, not every pass."""
-    if r.reason == reason:
+    """Record a hold once per kind of reason (its figures aside), not every pass."""
+    if _DIGITS.sub("#", r.reason) == _DIGITS.sub("#", reason):
         return r
     return _with(r, now, "held", reason)
 
