@@ -11,6 +11,10 @@ and adds them back (POST /v1/models/{uid}/replicas) -- Xinference's own mechanis
 
 Prints total / failed / incomplete-stream counts for both. Reports; asserts nothing.
 
+Each torch model process starts one thread per core; on a small host the chat and embedding
+processes then fight for the cores and the load runs about 4x slower. The benchmark runs its
+model processes with `OMP_NUM_THREADS=1` (unless set) so both sides serve at full speed.
+
     python bench/gateway_scale.py --requests 10000 --cycles 5
 """
 
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -174,6 +179,7 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=8)
     parser.add_argument("--skip-direct", action="store_true")
     args = parser.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # inherited by `xpool up` and Xinference
     with tempfile.TemporaryDirectory(prefix="xpool-bench-") as tmp:
         work = Path(tmp)
         g, _gs = through_gateway(work, args)
