@@ -34,7 +34,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from xpool.adapters.kube_client import APPLY_PATCH, KubeClient, KubeStatusError
+from xpool.adapters.configmaps import read_configmap, write_configmap
+from xpool.adapters.kube_client import KubeClient
 from xpool.adapters.xinference import Instance, Want, XinferenceClient, instance_uid, parse_uid
 from xpool.errors import InputError, RemoteError
 from xpool.gateway.replica_report import ReplicaReport, live_reports, read_reports
@@ -43,6 +44,7 @@ from xpool.policy.actions import Drain, Launch, Terminate
 from xpool.policy.state import InstanceObs, InstanceState
 
 FIELD_MANAGER = "xpool-reconciler"
+ROUTES_LABELS = {"app.kubernetes.io/part-of": "xpool", "app.kubernetes.io/component": "routes"}
 
 
 @dataclass
@@ -259,10 +261,6 @@ class KubeTarget:
         self.attempts = attempts
         self._models = {m for m, _ in wants}
 
-    @property
-    def path(self) -> str:
-        return f"/api/v1/namespaces/{self.namespace}/configmaps/{self.routes}"
-
     # -- InstanceTarget ------------------------------------------------------------------------
 
     def instances(self) -> list[InstanceObs]:
@@ -346,16 +344,6 @@ class KubeTarget:
         everyone = read_reports(self.kube, self.namespace, self.routes)
         return live_reports(everyone, self.clock(), self.skew)
 
-    def _get(self) -> dict[str, Any] | None:
-        try:
-            return self.kube.request("GET", self.path, what=f"read ConfigMap {self.routes}")
-        except KubeStatusError as exc:
-            if exc.status == 404:
-                return None
-            raise RemoteError(
-                f"read ConfigMap {self.namespace}/{self.routes}: {exc.summary()}"
-            ) from None
-
     def _doc(self, obj: dict[str, Any] | None) -> dict[str, Any]:
         if obj is None:
             # A recreated ConfigMap continues after the highest generation any replica has
@@ -378,55 +366,29 @@ class KubeTarget:
         return doc
 
     def _current(self) -> Routes:
-        return Routes(self._doc(self._get()))
+        return Routes(self._doc(read_configmap(self.kube, self.namespace, self.routes)))
 
     def edit_routes(self, change: Callable[[Routes], None]) -> dict[str, Any]:
         """Read routes.json, let `change` edit it through `Routes` (whose methods stamp the next
         generation), write it if changed; on a conflict read again and re-apply `change`.
         Returns the document as written (or read, when unchanged)."""
         for _ in range(self.attempts):
-            obj = self._get()
+            obj = read_configmap(self.kube, self.namespace, self.routes)
             routes = Routes(self._doc(obj))
             change(routes)
             if not routes.changed:
                 return routes.doc
-            try:
-                self._write(obj, routes.text())
+            if write_configmap(
+                self.kube,
+                self.namespace,
+                self.routes,
+                {DATA_KEY: routes.text()},
+                manager=FIELD_MANAGER,
+                based_on=obj,  # no concurrent change is overwritten
+                labels=ROUTES_LABELS,
+            ):
                 return routes.doc
-            except KubeStatusError as exc:
-                if exc.status != 409:
-                    raise RemoteError(
-                        f"write ConfigMap {self.namespace}/{self.routes}: {exc.summary()}"
-                    ) from None
         raise RemoteError(
             f"ConfigMap {self.namespace}/{self.routes} changed under each of {self.attempts} "
             "writes; is another reconciler writing it? (only the leader should)"
-        )
-
-    def _write(self, obj: dict[str, Any] | None, text: str) -> None:
-        """Server-side apply of routes.json; the resourceVersion read is a precondition (409
-        when the ConfigMap changed since), so no concurrent change is overwritten. Creation has
-        no such guard (apply has no "must not exist"): one writer is assumed."""
-        meta: dict[str, Any] = {
-            "name": self.routes,
-            "namespace": self.namespace,
-            "labels": {
-                "app.kubernetes.io/part-of": "xpool",
-                "app.kubernetes.io/component": "routes",
-            },
-        }
-        if obj is not None:
-            meta["resourceVersion"] = obj["metadata"]["resourceVersion"]
-        self.kube.request(
-            "PATCH",
-            self.path,
-            what=f"write ConfigMap {self.routes}",
-            query={"fieldManager": FIELD_MANAGER, "force": "true"},
-            body={
-                "apiVersion": "v1",
-                "kind": "ConfigMap",
-                "metadata": meta,
-                "data": {DATA_KEY: text},
-            },
-            content_type=APPLY_PATCH,
         )

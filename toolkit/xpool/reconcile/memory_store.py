@@ -9,8 +9,8 @@ import os
 from pathlib import Path
 from typing import Protocol
 
-from xpool.adapters.kube_client import KubeClient, KubeStatusError
-from xpool.errors import RemoteError
+from xpool.adapters.configmaps import read_configmap, write_configmap
+from xpool.adapters.kube_client import KubeClient
 from xpool.policy.state import Memory, ModelMemory, memory_from_json, memory_to_json
 
 DATA_KEY = "memory.json"
@@ -44,41 +44,17 @@ class ConfigMapMemoryStore:
         self.namespace = namespace
         self.name = name
 
-    @property
-    def _path(self) -> str:
-        return f"/api/v1/namespaces/{self.namespace}/configmaps/{self.name}"
-
     def load(self) -> dict[str, ModelMemory]:
-        try:
-            obj = self.kube.request("GET", self._path, what=f"read ConfigMap {self.name}")
-        except KubeStatusError as exc:
-            if exc.status == 404:
-                return {}
-            raise RemoteError(
-                f"read ConfigMap {self.namespace}/{self.name}: {exc.summary()}"
-            ) from None
+        obj = read_configmap(self.kube, self.namespace, self.name)
+        if obj is None:
+            return {}
         try:
             return memory_from_json(json.loads((obj.get("data") or {}).get(DATA_KEY, "{}")))
         except (ValueError, AttributeError):
             return {}
 
     def save(self, memory: Memory) -> None:
-        body = {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": self.name, "namespace": self.namespace},
-            "data": {DATA_KEY: json.dumps(memory_to_json(memory), sort_keys=True)},
-        }
-        try:
-            self.kube.request(
-                "PATCH",
-                self._path,
-                query={"fieldManager": "xpool-reconciler", "force": "true"},
-                body=body,
-                content_type="application/apply-patch+yaml",
-                what=f"write ConfigMap {self.name}",
-            )
-        except KubeStatusError as exc:
-            raise RemoteError(
-                f"write ConfigMap {self.namespace}/{self.name}: {exc.summary()}"
-            ) from None
+        text = json.dumps(memory_to_json(memory), sort_keys=True)
+        write_configmap(
+            self.kube, self.namespace, self.name, {DATA_KEY: text}, manager="xpool-reconciler"
+        )

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from xpool.adapters.kube_client import APPLY_PATCH, KubeClient, KubeStatusError
+from xpool.adapters.configmaps import read_configmap, write_configmap
+from xpool.adapters.kube_client import KubeClient
 from xpool.errors import RemoteError
 from xpool.policy.rollout import Rollout, from_json, to_json
 
@@ -109,20 +110,6 @@ class ConfigMapRolloutStore:
         self.namespace = namespace
         self.attempts = attempts
 
-    @property
-    def _path(self) -> str:
-        return f"/api/v1/namespaces/{self.namespace}/configmaps/{CONFIGMAP}"
-
-    def _get(self) -> dict[str, Any] | None:
-        try:
-            return self.kube.request("GET", self._path, what=f"read ConfigMap {CONFIGMAP}")
-        except KubeStatusError as exc:
-            if exc.status == 404:
-                return None
-            raise RemoteError(
-                f"read ConfigMap {self.namespace}/{CONFIGMAP}: {exc.summary()}"
-            ) from None
-
     def _parse(self, obj: dict[str, Any] | None) -> Rollouts:
         if obj is None:
             return Rollouts()
@@ -130,37 +117,23 @@ class ConfigMapRolloutStore:
         return parse(text, f"ConfigMap {self.namespace}/{CONFIGMAP} key {DATA_KEY}")
 
     def load(self) -> Rollouts:
-        return self._parse(self._get())
+        return self._parse(read_configmap(self.kube, self.namespace, CONFIGMAP))
 
     def update(self, change: Callable[[Rollouts], None]) -> Rollouts:
         for _ in range(self.attempts):
-            obj = self._get()
+            obj = read_configmap(self.kube, self.namespace, CONFIGMAP)
             doc = self._parse(obj)
             change(doc)
-            meta: dict[str, Any] = {"name": CONFIGMAP, "namespace": self.namespace}
-            if obj is not None:  # a precondition: 409 when someone wrote it since the read
-                meta["resourceVersion"] = obj["metadata"]["resourceVersion"]
-            body = {
-                "apiVersion": "v1",
-                "kind": "ConfigMap",
-                "metadata": meta,
-                "data": {DATA_KEY: json.dumps(doc.to_json(), sort_keys=True)},
-            }
-            try:
-                self.kube.request(
-                    "PATCH",
-                    self._path,
-                    query={"fieldManager": "xpool-rollout", "force": "true"},
-                    body=body,
-                    content_type=APPLY_PATCH,
-                    what=f"write ConfigMap {CONFIGMAP}",
-                )
+            text = json.dumps(doc.to_json(), sort_keys=True)
+            if write_configmap(
+                self.kube,
+                self.namespace,
+                CONFIGMAP,
+                {DATA_KEY: text},
+                manager="xpool-rollout",
+                based_on=obj,  # 409 when someone wrote it since the read: read again
+            ):
                 return doc
-            except KubeStatusError as exc:
-                if exc.status != 409:
-                    raise RemoteError(
-                        f"write ConfigMap {self.namespace}/{CONFIGMAP}: {exc.summary()}"
-                    ) from None
         raise RemoteError(
             f"ConfigMap {self.namespace}/{CONFIGMAP} changed under each of {self.attempts} "
             "writes; retry"
