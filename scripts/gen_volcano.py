@@ -1,9 +1,9 @@
 """Generate the typed Volcano client (pydantic v2 models) from the Volcano CRDs.
 
-Reads the CRDs from ``../shared/volcano-crds/`` relative to the repository root (override with
-``--crds DIR``; the CRD files are never copied into the project), takes the ``openAPIV3Schema`` of
-the served version xpool uses, preprocesses it and runs datamodel-code-generator on it, then
-formats the result with ruff. Writes one module per kind under ``toolkit/xpool/volcano/``.
+Reads the CRDs from ``vendor/volcano-crds/`` in the repository (the upstream files, vendored with
+their licence and commit; override with ``--crds DIR``), takes the ``openAPIV3Schema`` of the
+served version xpool uses, preprocesses it and runs datamodel-code-generator on it, then formats
+the result with ruff. Writes one module per kind under ``toolkit/xpool/volcano/``.
 
 Preprocessing:
 - every node with ``x-kubernetes-int-or-string: true`` becomes a ``$ref`` to one shared
@@ -38,8 +38,8 @@ from typing import Any
 from ruamel.yaml import YAML
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CRDS = REPO_ROOT.parent / "shared" / "volcano-crds"
-CRDS_DISPLAY = "../shared/volcano-crds"
+DEFAULT_CRDS = REPO_ROOT / "vendor" / "volcano-crds"
+CRDS_DISPLAY = "vendor/volcano-crds"
 OUT_DIR = REPO_ROOT / "toolkit" / "xpool" / "volcano"
 REGENERATE = "python scripts/gen_volcano.py"
 LINE_LENGTH = 100

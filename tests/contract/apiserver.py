@@ -893,15 +893,7 @@ class ContractApiServer:
             mine = next(
                 (e for e in entries if (e["manager"], e["operation"]) == (manager, "Apply")), None
             )
-            conflicts = []
-            for entry in entries:
-                if entry["manager"] == manager:
-                    continue
-                for path in sorted(new_set & entry["_set"]):
-                    if path[-1].startswith("k:"):
-                        continue
-                    if get_path(config_view, path) != get_path(live_view, path):
-                        conflicts.append((entry, path))
+            conflicts = self._apply_conflicts(entries, manager, new_set, config_view, live_view)
             if conflicts and not force:
                 raise self._conflict(rt, name, conflicts)
             for entry, path in conflicts:
@@ -939,6 +931,26 @@ class ContractApiServer:
                 meta["resourceVersion"] = live["metadata"]["resourceVersion"]
             stored, _ = self._finish(rt, live, self._order_meta(new), dry_run)
             return stored
+
+    @staticmethod
+    def _apply_conflicts(
+        entries: list[dict[str, Any]],
+        manager: str,
+        new_set: set[Any],
+        config_view: dict[str, Any],
+        live_view: dict[str, Any],
+    ) -> list[tuple[dict[str, Any], Any]]:
+        """(entry, path) for each field another manager owns that the apply would change."""
+        conflicts = []
+        for entry in entries:
+            if entry["manager"] == manager:
+                continue
+            for path in sorted(new_set & entry["_set"]):
+                if path[-1].startswith("k:"):
+                    continue
+                if get_path(config_view, path) != get_path(live_view, path):
+                    conflicts.append((entry, path))
+        return conflicts
 
     @staticmethod
     def _stale(rt: ResourceType, name: str) -> ApiError:
@@ -1393,26 +1405,7 @@ class _Handler(BaseHTTPRequestHandler):
         ctype = self.headers.get("Content-Type", "")
         warnings: list[str] = []
         if name is None:
-            if method in ("GET", "HEAD"):
-                listing = api.list(rt, ns, query)
-                if "as=Table" in self.headers.get("Accept", ""):
-                    rv = listing["metadata"]["resourceVersion"]
-                    return (
-                        200,
-                        _table(listing["items"], rv, query.get("includeObject", "Metadata")),
-                        {},
-                    )
-                return 200, listing, {}
-            if method == "POST":
-                if rt.namespaced and ns is None:
-                    raise ApiError(
-                        405, "MethodNotAllowed", f"POST on {rt.plural} requires a namespace"
-                    )
-                obj, warnings = api.create(rt, ns or "", body, query, ctype, ua)
-                return (201 if "dryRun" not in query else 200), obj, self._warn(warnings)
-            if method == "DELETE":
-                return 200, api.delete_collection(rt, ns, query), {}
-            raise ApiError(405, "MethodNotAllowed", f"{method} is not allowed on a collection")
+            return self._collection(rt, ns, query, body)
         ns = ns or ""
         if method in ("GET", "HEAD"):
             with api._lock:
@@ -1443,6 +1436,33 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "DELETE":
             return 200, api.delete(rt, ns, name, body, query), {}
         raise ApiError(405, "MethodNotAllowed", f"{method} is not allowed")
+
+    def _collection(
+        self, rt: ResourceType, ns: str | None, query: dict[str, str], body: bytes
+    ) -> tuple[int, Any, dict[str, Any]]:
+        """GET/HEAD (list), POST (create) or DELETE on a collection of `rt`."""
+        api = self.api
+        method = self.command
+        if method in ("GET", "HEAD"):
+            listing = api.list(rt, ns, query)
+            if "as=Table" in self.headers.get("Accept", ""):
+                rv = listing["metadata"]["resourceVersion"]
+                return (
+                    200,
+                    _table(listing["items"], rv, query.get("includeObject", "Metadata")),
+                    {},
+                )
+            return 200, listing, {}
+        if method == "POST":
+            if rt.namespaced and ns is None:
+                raise ApiError(405, "MethodNotAllowed", f"POST on {rt.plural} requires a namespace")
+            ua = self.headers.get("User-Agent", "")
+            ctype = self.headers.get("Content-Type", "")
+            obj, warnings = api.create(rt, ns or "", body, query, ctype, ua)
+            return (201 if "dryRun" not in query else 200), obj, self._warn(warnings)
+        if method == "DELETE":
+            return 200, api.delete_collection(rt, ns, query), {}
+        raise ApiError(405, "MethodNotAllowed", f"{method} is not allowed on a collection")
 
     @staticmethod
     def _warn(warnings: list[str]) -> dict[str, Any]:

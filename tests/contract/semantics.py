@@ -229,25 +229,35 @@ def _json_patch_op(doc: Any, op: dict[str, Any]) -> Any:
         return copy.deepcopy(op["value"])
     parent, last = _walk(doc, tokens[:-1]), tokens[-1]
     if isinstance(parent, list):
-        index = len(parent) if last == "-" else int(last)
-        if kind == "add":
-            parent.insert(index, copy.deepcopy(op["value"]))
-        elif kind == "remove":
-            del parent[index]
-        elif kind == "replace":
-            parent[index] = copy.deepcopy(op["value"])
+        _json_patch_list(parent, last, kind, op)
     elif isinstance(parent, dict):
-        if kind in ("remove", "replace") and last not in parent:
-            raise KeyError(f"{op['path']} does not exist")
-        if kind == "remove":
-            del parent[last]
-        elif kind in ("add", "replace"):
-            parent[last] = copy.deepcopy(op["value"])
+        _json_patch_object(parent, last, kind, op)
     else:
         raise TypeError(f"cannot apply {kind} at {op['path']}")
     if kind not in ("add", "remove", "replace"):
         raise ValueError(f"unknown json patch op {kind!r}")
     return doc
+
+
+def _json_patch_list(parent: list[Any], last: str, kind: str, op: dict[str, Any]) -> None:
+    """add, remove or replace at index `last` ("-" is the end) of a list, in place."""
+    index = len(parent) if last == "-" else int(last)
+    if kind == "add":
+        parent.insert(index, copy.deepcopy(op["value"]))
+    elif kind == "remove":
+        del parent[index]
+    elif kind == "replace":
+        parent[index] = copy.deepcopy(op["value"])
+
+
+def _json_patch_object(parent: dict[str, Any], last: str, kind: str, op: dict[str, Any]) -> None:
+    """add, remove or replace member `last` of an object, in place."""
+    if kind in ("remove", "replace") and last not in parent:
+        raise KeyError(f"{op['path']} does not exist")
+    if kind == "remove":
+        del parent[last]
+    elif kind in ("add", "replace"):
+        parent[last] = copy.deepcopy(op["value"])
 
 
 # --------------------------------------------------------------------------------------------
