@@ -31,7 +31,7 @@ from pathlib import Path
 
 import httpx
 
-from xpool.adapters.xinference import XinferenceClient, wants_for
+from xpool.adapters.xinference import XinferenceClient
 from xpool.gateway.loadgen import (
     Load,
     LoadResult,
@@ -41,8 +41,9 @@ from xpool.gateway.loadgen import (
 )
 from xpool.local.models import resolve_local_sources
 from xpool.local.runtime import EmbeddedXinference, free_port
+from xpool.render.instances import stable_wants
 from xpool.render.launch import launch_specs
-from xpool.validate import load_and_plan
+from xpool.resolve import resolve_platform
 
 ROOT = Path(__file__).resolve().parent.parent
 QUICKSTART = ROOT / "examples" / "quickstart.yaml"
@@ -114,10 +115,11 @@ def replicas(http: httpx.Client, uid: str) -> list[dict]:
 
 def directly(work: Path, args: argparse.Namespace) -> tuple[LoadResult, float]:
     state = work / "state-direct"
-    loaded, plan = load_and_plan(QUICKSTART)
+    resolved = resolve_platform(QUICKSTART)
+    loaded, plan = resolved.loaded, resolved.plan
     specs = launch_specs(loaded.platform, plan, loaded.architectures)
     wants = resolve_local_sources(
-        wants_for(loaded.platform, specs, at_least=1), state, loaded.platform
+        stable_wants(loaded.platform, specs, at_least=1), state, loaded.platform
     )
     xinf = EmbeddedXinference(state)
     endpoint = xinf.start(lambda _m: None)

@@ -18,7 +18,7 @@ from pathlib import Path
 from xpool.policy.decide import decide
 from xpool.policy.spec import ModelSpec, PolicySpec, PoolSpec, ScalingSpec, TierSpec, policy_spec
 from xpool.policy.state import InstanceObs, LoadObs, ModelMemory, Observation
-from xpool.validate import load_and_plan
+from xpool.resolve import resolve_platform
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -89,7 +89,8 @@ def main() -> None:
     parser.add_argument("--pools", type=int, default=20)
     parser.add_argument("--passes", type=int, default=200)
     args = parser.parse_args()
-    loaded, plan = load_and_plan(ROOT / "examples" / "platform.yaml")
+    resolved = resolve_platform(ROOT / "examples" / "platform.yaml")
+    loaded, plan = resolved.loaded, resolved.plan
     article = policy_spec(loaded.platform, plan)
     report(
         f"examples/platform.yaml ({len(article.models)} models)", time_passes(article, args.passes)

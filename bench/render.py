@@ -1,7 +1,7 @@
 """Benchmark `xpool render`: 1,000 models x 3 versions over 20 pools.
 
 Writes the generated platform to a temporary file, then 5 times: loads and plans it
-(`load_and_plan`, as `xpool render` does), renders it (every Volcano object is validated
+(`resolve_platform`, as `xpool render` does), renders it (every Volcano object is validated
 through the generated client inside `render_platform`). Prints the median seconds of each
 phase and the object count. The goal is under 2 s for the render on a 2-core machine; this
 script reports the figure, it does not assert it.
@@ -20,7 +20,7 @@ from ruamel.yaml import YAML
 
 from xpool.render import render_platform
 from xpool.render.checks import check_objects
-from xpool.validate import load_and_plan
+from xpool.resolve import resolve_platform
 
 MODELS, VERSIONS, POOLS, RUNS = 1000, 3, 20, 5
 ARCHS = ["qwen2.5-7b-instruct", "llama-3.1-8b-instruct", "glm-4-9b-chat", "qwen2.5-14b-instruct"]
@@ -77,7 +77,8 @@ def main() -> None:
         load_times, render_times, check_times, count = [], [], [], 0
         for _ in range(RUNS):
             t0 = time.perf_counter()
-            loaded, plan = load_and_plan(path)
+            resolved = resolve_platform(path)
+            loaded, plan = resolved.loaded, resolved.plan
             t1 = time.perf_counter()
             rendering = render_platform(loaded.platform, plan, loaded.architectures, text)
             t2 = time.perf_counter()

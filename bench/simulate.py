@@ -14,25 +14,34 @@ Goals (printed, not asserted): pooled utilisation >= 70% with P0 SLO attainment 
 accelerator-hours <= 0.6 x static and <= 1.3 x oracle; 14 days of ServeGen in <= 60 s and
 the Azure conv hour in <= 5 s.
 
-    python bench/simulate.py
-    python bench/simulate.py --days 2 --repeat 1
+`--traces DIR` is the directory of the full public traces, laid out as
+`DIR/azure-llm-2023/AzureLLMInferenceTrace_conv.csv` (github.com/Azure/AzurePublicDataset, `data/`)
+and `DIR/servegen-language/{m-large,m-mid,m-small}/` (github.com/alibaba/ServeGen, `data/language/`).
+
+    python bench/simulate.py --traces ../shared/traces
+    python bench/simulate.py --traces ../shared/traces --days 2 --repeat 1
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from pathlib import Path
 
-from xpool.cli.simulate import build_load, parse_trace, print_table
-from xpool.sim.compare import Comparison, setup, simulate
+from xpool.actions.simulate_traces import build_load, parse_trace
+from xpool.cli.simulate import print_table
+from xpool.resolve import resolve_platform
 from xpool.sim.engine import Options
 from xpool.sim.load import RateLoad
-from xpool.validate import load_and_plan
+from xpool.sim.policy_comparison import PolicyComparison, setup, simulate
 
 ROOT = Path(__file__).resolve().parent.parent
-TRACES = ROOT.parent / "shared" / "traces"
+PUBLISHED = (
+    "the public traces are published at https://github.com/Azure/AzurePublicDataset (data/) and "
+    "https://github.com/alibaba/ServeGen (data/language/)"
+)
 PLATFORM = ROOT / "examples" / "platform.yaml"
 SERVEGEN = (
     ("m-large", "qa-chat", 0.25),
@@ -42,9 +51,10 @@ SERVEGEN = (
 POLICIES = ("static", "hpa", "pooled", "oracle")
 
 
-def run(traces: list[str], duration: float | None, seed: int) -> tuple[float, Comparison]:
+def run(traces: list[str], duration: float | None, seed: int) -> tuple[float, PolicyComparison]:
     """Wall seconds from reading the traces to the last policy's result, and the result."""
-    loaded, plan = load_and_plan(PLATFORM)
+    resolved = resolve_platform(PLATFORM)
+    loaded, plan = resolved.loaded, resolved.plan
     started = time.perf_counter()
     parsed = [parse_trace(t) for t in traces]
     load = build_load(parsed, fluid=None, start=0.0, duration=duration, speedup=1.0, seed=seed)
@@ -54,22 +64,43 @@ def run(traces: list[str], duration: float | None, seed: int) -> tuple[float, Co
     return time.perf_counter() - started, comparison
 
 
+def trace_paths(traces: Path | None) -> tuple[list[Path], Path]:
+    """The ServeGen model directories and the Azure conv file under --traces; exit 2 if absent."""
+    if traces is None:
+        message = f"pass --traces DIR, the directory of the full traces ({PUBLISHED})"
+    else:
+        serve = [traces / "servegen-language" / name for name, _, _ in SERVEGEN]
+        conv = traces / "azure-llm-2023" / "AzureLLMInferenceTrace_conv.csv"
+        missing = [str(p) for p in [*serve, conv] if not p.exists()]
+        if not missing:
+            return serve, conv
+        message = f"--traces: {', '.join(missing)} not found ({PUBLISHED})"
+    print(f"bench/simulate.py: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--days", type=float, default=14.0, help="days of ServeGen")
     parser.add_argument("--repeat", type=int, default=3, help="Azure conv runs (median)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--traces",
+        type=Path,
+        metavar="DIR",
+        help="directory holding azure-llm-2023/ and servegen-language/ (required)",
+    )
     args = parser.parse_args()
+    dirs, conv = trace_paths(args.traces)
 
     serve = [
-        f"servegen:{TRACES / 'servegen-language' / name}={model}*{scale}"
-        for name, model, scale in SERVEGEN
+        f"servegen:{path}={model}*{scale}"
+        for path, (_, model, scale) in zip(dirs, SERVEGEN, strict=True)
     ]
     seconds, comparison = run(serve, args.days * 86_400, args.seed)
     print(f"ServeGen 3-model pool, {args.days:g} days, fluid mode: {seconds:.1f} s wall (1 run)")
     print_table(comparison)
 
-    conv = TRACES / "azure-llm-2023" / "AzureLLMInferenceTrace_conv.csv"
     runs = [run([f"azure:{conv}=summary"], None, args.seed) for _ in range(args.repeat)]
     wall = statistics.median(s for s, _ in runs)
     print(

@@ -164,7 +164,8 @@ def test_show_unknown_model_is_one_line_naming_the_known_ones(tmp_path: Path):
     result = models("show", str(EXAMPLES / "quickstart.yaml"), "nope", state=tmp_path)
     assert result.returncode == 2
     assert error_lines(result.stderr) == [
-        f"error: {EXAMPLES / 'quickstart.yaml'}: unknown model 'nope' (models: chat, embedding)"
+        f"error: {EXAMPLES / 'quickstart.yaml'}: spec.models: no model 'nope' "
+        "(models: chat, embedding)"
     ]
     assert result.stdout == ""
 

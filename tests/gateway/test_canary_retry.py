@@ -30,9 +30,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from xpool.gateway.app import create_app, first_event_data, is_error_event
+from xpool.gateway.app import create_app
 from xpool.gateway.routing import Lease, Refusal, RoutingTable
 from xpool.gateway.server import GatewayServer
+from xpool.gateway.sse import first_event_data, is_error_event
 from xpool.local.runtime import free_port
 
 CHAT = "/v1/chat/completions"

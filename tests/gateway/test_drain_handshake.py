@@ -26,7 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from xpool.adapters.kube_client import Connection, KubeClient
-from xpool.adapters.xinference import Want, XinferenceClient
+from xpool.adapters.xinference import XinferenceClient
 from xpool.errors import InputError
 from xpool.gateway.replica_report import (
     ReplicaReport,
@@ -38,6 +38,7 @@ from xpool.gateway.routing import Lease, RoutingTable
 from xpool.gateway.source import DATA_KEY, ConfigMapRoutingSource
 from xpool.policy.actions import Drain, Launch, Terminate
 from xpool.reconcile.kube_target import KubeTarget, Routes, drain_inflight
+from xpool.render.instances import Want
 
 NS = "default"
 ROUTES = "xpool-routes"

@@ -40,7 +40,7 @@ from xpool.reconcile.leader import LeaseLeadership
 from xpool.reconcile.memory_store import ConfigMapMemoryStore
 from xpool.reconcile.rollout_store import ConfigMapRolloutStore
 from xpool.render import render_platform
-from xpool.validate import load_and_plan
+from xpool.resolve import resolve_platform
 
 NS = "default"
 LEASE = "xpool-gateway-r1"
@@ -110,7 +110,8 @@ def lease(kube_api: ContractApiServer) -> dict[str, Any] | None:
 def rendered(kind: str) -> dict[str, dict[str, Any]]:
     """The rendered objects of `kind` of the article's platform, by name."""
     path = EXAMPLES / "platform.yaml"
-    loaded, plan = load_and_plan(path)
+    resolved = resolve_platform(path)
+    loaded, plan = resolved.loaded, resolved.plan
     rendering = render_platform(
         loaded.platform, plan, loaded.architectures, path.read_text(encoding="utf-8")
     )

@@ -6,8 +6,9 @@ import random
 
 import pytest
 
+from xpool.config.models import Model
 from xpool.gateway.policy import admit, client_point, pick_version
-from xpool.gateway.routing import Lease, Refusal, RoutingTable, version_weights
+from xpool.gateway.routing import Lease, Refusal, RoutingTable
 
 
 def test_a_95_5_split_lands_within_2_points_over_10000_decisions():
@@ -30,9 +31,26 @@ def test_zero_weights_pick_nothing_and_zero_weight_versions_are_never_picked():
     assert {pick_version([("1", 0.0), ("2", 1.0)], p / 10) for p in range(10)} == {"2"}
 
 
+def _model(*weights: float | None) -> Model:
+    versions = [
+        {"version": str(i + 1), "source": "hf://org/m", **({} if w is None else {"weight": w})}
+        for i, w in enumerate(weights)
+    ]
+    return Model.model_validate(
+        {
+            "name": "m",
+            "tier": "P0",
+            "architecture": "qwen2-0.5b",
+            "versions": versions,
+            "demand": {"peakQps": 1},
+        }
+    )
+
+
 def test_platform_weights_default_to_first_version_100():
-    assert version_weights([("1", None), ("2", None)]) == {"1": 100.0, "2": 0.0}
-    assert version_weights([("1", 95), ("2", 5)]) == {"1": 95.0, "2": 5.0}
+    assert _model(None, None).version_weights() == {"1": 100.0, "2": 0.0}
+    assert _model(95, 5).version_weights() == {"1": 95.0, "2": 5.0}
+    assert _model(None, 5).version_weights() == {"1": 0.0, "2": 5.0}
 
 
 @pytest.mark.parametrize(

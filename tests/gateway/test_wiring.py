@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.conftest import EXAMPLES
-from xpool.adapters.xinference import wants_for
-from xpool.gateway.control import gateway_wants, model_limits, table_for, write_token
+from xpool.gateway.wiring import model_limits, table_for, write_token
+from xpool.render.instances import stable_wants, version_wants
 from xpool.render.launch import launch_specs
-from xpool.validate import load_and_plan
+from xpool.resolve import resolve_platform
 
 SECOND_VERSION = """        - {version: "1", source: "local://all-minilm-l6-v2", weightPrecision: fp32,
            engines: {cpu: sentence_transformers}, weight: 95}
@@ -29,10 +29,11 @@ def canary_platform(tmp_path: Path) -> Path:
 
 
 def test_canary_versions_with_weight_are_launched_and_weighted(tmp_path: Path):
-    loaded, plan = load_and_plan(canary_platform(tmp_path))
+    resolved = resolve_platform(canary_platform(tmp_path))
+    loaded, plan = resolved.loaded, resolved.plan
     specs = launch_specs(loaded.platform, plan, loaded.architectures)
-    wants = wants_for(loaded.platform, specs, at_least=1)
-    by_version, canaries = gateway_wants(loaded.platform, specs, wants)
+    wants = stable_wants(loaded.platform, specs, at_least=1)
+    by_version, canaries = version_wants(loaded.platform, specs, wants)
     assert sorted(by_version) == [("chat", "1"), ("embedding", "1"), ("embedding", "2")]
     assert [(w.model, w.version, w.count, w.uids()) for w in canaries] == [
         ("embedding", "2", 1, ["embedding--2--1"])

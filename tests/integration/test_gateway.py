@@ -1,7 +1,9 @@
-"""The gateway over real HTTP in front of one real embedded Xinference (module-scoped).
+"""The gateway over real HTTP in front of one real embedded Xinference (module-scoped), run
+by `xpool up`'s own session (xpool.actions.up) without Prometheus.
 
 Platform: the quickstart with `chat` in tier P2 and `embedding` in tier P0, a global
-`maxInflight` of 4 (P2 shed from 2 in flight), embedding at 2 instances.
+`maxInflight` of 4 (P2 shed from 2 in flight), embedding scaled to 2 instances through the
+admin API once up.
 """
 
 from __future__ import annotations
@@ -10,24 +12,20 @@ import json
 import re
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.integration.conftest import QUICKSTART, free_port
-from xpool.adapters.xinference import Want, XinferenceClient, ensure_instances, wants_for
-from xpool.gateway.app import create_app
-from xpool.gateway.control import Scaler, gateway_wants, model_limits, table_for
+from xpool.actions.runtime import Runtime
+from xpool.actions.up import UpOptions, UpSession
+from xpool.adapters.xinference import XinferenceClient
 from xpool.gateway.loadgen import Load, embedding_request
-from xpool.gateway.metrics import GatewayMetrics
-from xpool.gateway.server import GatewayServer
-from xpool.local.models import resolve_local_sources
-from xpool.local.runtime import EmbeddedXinference
-from xpool.render.launch import launch_specs
-from xpool.validate import load_and_plan
-
-TOKEN = "test-admin-token"
+from xpool.gateway.routing import RoutingTable
+from xpool.local.admin import AdminClient
+from xpool.local.up_state import UpState
 
 
 def platform_file(directory: Path) -> Path:
@@ -36,91 +34,46 @@ def platform_file(directory: Path) -> Path:
     text = text.replace("tier: PX", "tier: P2")
     text = text.replace(
         "    listen: 127.0.0.1:8000",
-        "    listen: 127.0.0.1:8000\n    maxInflight: 4\n    tierHeadroom: 0.25",
+        f"    listen: 127.0.0.1:{free_port()}\n    maxInflight: 4\n    tierHeadroom: 0.25",
     )
-    text = text.replace("contextLength", "contextLength")
     path = directory / "platform.yaml"
     path.write_text(text)
     return path
 
 
+@dataclass
 class Stack:
-    def __init__(self, directory: Path) -> None:
-        self.state = directory / "state"
-        loaded, plan = load_and_plan(platform_file(directory))
-        self.platform = loaded.platform
-        specs = launch_specs(self.platform, plan, loaded.architectures)
-        wants = resolve_local_sources(
-            wants_for(self.platform, specs, at_least=1), self.state, self.platform
-        )
-        self.wants = [
-            w if w.model != "embedding" else Want(**{**w.__dict__, "count": 2}) for w in wants
-        ]
-        by_version, _ = gateway_wants(self.platform, specs, self.wants)
-        self.by_version = dict(
-            zip(
-                by_version,
-                resolve_local_sources(list(by_version.values()), self.state, self.platform),
-                strict=True,
-            )
-        )
-        self.xinf = EmbeddedXinference(self.state)
-        self.endpoint = self.xinf.start(lambda _m: None)
-        self.client = XinferenceClient(self.endpoint, timeout=60)
-        self.table = table_for(self.platform, seed=1)
-        self.metrics = GatewayMetrics(self.table)
-        self.limits = model_limits(self.platform)
-        self.log: list[str] = []
-        self.scaler = Scaler(
-            self.client,
-            self.table,
-            self.metrics,
-            self.by_version,
-            self.limits,
-            drain_timeout=60,
-            log=self.log.append,
-        )
-        self.server = GatewayServer(
-            create_app(
-                self.table,
-                self.endpoint,
-                metrics=self.metrics,
-                admin=self.scaler,
-                admin_token=TOKEN,
-                timeout=120,
-            ),
-            f"127.0.0.1:{free_port()}",
-        )
-        self.server.start()
+    up: UpState  # what the session serves, as `up.json` records it
+    table: RoutingTable  # the gateway's
+    client: XinferenceClient  # the session's
+    http: httpx.Client  # the gateway, as a client
+    log: list[str]  # the session's progress lines (the Scaler's among them)
 
-        def ready(want: Want, uid: str) -> None:
-            lim = self.limits[want.model]
-            self.table.add(
-                want.model,
-                want.model_type,
-                uid,
-                version=want.version,
-                tier=lim.tier,
-                limit=lim.request_limit,
-            )
+    @property
+    def url(self) -> str:
+        return self.up.gateway
 
-        ensure_instances(self.client, self.wants, on_ready=ready)
-        self.http = httpx.Client(base_url=self.server.url, timeout=120)
-
-    def stop(self) -> None:
-        self.http.close()
-        self.server.stop()
-        self.client.close()
-        self.xinf.stop()
+    @property
+    def token(self) -> str:
+        return self.up.admin_token()
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    s = Stack(tmp_path_factory.mktemp("gateway"))
+    directory = tmp_path_factory.mktemp("gateway")
+    options = UpOptions(
+        str(platform_file(directory)), state_dir=str(directory / "state"), with_prometheus=False
+    )
+    log: list[str] = []
+    session = UpSession(options, Runtime(log=log.append))
     try:
-        yield s
+        up = session.start()
+        with AdminClient.of(up, timeout=300) as admin:
+            admin.call("POST", "/-/admin/scale", {"model": "embedding", "instances": 2})
+        with httpx.Client(base_url=up.gateway, timeout=120) as http:
+            yield Stack(up, session.table, session.client, http, log)
     finally:
-        s.stop()
+        session.stop()
 
 
 def metric(stack: Stack, name: str, **labels: str) -> float:
@@ -203,7 +156,7 @@ def test_overload_sheds_p2_first_and_p0_still_gets_in(stack: Stack):
 
     def stream() -> None:
         with (
-            httpx.Client(base_url=stack.server.url, timeout=120) as c,
+            httpx.Client(base_url=stack.url, timeout=120) as c,
             c.stream("POST", "/v1/chat/completions", json=body) as s,
         ):
             it = s.iter_lines()
@@ -234,20 +187,20 @@ def test_admin_needs_the_token(stack: Stack):
     r = stack.http.post(
         "/-/admin/scale",
         json={"model": "embedding", "instances": 5},
-        headers={"Authorization": f"Bearer {TOKEN}"},
+        headers={"Authorization": f"Bearer {stack.token}"},
     )
     assert r.status_code == 422 and "min..max" in r.json()["error"]["message"]
 
 
 def test_scale_down_under_load_drains_then_terminates_without_losing_a_request(stack: Stack):
-    load = Load(stack.server.url, [embedding_request("embedding")], total=400, concurrency=4)
+    load = Load(stack.url, [embedding_request("embedding")], total=400, concurrency=4)
     load.start()
     while load.done_count() < 50:
         threading.Event().wait(0.05)
     r = stack.http.post(
         "/-/admin/scale",
         json={"model": "embedding", "instances": 1},
-        headers={"Authorization": f"Bearer {TOKEN}"},
+        headers={"Authorization": f"Bearer {stack.token}"},
         timeout=120,
     )
     assert load.done_count() < 400, "the load ended before the scale: make it longer"

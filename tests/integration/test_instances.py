@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import QUICKSTART
-from xpool.adapters.xinference import Want, XinferenceClient, ensure_instances, wants_for
+from xpool.adapters.xinference import XinferenceClient, ensure_instances
 from xpool.errors import RemoteError
 from xpool.local.models import resolve_local_sources
 from xpool.local.runtime import EmbeddedXinference, pid_alive
+from xpool.render.instances import Want, stable_wants
 from xpool.render.launch import launch_specs
-from xpool.validate import load_and_plan
+from xpool.resolve import resolve_platform
 
 DESIRED = ["chat--1--1", "embedding--1--1"]
 
@@ -48,10 +49,11 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
 
 @pytest.fixture(scope="module")
 def wants(runtime: Runtime) -> list[Want]:
-    loaded, plan = load_and_plan(QUICKSTART)
+    resolved = resolve_platform(QUICKSTART)
+    loaded, plan = resolved.loaded, resolved.plan
     specs = launch_specs(loaded.platform, plan, loaded.architectures)
     return resolve_local_sources(
-        wants_for(loaded.platform, specs, at_least=1), runtime.state, loaded.platform
+        stable_wants(loaded.platform, specs, at_least=1), runtime.state, loaded.platform
     )
 
 

@@ -33,15 +33,14 @@ from tests.conftest import ROOT
 from tests.s3_server import S3Server, moto_python
 from xpool.adapters.s3 import S3Client, S3Config
 from xpool.adapters.sources import MARKER, check_source, fetch_s3
-from xpool.adapters.xinference import wants_for
 from xpool.config.loader import load_platform
 from xpool.errors import InputError
-from xpool.gateway.control import gateway_wants
 from xpool.gateway.loadgen import running_up
 from xpool.local.models import minilm_path, resolve_local_sources
 from xpool.local.runtime import free_port
+from xpool.render.instances import stable_wants, version_wants
 from xpool.render.launch import launch_specs
-from xpool.validate import load_and_plan
+from xpool.resolve import resolve_platform
 
 FILES = {"model.safetensors": WEIGHTS, "config.json": CONFIG, "tokenizer/vocab.txt": VOCAB}
 
@@ -242,10 +241,11 @@ def test_resolve_checks_file_sources_and_points_s3_at_a_verified_copy(s3: S3Serv
             version("2", source.as_uri(), checksums=CHECKSUMS, weight=0),
         ],
     )
-    loaded, plan = load_and_plan(platform)
+    resolved = resolve_platform(platform)
+    loaded, plan = resolved.loaded, resolved.plan
     specs = launch_specs(loaded.platform, plan, loaded.architectures)
-    by_version, _ = gateway_wants(
-        loaded.platform, specs, wants_for(loaded.platform, specs, at_least=1)
+    by_version, _ = version_wants(
+        loaded.platform, specs, stable_wants(loaded.platform, specs, at_least=1)
     )
     wants = list(by_version.values())  # every version, as `xpool up` resolves them
     state = tmp_path / "state"

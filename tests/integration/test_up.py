@@ -28,6 +28,7 @@ def group_alive(pgid: int) -> bool:
 
 
 def test_up_smoke_answers_through_the_gateway_and_stops_clean(tmp_path: Path):
+    """--smoke prints the answers on stdout; --log-format json makes progress JSON lines."""
     platform = quickstart_copy(tmp_path)
     state = tmp_path / "state"
     proc = subprocess.run(
@@ -40,6 +41,8 @@ def test_up_smoke_answers_through_the_gateway_and_stops_clean(tmp_path: Path):
             "--smoke",
             "--state-dir",
             str(state),
+            "--log-format",
+            "json",
         ],
         capture_output=True,
         text=True,
@@ -48,6 +51,11 @@ def test_up_smoke_answers_through_the_gateway_and_stops_clean(tmp_path: Path):
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+    logged = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
+    assert all(line["logger"].startswith("xpool.") for line in logged), logged
+    events = [line["event"] for line in logged]
+    assert any(e.startswith("gateway listening on http://127.0.0.1:") for e in events), events
+    assert events[-1] == "stopped", events
     assert re.search(r"^embedding: embedding of 'hello world' = 384 floats", proc.stdout, re.M), (
         proc.stdout
     )

@@ -6,6 +6,7 @@ rollouts changed by two writers at once keep both changes."""
 from __future__ import annotations
 
 from tests.kube.test_queue_shares import ACC, P0, P1, QUEUES, apply
+from xpool.actions.reconciler_wiring import VolcanoQueueSink
 from xpool.adapters.kube_client import Connection, KubeClient, RetryPolicy
 from xpool.config.loader import load_platform
 from xpool.policy.actions import SetQueue
@@ -14,7 +15,6 @@ from xpool.policy.state import ModelMemory
 from xpool.reconcile.kube_target import Routes
 from xpool.reconcile.memory_store import ConfigMapMemoryStore
 from xpool.reconcile.rollout_store import ConfigMapRolloutStore, Rollouts
-from xpool.reconcile.wiring import VolcanoQueueSink
 
 NS = "npu-qa"
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import EXAMPLES, run_xpool
+from xpool.capacity.packing import worker_sizes
 from xpool.render import Rendering, render_platform, validate_volcano
-from xpool.render.build import worker_sizes
-from xpool.validate import load_and_plan
+from xpool.resolve import resolve_platform
 from xpool.volcano import Job, Queue
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -20,7 +20,8 @@ ALLOWED_VERBS = {"get", "list", "watch", "patch", "update", "create", "delete"}
 
 def render(example: str) -> Rendering:
     path = EXAMPLES / example
-    loaded, plan = load_and_plan(path)
+    resolved = resolve_platform(path)
+    loaded, plan = resolved.loaded, resolved.plan
     return render_platform(
         loaded.platform, plan, loaded.architectures, path.read_text(encoding="utf-8")
     )
@@ -92,7 +93,8 @@ def test_apply_order() -> None:
 
 def test_queue_shares_match_the_planner() -> None:
     rendering = render("platform.yaml")
-    _, plan = load_and_plan(EXAMPLES / "platform.yaml")
+    resolved = resolve_platform(EXAMPLES / "platform.yaml")
+    plan = resolved.plan
     queues = {q["metadata"]["name"]: q["spec"] for q in of_kind(rendering, "Queue")}
     for tier in plan.tiers:
         spec = queues[f"qa-platform-{tier.tier.lower()}-{tier.pool}"]

@@ -15,7 +15,7 @@ from xpool.catalog.architectures import architectures
 from xpool.config.loader import load_platform
 from xpool.config.models import Platform
 from xpool.errors import InputError
-from xpool.validate import load_and_plan
+from xpool.resolve import resolve_platform
 
 ACCELS = sorted(accelerators())
 LLMS = sorted(k for k, a in architectures().items() if a.model_type == "llm")
@@ -37,6 +37,8 @@ def platforms(draw) -> dict:
                 "memoryUtilization": draw(st.floats(0.5, 0.95)),
             }
         )
+    # FP8 only where every pool can hold it (the catalog's fp8Storage; not the Ascend 910B).
+    fp8 = ["fp8"] if all(accelerators()[p["accelerator"]].fp8_storage for p in pools) else []
     models = []
     for i in range(draw(st.integers(1, 4))):
         peak = draw(st.floats(0, 500, allow_nan=False))
@@ -49,13 +51,14 @@ def platforms(draw) -> dict:
                     {
                         "version": "1.0.0",
                         "source": "hf://org/model",
-                        "weightPrecision": draw(st.sampled_from(["bf16", "int8", "int4", "fp8"])),
-                        "kvPrecision": draw(st.sampled_from(["bf16", "fp8"])),
+                        "weightPrecision": draw(st.sampled_from(["bf16", "int8", "int4", *fp8])),
+                        "kvPrecision": draw(st.sampled_from(["bf16", *fp8])),
                     }
                 ],
                 "context": {
                     "batch": draw(st.integers(1, 64)),
                     "seqLen": draw(st.sampled_from([256, 2048, 8192, 32768])),
+                    "outputTokens": draw(st.sampled_from([16, 128])),  # below seqLen
                 },
                 "demand": {"peakQps": peak, "headroom": draw(st.floats(0, 1))},
                 "instances": {"min": 0, "max": 64},
@@ -186,4 +189,4 @@ def test_generated_file_that_fits_nowhere_is_an_input_error_not_a_crash(tmp_path
     YAML().dump(doc, buf)
     path.write_text(buf.getvalue())
     with pytest.raises(InputError, match=r"fits no pool.*closest"):
-        load_and_plan(path)
+        resolve_platform(path)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import threading
 
-from xpool.reconcile.reconciler import PassResult, run_loop
+from xpool.reconcile.pass_result import PassResult
+from xpool.reconcile.reconciler import run_loop
 
 
 class CountingReconciler:

@@ -9,9 +9,9 @@ import pytest
 
 from tests.unit.policy_world import model, spec_of
 from xpool.policy.spec import PolicySpec, ScalingSpec
-from xpool.sim.compare import Comparison, simulate
 from xpool.sim.engine import Options
 from xpool.sim.load import RateLoad, RequestLoad, work_profile
+from xpool.sim.policy_comparison import PolicyComparison, simulate
 from xpool.sim.requests import Request
 from xpool.sim.service import Service
 
@@ -52,7 +52,7 @@ def run(spec, svcs, load, policies=("static", "hpa", "pooled", "oracle"), **opti
     return simulate(spec, svcs, load, policies, Options(**options), 15.0)
 
 
-def hours(c: Comparison, policy: str) -> float:
+def hours(c: PolicyComparison, policy: str) -> float:
     result = c.result(policy)
     assert result is not None
     return result.accelerator_hours

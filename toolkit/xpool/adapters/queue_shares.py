@@ -40,7 +40,7 @@ class QueueShare:
 
 
 @dataclass(frozen=True)
-class QueueChange:
+class QueueShareChange:
     """One Queue whose shares changed: as read live, and as the server answered the apply."""
 
     name: str
@@ -102,7 +102,7 @@ def without_reconciler_shares(obj: dict[str, Any], live: dict[str, Any] | None) 
 
 def set_queue_shares(
     kube: KubeClient, shares: list[QueueShare], *, dry_run: bool = False
-) -> list[QueueChange]:
+) -> list[QueueShareChange]:
     """Set each Queue's `deserved` and `capability` as field manager `xpool-reconciler`.
 
     Every Queue is read and every share checked (quantities, deserved <= capability,
@@ -132,7 +132,7 @@ def set_queue_shares(
         if not _same(before, outcome):
             pending.append((share, before))
     return [
-        QueueChange(share.name, before, _shares(_apply(kube, res, share, dry_run=dry_run)))
+        QueueShareChange(share.name, before, _shares(_apply(kube, res, share, dry_run=dry_run)))
         for share, before in pending
     ]
 

@@ -34,11 +34,9 @@ from tenacity import (
 
 from xpool.config.models import Platform
 from xpool.errors import InputError, Problem, RemoteError
+from xpool.render.instances import Want
 
 MIN_VERSION = (3, 2, 0)  # replica endpoints exist from 3.2.0 (DESIGN.md fact 2)
-UID_PATTERN = re.compile(
-    r"^(?P<model>[a-z0-9]([-a-z0-9]*[a-z0-9])?)--(?P<version>[^-].*?)--(?P<n>[1-9][0-9]*)$"
-)
 
 Progress = Callable[[str], None]
 
@@ -64,18 +62,6 @@ class Instance:
     @property
     def loading(self) -> bool:
         return self.status in ("CREATING", "LOADING", "UPDATING")
-
-
-def instance_uid(model: str, version: str, n: int) -> str:
-    return f"{model}--{version}--{n}"
-
-
-def parse_uid(uid: str) -> tuple[str, str, int] | None:
-    """(model, version, n) for a UID that follows xpool's scheme, else None."""
-    m = UID_PATTERN.match(uid)
-    if not m:
-        return None
-    return m["model"], m["version"], int(m["n"])
 
 
 class _Retryable(Exception):
@@ -378,21 +364,6 @@ def same_registration(ours: dict[str, Any], theirs: dict[str, Any]) -> bool:
 # -- convergence -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Want:
-    """Instances wanted for one model version: `count` UIDs `<model>--<version>--1..count`."""
-
-    model: str
-    version: str
-    model_type: str  # Xinference spelling: LLM | embedding | rerank
-    registration: dict[str, Any]
-    launch: dict[str, Any]
-    count: int
-
-    def uids(self) -> list[str]:
-        return [instance_uid(self.model, self.version, n) for n in range(1, self.count + 1)]
-
-
 @dataclass
 class EnsureResult:
     registered: dict[str, str] = field(default_factory=dict)  # model name -> outcome
@@ -460,32 +431,6 @@ def ensure_instances(
         if on_ready is not None:
             on_ready(want, uid)
     return result
-
-
-def wants_for(
-    platform: Any, launch_specs: Iterable[dict[str, Any]], *, at_least: int = 0
-) -> list[Want]:
-    """The instances to run: the FIRST version of each model is the stable one and gets
-    max(instances.min, at_least) instances; later versions belong to a rollout (canary
-    weights, promotion) and are not launched here."""
-    minimum = {m.name: m.instances.min for m in platform.spec.models}
-    wants: list[Want] = []
-    seen: set[str] = set()
-    for spec in launch_specs:
-        if spec["model"] in seen:
-            continue
-        seen.add(spec["model"])
-        wants.append(
-            Want(
-                model=spec["model"],
-                version=spec["version"],
-                model_type=spec["launch"]["model_type"],
-                registration=spec["registration"],
-                launch=spec["launch"],
-                count=max(minimum[spec["model"]], at_least),
-            )
-        )
-    return wants
 
 
 def api_key_from_env(platform: Platform) -> str | None:

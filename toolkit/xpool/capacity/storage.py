@@ -1,21 +1,22 @@
-"""Storage and network sizing for hardware selection (formulas in compare.FORMULAS).
+"""Storage and network sizing for hardware selection (formulas in hardware.FORMULAS).
 
 The design article counts "100 GB per instance (model files, logs, cache)" and multiplies by
 instances for the distributed store. Model files are stored once per model version, not per
 instance; each server keeps a local copy of the versions it runs.
+
+Two networks, two questions: TP all-reduce traffic runs over the compute fabric (NVLink,
+HCCS, PCIe inside a server; RoCE/InfiniBand between servers), while model weights come from
+the store through the server's storage NICs (the north-south or data plane). A cold load is
+bounded by the latter: an Atlas 800 A2's 8 x 200 GbE NPU ports are HCCL's parameter plane,
+and its weights arrive over a 2 x 25 GbE data-plane NIC.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
+from xpool.capacity.hardware import Hardware, Placement, StorageNetwork
 from xpool.capacity.memory import GIB, weight_bytes
 from xpool.catalog.architectures import Architecture
 from xpool.config.models import Platform
-
-if TYPE_CHECKING:
-    from xpool.capacity.compare import Hardware, Placement
 
 ACTIVATION_BYTES = 2  # all-reduced activations are 16-bit
 ALLREDUCES_PER_LAYER = 2  # attention output and MLP output (Megatron-style TP)
@@ -38,37 +39,11 @@ def allreduce_bytes_per_second(arch: Architecture, tp: int, qps: float, seq_len:
     return qps * seq_len * per_token
 
 
-@dataclass(frozen=True)
-class StorageNetwork:
-    per_instance_bytes: dict[str, int]  # model -> weights + allowance + logs + cache
-    local_bytes_total: int  # sum over instances of per_instance_bytes (the article's method)
-    local_bytes_max_server: int  # the fullest server, with model files shared on a server
-    nvme_bytes_per_server: int
-    store_usable_bytes: int
-    store_raw_bytes: int
-    redundancy_factor: float
-    max_allreduce_bytes_per_s: float
-    intra_node: str
-    scale_out_gbps_per_server: float
-    rdma: bool
-    cold_load_seconds: dict[str, float]
-    warnings: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict:
-        return {
-            "perInstanceBytes": self.per_instance_bytes,
-            "localBytesAllInstances": self.local_bytes_total,
-            "localBytesFullestServer": self.local_bytes_max_server,
-            "nvmeBytesPerServer": self.nvme_bytes_per_server,
-            "storeUsableBytes": self.store_usable_bytes,
-            "storeRawBytes": self.store_raw_bytes,
-            "redundancyFactor": self.redundancy_factor,
-            "maxTpAllReduceBytesPerSecond": round(self.max_allreduce_bytes_per_s),
-            "intraNode": self.intra_node,
-            "scaleOutGbpsPerServer": self.scale_out_gbps_per_server,
-            "rdma": self.rdma,
-            "coldLoadSeconds": {k: round(v, 1) for k, v in self.cold_load_seconds.items()},
-        }
+def cold_load_seconds(weight_bytes: int, storage_gbps: float) -> float:
+    """Seconds to read one copy of the weights from the store into a server: bytes over the
+    storage NICs' line rate (an upper bound on speed: a store slower than the NICs, or
+    several servers loading at once from one store, take longer)."""
+    return weight_bytes / (storage_gbps / 8 * 1e9)
 
 
 def size_storage(
@@ -78,6 +53,8 @@ def size_storage(
     placements: list[Placement],
     layout: list[list[tuple[Placement, int]]],
 ) -> StorageNetwork:
+    """Local disk, shared store and network of one part: `layout` is its servers as packed,
+    each a list of (placement, instances on that server)."""
     s = platform.spec.costs.storage
     allowance = int(s.model_file_allowance_gib * GIB)
     logs = int(s.logs_gib_per_instance * GIB)
@@ -103,7 +80,8 @@ def size_storage(
             f"{hw.name}: the fullest server needs {fullest / GIB:.0f} GiB of local storage, more "
             f"than the {hw.server.nvme_tb:g} TB NVMe of '{hw.server.key}'"
         )
-    gbps = hw.server.network.gbps_per_server
+    network = hw.server.network
+    gbps = network.gbps_per_server
     max_ar = max((p.allreduce_bytes_per_s for p in placements), default=0.0)
     for p in placements:
         if p.cross_server and p.allreduce_bytes_per_s > gbps / 8 * 1e9:
@@ -123,7 +101,10 @@ def size_storage(
         max_allreduce_bytes_per_s=max_ar,
         intra_node=hw.server.intra_node,
         scale_out_gbps_per_server=gbps,
-        rdma=hw.server.network.rdma,
-        cold_load_seconds={p.model: p.weight_bytes / (gbps / 8 * 1e9) for p in placements},
+        rdma=network.rdma,
+        storage_gbps_per_server=network.storage_gbps,
+        cold_load_seconds={
+            p.model: cold_load_seconds(p.weight_bytes, network.storage_gbps) for p in placements
+        },
         warnings=warnings,
     )

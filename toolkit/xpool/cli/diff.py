@@ -6,9 +6,10 @@ import sys
 
 import click
 
-from xpool.cli.apply import connect, connection_options, render_for_kubernetes, resolve_targets
+from xpool.actions.diff import DiffOptions, diff
+from xpool.actions.runtime import Runtime
+from xpool.cli.options import connection_options, kubernetes_version_option
 from xpool.cli.output import note
-from xpool.cli.render import kubernetes_version_option
 
 
 @click.command("diff")
@@ -34,27 +35,17 @@ def diff_command(
 
     Exit codes: 0 nothing would change; 1 something would change (or a field conflict would
     stop the apply); 2 bad input or a kind the cluster does not serve; 3 the API server failed."""
-    kr = render_for_kubernetes(file, kubernetes_version, namespace)
-    for line in kr.rendering.notes:
-        note(f"note: {line}")
-    if kr.namespace is None:
-        note(f"{file}: spec.kubernetes is absent: no Kubernetes objects to compare")
+    options = DiffOptions(file, namespace, prune, kubernetes_version)
+    options.validate()
+    result = diff(options, Runtime(kubeconfig=kubeconfig, context=context))
+    if not result.kubernetes:
         return
-    applier = connect(kubeconfig, context, kr.namespace)
-    try:
-        targets = resolve_targets(applier, kr.rendering)
-        diffs = applier.diff(targets, prune=prune)
-    finally:
-        applier.client.close()
-    counts: dict[str, int] = {}
-    for d in diffs:
-        counts[d.change] = counts.get(d.change, 0) + 1
+    for d in result.diffs:
         if d.conflict:
             click.echo(f"conflict: {d.conflict}", err=True)
         elif d.text:
             click.echo(d.text, nl=False)
-    changed = sum(n for change, n in counts.items() if change != "none")
-    summary = ", ".join(f"{n} {c}" for c, n in sorted(counts.items()) if c != "none")
-    note(f"{changed} object(s) would change ({summary})" if changed else "no changes")
-    if changed:
+    summary = ", ".join(f"{n} {c}" for c, n in sorted(result.counts.items()))
+    note(f"{result.changed} object(s) would change ({summary})" if result.changed else "no changes")
+    if result.changed:
         sys.exit(1)

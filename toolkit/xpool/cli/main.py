@@ -21,12 +21,16 @@ from xpool.cli.status import status_command
 from xpool.cli.up import up_command
 from xpool.cli.validate import validate_command
 from xpool.errors import XpoolError
+from xpool.logs import setup_logging
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="xpool")
 def cli() -> None:
     """xpool: plan, render and run pooled LLM serving on Kubernetes (Volcano + Xinference)."""
+    # Actions log progress through `logging`; in text format a line reads as `note` prints
+    # it. Commands with --log-format set it up again once they know the flag.
+    setup_logging("text")
 
 
 cli.add_command(validate_command)

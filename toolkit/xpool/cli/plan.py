@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
+from xpool.actions.plan import PlanOptions, compare_hardware, plan
+from xpool.actions.runtime import Runtime
+from xpool.capacity.hardware import HardwareComparison
 from xpool.capacity.memory import GIB
 from xpool.capacity.plan import CapacityPlan
-from xpool.cli.output import emit_data, emit_table, note, output_option
-from xpool.errors import InputError, Problem
-from xpool.validate import load_and_plan
+from xpool.cli.output import emit_data, emit_table, output_option
+from xpool.report.hardware_report import formula_lines, mixed_lines, tables
 
 
 def _gib(n: int) -> str:
     return f"{n / GIB:.2f}"
 
 
-def _print_tables(plan: CapacityPlan) -> None:
+def _print_tables(capacity: CapacityPlan) -> None:
     emit_table(
         "Model versions x pools (GiB; per acc. = per accelerator)",
         [
@@ -61,7 +61,7 @@ def _print_tables(plan: CapacityPlan) -> None:
                 m.nodes_needed,
                 "yes" if m.fits else "NO",
             ]
-            for m in plan.models
+            for m in capacity.models
         ],
     )
     emit_table(
@@ -87,7 +87,7 @@ def _print_tables(plan: CapacityPlan) -> None:
                 "yes" if t.holds_peak else "NO",
                 ",".join(t.models) or "-",
             ]
-            for t in plan.tiers
+            for t in capacity.tiers
         ],
     )
     emit_table(
@@ -103,45 +103,15 @@ def _print_tables(plan: CapacityPlan) -> None:
                 p.needed_accelerators,
                 f"{p.needed_accelerators / p.accelerators:.0%}",
             ]
-            for p in plan.pools
+            for p in capacity.pools
         ],
     )
-    click.echo("* estimated from the decode roofline (set perInstanceQps to a measured figure)")
+    click.echo(
+        "* estimated from the rooflines: decode, prefill and whole request (set perInstanceQps to a measured figure)"
+    )
 
 
-def _compare(file: str, names: str, output: str, report: str | None) -> None:
-    from xpool.capacity.compare import CompareError, compare
-    from xpool.config.loader import load_platform
-    from xpool.report.compare import formula_lines, mixed_lines, tables, write_report
-
-    loaded = load_platform(file)
-    spec = loaded.platform.spec
-    if names.strip() == "all":
-        wanted = [p.name for p in spec.pools] + [c.name for c in spec.candidate_pools]
-    else:
-        wanted = [n.strip() for n in names.split(",") if n.strip()]
-    if not wanted:
-        raise InputError("--compare needs pool names: POOL,POOL,... or 'all'")
-    try:
-        result = compare(loaded.platform, loaded.architectures, wanted)
-    except CompareError as exc:
-        raise InputError(
-            [
-                loaded.problem(p.path, p.message) if p.path else Problem(file, "", p.message)
-                for p in exc.problems
-            ]
-        ) from None
-    for warning in result.warnings:
-        note(f"warning: {warning}")
-    if report is not None:
-        command = f"xpool plan {file} --compare {names} --report {report}"
-        try:
-            written = write_report(result, Path(report), source=file, command=command)
-        except ImportError:
-            raise InputError("--report needs matplotlib: pip install 'xpool[report]'") from None
-        except OSError as exc:
-            raise InputError(f"--report {report}: cannot write: {exc}") from None
-        note("wrote " + ", ".join(str(w) for w in written))
+def _print_comparison(result: HardwareComparison, output: str) -> None:
     if output != "table":
         emit_data(result.as_dict(), output)
         return
@@ -150,7 +120,9 @@ def _compare(file: str, names: str, output: str, report: str | None) -> None:
     for line in mixed_lines(result):
         click.echo(line)
     click.echo(f"recommended: {result.recommended or 'none meets every constraint'}")
-    click.echo("* estimated from the decode roofline (set perInstanceQps to a measured figure)")
+    click.echo(
+        "* estimated from the rooflines: decode, prefill and whole request (set perInstanceQps to a measured figure)"
+    )
     click.echo("")
     click.echo("# Formulas")
     for line in formula_lines(result):
@@ -179,15 +151,12 @@ def plan_command(file: str, output: str, compare_pools: str | None, report: str 
 
     With --compare, size the whole workload on each named pool or candidate pool instead.
     """
-    if report is not None and compare_pools is None:
-        raise click.UsageError("--report needs --compare POOL,POOL,...")
+    options = PlanOptions(file, compare_pools, report)
+    options.validate()
+    runtime = Runtime()
     if compare_pools is not None:
-        _compare(file, compare_pools, output, report)
-        return
-    _, plan = load_and_plan(file)
-    for warning in plan.warnings:
-        note(f"warning: {warning}")
-    if output == "table":
-        _print_tables(plan)
+        _print_comparison(compare_hardware(options, runtime), output)
+    elif output == "table":
+        _print_tables(plan(options, runtime))
     else:
-        emit_data(plan.as_dict(), output)
+        emit_data(plan(options, runtime).as_dict(), output)

@@ -8,35 +8,20 @@ remote system failed. `--loop` repeats passes every `--interval` while it holds 
 
 from __future__ import annotations
 
-import signal
-import threading
-from pathlib import Path
 from typing import Any
 
 import click
 
-from xpool.cli.apply import connection_options
-from xpool.cli.output import emit_data, emit_table, note, output_option
-from xpool.cli.up import read_up_file, state_dir_for
-from xpool.config.durations import parse_duration
-from xpool.errors import InputError, Problem, RemoteError
+from xpool.actions.reconcile import ReconcileOptions, reconcile_loop, reconcile_once
+from xpool.actions.runtime import Runtime, stop_on_signals
+from xpool.cli.options import connection_options, log_format_option
+from xpool.cli.output import emit_data, emit_table, output_option
+from xpool.errors import RemoteError
+from xpool.logs import get_logger, setup_logging
 from xpool.policy.actions import as_dict
-from xpool.reconcile.leader import wait_for_leadership
-from xpool.reconcile.metrics import ReconcilerMetrics
-from xpool.reconcile.reconciler import PassResult, run_loop
-from xpool.reconcile.serve import HealthServer
-from xpool.reconcile.wiring import kube_reconciler, local_reconciler
-from xpool.validate import load_and_plan
+from xpool.reconcile.pass_result import PassResult
 
-
-def _interval(value: str) -> float:
-    try:
-        seconds = parse_duration(value)
-    except ValueError as exc:
-        raise InputError([Problem("--interval", "", str(exc))]) from None
-    if seconds < 1:
-        raise InputError([Problem("--interval", "", "use at least 1s")])
-    return seconds
+log = get_logger(__name__)
 
 
 def _report(result: PassResult, output: str) -> None:
@@ -65,7 +50,9 @@ def _report(result: PassResult, output: str) -> None:
             ],
         )
     for uid in result.waiting:
-        note(f"{uid}: still has requests in flight; terminated on a later pass")
+        log.info(
+            f"{uid}: still has requests in flight; terminated on a later pass", extra={"uid": uid}
+        )
 
 
 @click.command("reconcile")
@@ -99,6 +86,7 @@ def _report(result: PassResult, output: str) -> None:
 )
 @connection_options
 @output_option()
+@log_format_option
 def reconcile_command(
     file: str,
     kubeconfig: str | None,
@@ -112,87 +100,27 @@ def reconcile_command(
     audit_log: str | None,
     listen: str,
     output: str,
+    log_format: str,
 ) -> None:
     """Keep instances and queue shares matched to demand (tiers, borrowing, drain first)."""
-    seconds = _interval(interval)
-    loaded, plan = load_and_plan(file)
-    platform = loaded.platform
-    metrics = ReconcilerMetrics()
-    audit = Path(audit_log) if audit_log else None
-    if platform.spec.xinference.endpoint == "embedded":
-        state = state_dir_for(platform, state_dir)
-        wired = local_reconciler(
-            loaded,
-            plan,
-            state,
-            read_up_file(state),
-            prometheus=prometheus,
-            audit_path=audit,
-            dry_run=dry_run,
-            metrics=metrics,
-            log=note,
-        )
-    else:
-        wired = kube_reconciler(
-            loaded,
-            plan,
-            kubeconfig=kubeconfig,
-            context=context,
-            namespace=namespace,
-            prometheus=prometheus,
-            audit_path=audit,
-            dry_run=dry_run,
-            metrics=metrics,
-            log=note,
-        )
-    if wired.prometheus is None:
-        note("no Prometheus configured: load is unknown, so only instances.min/max and drains act")
-    if mode == "once" and dry_run:  # changes nothing, so it needs no leadership
-        _report(wired.reconciler.run_pass(), output)
+    setup_logging(log_format)
+    options = ReconcileOptions(
+        file,
+        loop=mode == "loop",
+        interval=interval,
+        dry_run=dry_run,
+        state_dir=state_dir,
+        prometheus=prometheus,
+        audit_log=audit_log,
+        listen=listen,
+        namespace=namespace,
+    )
+    options.validate()
+    runtime = Runtime(kubeconfig, context)
+    if options.loop:
+        reconcile_loop(options, runtime, stop_on_signals())
         return
-    if mode == "once":
-        if not wired.leader.try_acquire():
-            raise RemoteError(
-                f"another reconciler is active ({wired.leader.holder() or 'unknown'}); "
-                "this pass did nothing"
-            )
-        try:
-            result = wired.reconciler.run_pass()
-        finally:
-            wired.leader.release()
-        _report(result, output)
-        if result.errors:
-            raise RemoteError("; ".join(result.errors))
-        return
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    leading = threading.Event()
-
-    def is_leader() -> bool:
-        try:
-            held = wired.leader.try_acquire()
-        except RemoteError as exc:  # cannot tell: acting now could make two leaders
-            note(f"leadership unknown ({exc}): not acting")
-            held = False
-        metrics.leader.set(1 if held else 0)
-        if held and not leading.is_set():
-            note("leading: acting every pass")
-            leading.set()
-        elif not held and leading.is_set():
-            note("lost leadership: standing by")
-            leading.clear()
-        return held
-
-    server = HealthServer(listen, metrics, interval=seconds, is_leader=leading.is_set).start()
-    note(f"reconciler serving {server.url}/metrics and /healthz; pass every {seconds:g} s")
-    try:
-        if not wait_for_leadership(
-            wired.leader, retry_every=min(seconds, 5.0), stop=stop, log=note
-        ):
-            return
-        run_loop(wired.reconciler, interval=seconds, stop=stop, is_leader=is_leader, log=note)
-    finally:
-        wired.leader.release()
-        server.stop()
-        note("reconciler stopped")
+    result = reconcile_once(options, runtime)
+    _report(result, output)
+    if result.errors and not options.dry_run:
+        raise RemoteError("; ".join(result.errors))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
+from xpool.actions.validate import ValidateOptions, validate
+from xpool.cli.options import kubernetes_version_option
 from xpool.cli.output import note
-from xpool.cli.render import kubernetes_version_option, render_checked
-from xpool.validate import load_and_plan
 
 
 @click.command("validate")
@@ -20,13 +20,7 @@ from xpool.validate import load_and_plan
 def validate_command(file: str, rendered: bool, kubernetes_version: str) -> None:
     """Check a platform file: schema, references, shares, that every model fits a pool and,
     with --rendered, that every rendered object passes Kubernetes and Volcano checks."""
-    loaded, _ = load_and_plan(file)
-    spec = loaded.platform.spec
-    summary = f"{len(spec.pools)} pools, {len(spec.tiers)} tiers, {len(spec.models)} models"
-    if rendered:
-        _, rendering = render_checked(file, kubernetes_version)
-        if rendering.objects:
-            summary += f"; {len(rendering.objects)} rendered objects pass the checks"
-        else:
-            summary += "; no spec.kubernetes, so no objects to render"
-    note(f"{file}: valid ({summary})")
+    options = ValidateOptions(file, rendered, kubernetes_version)
+    options.validate()
+    result = validate(options)
+    note(f"{file}: valid ({result.summary()})")

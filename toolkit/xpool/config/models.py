@@ -297,6 +297,13 @@ class Model(Spec):
     instances: Instances = Instances()
     rollout: Rollout | None = None
 
+    def version_weights(self) -> dict[str, float]:
+        """The platform file's traffic weights: declared ones as given (undeclared 0);
+        with none declared, the first version takes 100 and the others 0."""
+        if any(v.weight is not None for v in self.versions):
+            return {v.version: float(v.weight or 0.0) for v in self.versions}
+        return {v.version: (100.0 if i == 0 else 0.0) for i, v in enumerate(self.versions)}
+
 
 class ScaleUp(Spec):
     qps_ratio: Fraction = 0.8

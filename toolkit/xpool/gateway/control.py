@@ -16,31 +16,28 @@ launch thread as soon as the load ends.
 
 from __future__ import annotations
 
-import os
-import secrets
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from xpool.adapters.xinference import (
-    Want,
     XinferenceClient,
     ensure_instances,
-    instance_uid,
-    parse_uid,
 )
 from xpool.errors import RemoteError
-from xpool.gateway.app import AdminError
+from xpool.gateway.admin_routes import AdminError
 from xpool.gateway.metrics import GatewayMetrics
-from xpool.gateway.routing import DEFAULT_LIMIT, RoutingTable, Slot, version_weights
-from xpool.render.launch import MODEL_TYPES
+from xpool.gateway.routing import DEFAULT_LIMIT, RoutingTable, Slot
+from xpool.gateway.wiring import (
+    ModelLimits,
+)
+from xpool.render.instances import Want, instance_uid, parse_uid
 
 STATES = ("loading", "ready", "draining", "failed")
 
@@ -53,15 +50,6 @@ class PinnedWant(Want):
 
     def uids(self) -> list[str]:
         return list(self.pinned)
-
-
-@dataclass(frozen=True)
-class ModelLimits:
-    tier: str
-    min: int
-    max: int
-    request_limit: int | None
-    pool: str = "local"
 
 
 @dataclass
@@ -526,94 +514,3 @@ class _InstanceGauge(Collector):
         for labels, count in sorted(counts.items()):
             gauge.add_metric(list(labels), count)
         yield gauge
-
-
-def want_for_version(want: Want, version: str, spec: dict[str, Any]) -> Want:
-    return replace(
-        want,
-        version=version,
-        registration=spec["registration"],
-        launch=spec["launch"],
-        model_type=spec["launch"]["model_type"],
-    )
-
-
-# -- wiring from the platform file -------------------------------------------------------------
-
-TOKEN_FILE = "admin.token"
-
-
-def write_token(state_dir: Path) -> Path:
-    """A fresh random admin token in `state_dir/admin.token`, readable by this user only."""
-    path = state_dir / TOKEN_FILE
-    path.unlink(missing_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(secrets.token_urlsafe(32) + "\n")
-    return path
-
-
-def tier_ranks(platform: Any) -> dict[str, int]:
-    """Tier name -> rank, 0 for the highest priority."""
-    ordered = sorted(platform.spec.tiers, key=lambda t: -t.priority)
-    return {t.name: i for i, t in enumerate(ordered)}
-
-
-def table_for(platform: Any, *, seed: int | None = None) -> RoutingTable:
-    gw = platform.spec.gateway
-    table = RoutingTable(
-        tier_ranks=tier_ranks(platform),
-        max_inflight=gw.max_inflight,
-        tier_headroom=gw.tier_headroom,
-        seed=seed,
-    )
-    for model in platform.spec.models:
-        table.declare(
-            model.name,
-            MODEL_TYPES.get(model.type, model.type),
-            model.tier,
-            version_weights([(v.version, v.weight) for v in model.versions]),
-        )
-    return table
-
-
-def model_limits(platform: Any) -> dict[str, ModelLimits]:
-    """Per model: tier, instances.min/max, the per-instance request limit (context.batch,
-    the launch spec's request_limits) and its pool when the platform file allows only one
-    (else `local`: the gateway does not know the planner's placement)."""
-    out = {}
-    for m in platform.spec.models:
-        pools = platform.model_pools(m)
-        pool = pools[0].name if len(pools) == 1 else "local"
-        out[m.name] = ModelLimits(m.tier, m.instances.min, m.instances.max, m.context.batch, pool)
-    return out
-
-
-def gateway_wants(
-    platform: Any, specs: list[dict[str, Any]], wants: list[Want]
-) -> tuple[dict[tuple[str, str], Want], list[Want]]:
-    """Every model version as a Want (for `xpool scale`), and the canary versions to launch
-    besides the stable ones: later versions whose platform-file weight is above 0 (one
-    instance each, or instances.min)."""
-    stable = {w.model: w for w in wants}
-    minimum = {m.name: m.instances.min for m in platform.spec.models}
-    weights = {
-        m.name: version_weights([(v.version, v.weight) for v in m.versions])
-        for m in platform.spec.models
-    }
-    by_version: dict[tuple[str, str], Want] = {}
-    canaries: list[Want] = []
-    for spec in specs:
-        base = stable.get(spec["model"])
-        if base is None:
-            continue
-        key = (spec["model"], spec["version"])
-        want = (
-            base
-            if spec["version"] == base.version
-            else want_for_version(base, spec["version"], spec)
-        )
-        by_version[key] = replace(want, count=0)
-        if spec["version"] != base.version and weights[spec["model"]].get(spec["version"], 0) > 0:
-            canaries.append(replace(want, count=max(1, minimum[spec["model"]])))
-    return by_version, canaries

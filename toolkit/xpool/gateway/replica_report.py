@@ -26,15 +26,21 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
 
-from xpool.adapters.kube_client import APPLY_PATCH, KubeClient, KubeStatusError
+from xpool.adapters.kube_client import KubeClient
+from xpool.adapters.leases import (
+    Lease,
+    LeaseSpec,
+    apply_lease,
+    delete_lease,
+    list_leases,
+    micro_time,
+    parse_time,
+)
 from xpool.errors import InputError, RemoteError
 from xpool.gateway.routing import RoutingTable
 from xpool.gateway.source import ConfigMapRoutingSource
 
-LEASES = "/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
 COMPONENT = "gateway-report"
 COMPONENT_LABEL = "app.kubernetes.io/component"
 ROUTES_LABEL = "xpool.io/routes"
@@ -47,21 +53,6 @@ _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9
 
 def lease_name(replica: str) -> str:
     return f"xpool-gateway-{replica}"
-
-
-def micro_time(when: float) -> str:
-    """Kubernetes MicroTime (RFC 3339, microseconds, UTC)."""
-    return datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_time(text: Any) -> float | None:
-    """Unix seconds of a Time or MicroTime string; None when absent or malformed."""
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 @dataclass(frozen=True)
@@ -84,12 +75,10 @@ class ReplicaReport:
         return self.renewed is not None and now <= self.renewed + self.duration + skew
 
 
-def parse_report(lease: dict[str, Any]) -> ReplicaReport:
+def parse_report(lease: Lease) -> ReplicaReport:
     """A Lease as a report; anything unreadable makes the generation unknown, so the replica
     blocks drains (as busy) until it reports properly or its Lease expires."""
-    meta = lease.get("metadata") or {}
-    spec = lease.get("spec") or {}
-    notes = meta.get("annotations") or {}
+    notes = lease.annotations
     generation, inflight = UNKNOWN_GENERATION, {}
     try:
         generation = int(notes[GENERATION_ANNOTATION])
@@ -97,40 +86,22 @@ def parse_report(lease: dict[str, Any]) -> ReplicaReport:
         inflight = {str(uid): int(n) for uid, n in raw.items()}
     except (KeyError, ValueError, TypeError, AttributeError):
         generation, inflight = UNKNOWN_GENERATION, {}
-    times = [parse_time(spec.get("renewTime"))]
-    times += [
-        parse_time(entry.get("time"))
-        for entry in meta.get("managedFields") or []
-        if entry.get("manager") == FIELD_MANAGER
-    ]
-    known = [t for t in times if t is not None]
-    duration = spec.get("leaseDurationSeconds")
+    renewed = parse_time(lease.spec.renew_time)
+    known = [t for t in (renewed, *lease.written_by(FIELD_MANAGER)) if t is not None]
+    duration = lease.spec.duration
     return ReplicaReport(
-        replica=str(spec.get("holderIdentity") or meta.get("name", "")),
+        replica=lease.spec.holder or lease.name,
         generation=generation,
         inflight=inflight,
         renewed=max(known) if known else None,
-        duration=float(duration) if isinstance(duration, int | float) else 0.0,
+        duration=float(duration) if duration is not None else 0.0,
     )
 
 
 def read_reports(kube: KubeClient, namespace: str, routes: str) -> list[ReplicaReport]:
     """Every report Lease of the gateways following ConfigMap `routes`, live or not."""
-    selector = f"{COMPONENT_LABEL}={COMPONENT},{ROUTES_LABEL}={routes}"
-    try:
-        listing = kube.request(
-            "GET",
-            LEASES.format(namespace=namespace),
-            what="list gateway reports",
-            query={"labelSelector": selector},
-        )
-    except KubeStatusError as exc:
-        raise RemoteError(
-            f"list Leases {namespace}/{selector} (gateway reports): {exc.summary()}"
-        ) from None
-    return sorted(
-        (parse_report(item) for item in listing.get("items") or []), key=lambda r: r.replica
-    )
+    leases = list_leases(kube, namespace, {COMPONENT_LABEL: COMPONENT, ROUTES_LABEL: routes})
+    return sorted((parse_report(lease) for lease in leases), key=lambda r: r.replica)
 
 
 def live_reports(reports: Iterable[ReplicaReport], now: float, skew: float) -> list[ReplicaReport]:
@@ -180,62 +151,38 @@ class ReplicaReporter:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    @property
-    def path(self) -> str:
-        return f"{LEASES.format(namespace=self.namespace)}/{self.name}"
-
-    def lease(self) -> dict[str, Any]:
-        """The Lease as it should be now."""
+    def annotations(self) -> dict[str, str]:
+        """The report as it should be now."""
         generation = self.source.generation  # first: see the module docstring
         inflight = {slot.uid: slot.inflight for slot in self.table.slots()}
         annotations = {INFLIGHT_ANNOTATION: json.dumps(inflight, sort_keys=True)}
         if generation is not None:
             annotations[GENERATION_ANNOTATION] = str(generation)
-        return {
-            "apiVersion": "coordination.k8s.io/v1",
-            "kind": "Lease",
-            "metadata": {
-                "name": self.name,
-                "namespace": self.namespace,
-                "labels": {
-                    COMPONENT_LABEL: COMPONENT,
-                    ROUTES_LABEL: self.source.name,
-                    "app.kubernetes.io/part-of": "xpool",
-                },
-                "annotations": annotations,
-            },
-            "spec": {
-                "holderIdentity": self.replica,
-                "leaseDurationSeconds": self.duration,
-                "renewTime": micro_time(self._clock()),
-            },
-        }
+        return annotations
 
     def report_once(self) -> None:
         """Create or renew the Lease (server-side apply: one idempotent call)."""
-        try:
-            self.kube.request(
-                "PATCH",
-                self.path,
-                what=f"renew Lease {self.name}",
-                query={"fieldManager": FIELD_MANAGER, "force": "true"},
-                body=self.lease(),
-                content_type=APPLY_PATCH,
-            )
-        except KubeStatusError as exc:
-            raise RemoteError(
-                f"renew Lease {self.namespace}/{self.name}: {exc.summary()}"
-            ) from None
+        apply_lease(
+            self.kube,
+            self.namespace,
+            self.name,
+            LeaseSpec(
+                holder=self.replica,
+                duration=self.duration,
+                renew_time=micro_time(self._clock()),
+            ),
+            manager=FIELD_MANAGER,
+            labels={
+                COMPONENT_LABEL: COMPONENT,
+                ROUTES_LABEL: self.source.name,
+                "app.kubernetes.io/part-of": "xpool",
+            },
+            annotations=self.annotations(),
+        )
 
     def withdraw(self) -> None:
         """Delete the Lease: this replica stops counting at once (absent is fine)."""
-        try:
-            self.kube.request("DELETE", self.path, what=f"delete Lease {self.name}")
-        except KubeStatusError as exc:
-            if exc.status != 404:
-                raise RemoteError(
-                    f"delete Lease {self.namespace}/{self.name}: {exc.summary()}"
-                ) from None
+        delete_lease(self.kube, self.namespace, self.name)
 
     def start(self) -> ReplicaReporter:
         """Report once now (RemoteError when that fails), then every `interval` seconds.

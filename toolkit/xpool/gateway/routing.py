@@ -22,7 +22,7 @@ import itertools
 import random
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from xpool.gateway.policy import admit, client_point, pick_version
@@ -317,10 +317,3 @@ class RoutingTable:
                 if left <= 0:
                     return False
                 self._changed.wait(min(left, 0.5))
-
-
-def version_weights(versions: Sequence[tuple[str, float | None]]) -> dict[str, float]:
-    """The platform file's weights: declared ones as given, otherwise first 100, others 0."""
-    if any(w is not None for _, w in versions):
-        return {v: float(w or 0.0) for v, w in versions}
-    return {v: (100.0 if i == 0 else 0.0) for i, (v, _) in enumerate(versions)}

@@ -26,7 +26,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from xpool.adapters.kube_client import KubeClient, KubeStatusError
+from xpool.adapters.configmaps import read_configmap
+from xpool.adapters.kube_client import KubeClient
 from xpool.errors import RemoteError
 from xpool.gateway.routing import RoutingTable
 
@@ -71,6 +72,8 @@ def routes_generation(doc: dict[str, Any]) -> int:
 
 
 class ConfigMapRoutingSource:
+    """Makes `table` follow the routes ConfigMap, read every `interval` seconds."""
+
     def __init__(
         self,
         kube: KubeClient,
@@ -94,15 +97,9 @@ class ConfigMapRoutingSource:
 
     def poll_once(self) -> bool:
         """Read the ConfigMap and apply it when it changed; False when it does not exist."""
-        path = f"/api/v1/namespaces/{self.namespace}/configmaps/{self.name}"
-        try:
-            obj = self.kube.request("GET", path, what=f"read ConfigMap {self.name}")
-        except KubeStatusError as exc:
-            if exc.status == 404:
-                return False
-            raise RemoteError(
-                f"read ConfigMap {self.namespace}/{self.name}: {exc.summary()}"
-            ) from None
+        obj = read_configmap(self.kube, self.namespace, self.name)
+        if obj is None:
+            return False
         version = obj.get("metadata", {}).get("resourceVersion")
         if version is not None and version == self.version:
             # unchanged; still forget drained instances that left the ConfigMap

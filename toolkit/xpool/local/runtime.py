@@ -228,6 +228,12 @@ class EmbeddedXinference:
         self.pid_file.unlink(missing_ok=True)
         self.process = None
 
+    def kill(self) -> None:
+        """SIGKILL the process group at once, without waiting (giving up on a clean stop)."""
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+
 
 def _group_alive(pgid: int) -> bool:
     try:

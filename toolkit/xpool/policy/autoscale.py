@@ -39,6 +39,63 @@ def _saturation(ready: list[InstanceObs], limit: int | None) -> float | None:
     return sum(i.inflight for i in ready) / (len(ready) * limit)
 
 
+class _Pass:
+    """One model in one pass: what it runs and serves, and the `Target` it ends with."""
+
+    __slots__ = (
+        "active",
+        "capacity",
+        "failed",
+        "in_interval",
+        "inputs",
+        "load",
+        "loading",
+        "memory",
+        "model",
+        "now",
+        "ready",
+        "saturation",
+        "scaling",
+        "since_up",
+    )
+
+    def __init__(
+        self,
+        model: ModelSpec,
+        scaling: ScalingSpec,
+        instances: list[InstanceObs],
+        load: LoadObs,
+        memory: ModelMemory,
+        now: float,
+    ) -> None:
+        self.model = model
+        self.scaling = scaling
+        self.load = load
+        self.memory = memory
+        self.now = now
+        self.ready = ready = [i for i in instances if i.state == "ready"]
+        self.loading = loading = [i for i in instances if i.state == "loading"]
+        self.failed = [i for i in instances if i.state == "failed"]
+        self.active = len(ready) + len(loading)  # instances counted towards the target
+        self.capacity = capacity = len(ready) * model.qps_per_instance  # QPS they serve
+        self.saturation = saturation = _saturation(ready, model.request_limit)
+        self.inputs: dict[str, Any] = {
+            "qps": load.qps,
+            "utilization": load.utilization,
+            "saturation": None if saturation is None else round(saturation, 4),
+            "ready": len(ready),
+            "loading": len(loading),
+            "capacityQps": round(capacity, 4),
+            "missing": list(load.missing),
+        }
+        # seconds since the last scale-up; within scaleUp.interval of it, no further step
+        self.since_up = since_up = None if memory.last_up is None else now - memory.last_up
+        self.in_interval = since_up is not None and since_up < scaling.interval
+
+    def target(self, desired: int, reason: str, **changes: float | None) -> Target:
+        return Target(desired, reason, replace(self.memory, **changes), self.inputs)
+
+
 def autoscale(
     model: ModelSpec,
     scaling: ScalingSpec,
@@ -47,110 +104,114 @@ def autoscale(
     memory: ModelMemory,
     now: float,
 ) -> Target:
-    ready = [i for i in instances if i.state == "ready"]
-    loading = [i for i in instances if i.state == "loading"]
-    failed = [i for i in instances if i.state == "failed"]
-    active = len(ready) + len(loading)
-    capacity = len(ready) * model.qps_per_instance
-    saturation = _saturation(ready, model.request_limit)
-    inputs: dict[str, Any] = {
-        "qps": load.qps,
-        "utilization": load.utilization,
-        "saturation": None if saturation is None else round(saturation, 4),
-        "ready": len(ready),
-        "loading": len(loading),
-        "capacityQps": round(capacity, 4),
-        "missing": list(load.missing),
-    }
-
-    def target(desired: int, reason: str, **changes: float | None) -> Target:
-        return Target(desired, reason, replace(memory, **changes), inputs)
-
-    since_up = None if memory.last_up is None else now - memory.last_up
-    in_interval = since_up is not None and since_up < scaling.interval
-    if failed and in_interval:
-        return target(
+    p = _Pass(model, scaling, instances, load, memory, now)
+    # a failed launch waits out scaleUp.interval; below instances.min or above
+    # instances.max, the bound is restored at once
+    active = p.active
+    if p.failed and p.in_interval:
+        return p.target(
             active,
-            f"last launch failed ({failed[0].error or 'no reason given'}); retrying "
+            f"last launch failed ({p.failed[0].error or 'no reason given'}); retrying "
             f"after scaleUp.interval ({scaling.interval:g} s)",
             low_since=None,
         )
     if active < model.min:
-        return target(
+        return p.target(
             model.min, f"{active} active < instances.min {model.min}", last_up=now, low_since=None
         )
     if active > model.max:
-        return target(
+        return p.target(
             model.max, f"{active} active > instances.max {model.max}", last_down=now, low_since=None
         )
+    return _scale_up(p) or _scale_down(p)
 
+
+def _scale_up(p: _Pass) -> Target | None:
+    """None unless the model is over a scale-up threshold. Then up to what that calls for
+    (enough instances for its QPS at `scaleUp.qpsRatio`, or one more ready instance when
+    saturation or utilisation is high), capped by instances.max, counting loading instances,
+    by at most `step` per scaleUp.interval."""
+    model = p.model
+    scaling = p.scaling
+    active = p.active
     hot: list[str] = []
     wanted = active
-    qps = load.qps
-    if qps is not None and qps > scaling.up_qps_ratio * capacity:
+    qps = p.load.qps
+    if qps is not None and qps > scaling.up_qps_ratio * p.capacity:
         hot.append(
-            f"{qps:.3g} QPS > {scaling.up_qps_ratio:.0%} of {capacity:.3g} QPS "
-            f"({len(ready)} ready x {model.qps_per_instance:.3g})"
+            f"{qps:.3g} QPS > {scaling.up_qps_ratio:.0%} of {p.capacity:.3g} QPS "
+            f"({len(p.ready)} ready x {model.qps_per_instance:.3g})"
         )
         wanted = max(wanted, _needed(qps, model, scaling.up_qps_ratio))
-    for name, value in (("saturation", saturation), ("utilization", load.utilization)):
+    for name, value in (("saturation", p.saturation), ("utilization", p.load.utilization)):
         if value is not None and value > scaling.up_utilization:
             hot.append(f"{name} {value:.0%} > {scaling.up_utilization:.0%}")
-            wanted = max(wanted, len(ready) + 1)
-    if hot:
-        why = "; ".join(hot)
-        wanted = min(wanted, model.max)
-        if wanted <= active:
-            if active >= model.max:
-                return target(active, f"{why}; at instances.max {model.max}", low_since=None)
-            return target(
-                active, f"{why}; {len(loading)} instance(s) still loading cover it", low_since=None
-            )
-        if in_interval:
-            assert since_up is not None
-            return target(
-                active,
-                f"{why}; next step in {scaling.interval - since_up:.0f} s (scaleUp.interval)",
-                low_since=None,
-            )
-        desired = min(active + scaling.step, wanted)
-        if desired < wanted:
-            why += f"; {wanted} needed, {scaling.step} more per scaleUp.interval"
-        return target(desired, why, last_up=now, low_since=None)
+            wanted = max(wanted, len(p.ready) + 1)
+    if not hot:
+        return None
+    why = "; ".join(hot)
+    wanted = min(wanted, model.max)
+    if wanted <= active:
+        if active >= model.max:
+            return p.target(active, f"{why}; at instances.max {model.max}", low_since=None)
+        return p.target(
+            active, f"{why}; {len(p.loading)} instance(s) still loading cover it", low_since=None
+        )
+    if p.in_interval:
+        assert p.since_up is not None
+        return p.target(
+            active,
+            f"{why}; next step in {scaling.interval - p.since_up:.0f} s (scaleUp.interval)",
+            low_since=None,
+        )
+    desired = min(active + scaling.step, wanted)
+    if desired < wanted:
+        why += f"; {wanted} needed, {scaling.step} more per scaleUp.interval"
+    return p.target(desired, why, last_up=p.now, low_since=None)
 
+
+def _scale_down(p: _Pass) -> Target:
+    """Down only on full metrics, with nothing loading, after the load stayed low for
+    scaleDown.stabilization and that long after the last scale-up; otherwise hold."""
+    model = p.model
+    scaling = p.scaling
+    load = p.load
+    active = p.active
+    now = p.now
     if load.missing:
-        return target(
+        return p.target(
             active,
             f"metrics missing ({', '.join(load.missing)}): holding, never scaling down blind",
             low_since=None,
         )
+    qps = load.qps
     low = (
         qps is not None
-        and not loading
-        and ready
-        and qps < scaling.down_qps_ratio * capacity
+        and not p.loading
+        and p.ready
+        and qps < scaling.down_qps_ratio * p.capacity
         and (load.utilization is None or load.utilization < scaling.down_utilization)
     )
     if not low or qps is None:
-        return target(active, "load within the scaling band", low_since=None)
-    low_since = memory.low_since if memory.low_since is not None else now
+        return p.target(active, "load within the scaling band", low_since=None)
+    low_since = p.memory.low_since if p.memory.low_since is not None else now
     quiet = now - low_since
-    why = f"{qps:.3g} QPS < {scaling.down_qps_ratio:.0%} of {capacity:.3g} QPS for {quiet:.0f} s"
+    why = f"{qps:.3g} QPS < {scaling.down_qps_ratio:.0%} of {p.capacity:.3g} QPS for {quiet:.0f} s"
     # to the midpoint between the two ratios, not the scale-up ratio itself: measured QPS is
     # noisy, and landing just under the scale-up line makes the next pass scale straight back
     floor = max(model.min, _needed(qps, model, (scaling.up_qps_ratio + scaling.down_qps_ratio) / 2))
     if floor >= active:
-        return target(active, f"{why}; {active} needed", low_since=low_since)
+        return p.target(active, f"{why}; {active} needed", low_since=low_since)
     if quiet < scaling.stabilization:
-        return target(
+        return p.target(
             active,
             f"{why} of scaleDown.stabilization {scaling.stabilization:g} s",
             low_since=low_since,
         )
-    if since_up is not None and since_up < scaling.stabilization:
-        return target(
+    if p.since_up is not None and p.since_up < scaling.stabilization:
+        return p.target(
             active,
-            f"{why}; last scale-up {since_up:.0f} s ago is within the stabilization window",
+            f"{why}; last scale-up {p.since_up:.0f} s ago is within the stabilization window",
             low_since=low_since,
         )
-    return target(floor, why, last_down=now, low_since=None)
+    return p.target(floor, why, last_down=now, low_since=None)

@@ -36,12 +36,13 @@ from typing import Any
 
 from xpool.adapters.configmaps import read_configmap, write_configmap
 from xpool.adapters.kube_client import KubeClient
-from xpool.adapters.xinference import Instance, Want, XinferenceClient, instance_uid, parse_uid
+from xpool.adapters.xinference import Instance, XinferenceClient
 from xpool.errors import InputError, RemoteError
 from xpool.gateway.replica_report import ReplicaReport, live_reports, read_reports
 from xpool.gateway.source import DATA_KEY, routes_generation
 from xpool.policy.actions import Drain, Launch, Terminate
 from xpool.policy.state import InstanceObs, InstanceState
+from xpool.render.instances import Want, instance_uid, parse_uid
 
 FIELD_MANAGER = "xpool-reconciler"
 ROUTES_LABELS = {"app.kubernetes.io/part-of": "xpool", "app.kubernetes.io/component": "routes"}

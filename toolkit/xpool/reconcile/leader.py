@@ -20,14 +20,20 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
-from xpool.adapters.kube_client import KubeClient, KubeStatusError
+from xpool.adapters.kube_client import KubeClient
+from xpool.adapters.leases import (
+    Lease,
+    LeaseSpec,
+    create_lease,
+    micro_time,
+    read_lease,
+    update_lease,
+)
 from xpool.errors import InputError, RemoteError
-
-LEASES = "/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
 
 
 class Leadership(Protocol):
@@ -55,9 +61,9 @@ def default_identity() -> str:
 
 
 def _micro_time() -> str:
-    """Now as a Kubernetes MicroTime: RFC 3339 in UTC with microseconds (wall clock, for
-    people and other tools; expiry never reads it)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """Now as a Kubernetes MicroTime (wall clock, for people and other tools; expiry never
+    reads it)."""
+    return micro_time(time.time())
 
 
 def _require_identity(identity: str) -> None:
@@ -114,41 +120,28 @@ class LeaseLeadership:
         self._observed: tuple[str, str, str] | None = None
         self._observed_at = 0.0
 
-    @property
-    def _what(self) -> str:
-        return f"Lease {self.namespace}/{self.name}"
-
-    @property
-    def _collection(self) -> str:
-        return LEASES.format(namespace=self.namespace)
-
-    @property
-    def _path(self) -> str:
-        return f"{self._collection}/{self.name}"
-
     def try_acquire(self) -> bool:
         with self._lock:
-            lease = self._get()
+            lease = read_lease(self.kube, self.namespace, self.name)
             now = self._clock()
             if lease is None:
                 return self._create(now)
-            spec = dict(lease.get("spec") or {})
-            holder = str(spec.get("holderIdentity") or "")
+            spec = lease.spec
             self._observe(lease, now)
-            if holder and holder != self.identity and not self._expired(lease, now):
+            if spec.holder and spec.holder != self.identity and not self._expired(lease, now):
                 return False
             stamp = _micro_time()
-            if holder != self.identity:
-                spec["acquireTime"] = stamp
-                spec["leaseTransitions"] = int(spec.get("leaseTransitions") or 0) + 1
-            spec.update(
-                holderIdentity=self.identity,
-                leaseDurationSeconds=self.lease_seconds,
-                renewTime=stamp,
+            if spec.holder != self.identity:
+                spec = replace(spec, acquire_time=stamp, transitions=(spec.transitions or 0) + 1)
+            spec = replace(
+                spec,
+                holder=self.identity,
+                duration=self.lease_seconds,
+                renew_time=stamp,
+                acquire_time=spec.acquire_time or stamp,
+                transitions=spec.transitions or 0,
             )
-            spec.setdefault("acquireTime", stamp)
-            spec.setdefault("leaseTransitions", 0)
-            stored = self._put({**lease, "spec": spec})
+            stored = update_lease(self.kube, lease, spec)
             if stored is None:
                 return False
             self._observe(stored, now)
@@ -159,16 +152,12 @@ class LeaseLeadership:
         leaseDurationSeconds of 1 as client-go does). A lease someone else changed meanwhile
         is left alone. Raises RemoteError as `try_acquire` does."""
         with self._lock:
-            lease = self._get()
-            if lease is None:
-                return
-            spec = dict(lease.get("spec") or {})
-            if spec.get("holderIdentity") != self.identity:
+            lease = read_lease(self.kube, self.namespace, self.name)
+            if lease is None or lease.spec.holder != self.identity:
                 return
             stamp = _micro_time()
-            spec.update(holderIdentity="", leaseDurationSeconds=1, acquireTime=stamp)
-            spec["renewTime"] = stamp
-            stored = self._put({**lease, "spec": spec})
+            spec = replace(lease.spec, holder="", duration=1, acquire_time=stamp, renew_time=stamp)
+            stored = update_lease(self.kube, lease, spec)
             if stored is not None:
                 self._observe(stored, self._clock())
 
@@ -176,85 +165,42 @@ class LeaseLeadership:
         """The holderIdentity, unless the lease is absent, free, or expired by our observation
         (so a fresh object reports a silent holder only after watching it for a lease)."""
         with self._lock:
-            lease = self._get()
+            lease = read_lease(self.kube, self.namespace, self.name)
             if lease is None:
                 return None
             now = self._clock()
             self._observe(lease, now)
-            holder = str((lease.get("spec") or {}).get("holderIdentity") or "")
-            if not holder or self._expired(lease, now):
+            if not lease.spec.holder or self._expired(lease, now):
                 return None
-            return holder
-
-    # -- record observation ---------------------------------------------------------------------
-
-    def _observe(self, lease: dict[str, Any], now: float) -> None:
-        """Restart the expiry timer whenever the holder's record changes."""
-        spec = lease.get("spec") or {}
-        record = (
-            str(spec.get("holderIdentity") or ""),
-            str(spec.get("renewTime") or ""),
-            str((lease.get("metadata") or {}).get("resourceVersion") or ""),
-        )
-        if record != self._observed:
-            self._observed, self._observed_at = record, now
-
-    def _expired(self, lease: dict[str, Any], now: float) -> bool:
-        duration = (lease.get("spec") or {}).get("leaseDurationSeconds")
-        seconds = duration if isinstance(duration, int) and duration > 0 else self.lease_seconds
-        return now >= self._observed_at + seconds
-
-    # -- API calls ------------------------------------------------------------------------------
-
-    def _get(self) -> dict[str, Any] | None:
-        try:
-            return self.kube.request("GET", self._path, what=self._what)
-        except KubeStatusError as exc:
-            if exc.status == 404:
-                return None
-            raise self._refused("read", exc) from None
+            return lease.spec.holder
 
     def _create(self, now: float) -> bool:
         stamp = _micro_time()
-        body = {
-            "apiVersion": "coordination.k8s.io/v1",
-            "kind": "Lease",
-            "metadata": {"name": self.name, "namespace": self.namespace},
-            "spec": {
-                "holderIdentity": self.identity,
-                "leaseDurationSeconds": self.lease_seconds,
-                "acquireTime": stamp,
-                "renewTime": stamp,
-                "leaseTransitions": 0,
-            },
-        }
-        try:
-            stored = self.kube.request("POST", self._collection, body=body, what=self._what)
-        except KubeStatusError as exc:
-            if exc.status == 409:  # AlreadyExists: another candidate created it first
-                return False
-            raise self._refused("create", exc) from None
+        spec = LeaseSpec(
+            holder=self.identity,
+            duration=self.lease_seconds,
+            acquire_time=stamp,
+            renew_time=stamp,
+            transitions=0,
+        )
+        stored = create_lease(self.kube, self.namespace, self.name, spec)
+        if stored is None:  # AlreadyExists: another candidate created it first
+            return False
         self._observe(stored, now)
         return True
 
-    def _put(self, lease: dict[str, Any]) -> dict[str, Any] | None:
-        """The stored Lease, or None when another writer got there first (409, or 404)."""
-        try:
-            return self.kube.request("PUT", self._path, body=lease, what=self._what)
-        except KubeStatusError as exc:
-            if exc.status in (404, 409):
-                return None
-            raise self._refused("update", exc) from None
+    # -- record observation ---------------------------------------------------------------------
 
-    def _refused(self, verb: str, exc: KubeStatusError) -> RemoteError:
-        hint = ""
-        if exc.status in (401, 403):
-            hint = (
-                f"; grant get, create and update on leases.coordination.k8s.io in {self.namespace}"
-            )
-        elif exc.status == 404:
-            hint = f"; create the namespace {self.namespace} or choose another"
-        return RemoteError(f"{self._what}: cannot {verb} it: {exc.summary()}{hint}")
+    def _observe(self, lease: Lease, now: float) -> None:
+        """Restart the expiry timer whenever the holder's record changes."""
+        record = (lease.spec.holder, lease.spec.renew_time or "", lease.resource_version)
+        if record != self._observed:
+            self._observed, self._observed_at = record, now
+
+    def _expired(self, lease: Lease, now: float) -> bool:
+        duration = lease.spec.duration
+        seconds = duration if duration is not None and duration > 0 else self.lease_seconds
+        return now >= self._observed_at + seconds
 
 
 class FileLeadership:

@@ -9,56 +9,30 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
-
-from xpool.errors import RemoteError
+from xpool.errors import InputError, RemoteError
+from xpool.local.admin import AdminClient
 from xpool.policy.actions import Drain, Launch, Terminate
 from xpool.policy.state import InstanceObs
 
 
-def _transient(exc: BaseException) -> bool:
-    if isinstance(exc, httpx.TransportError):
-        return True
-    return isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code >= 500
-
-
 class LocalTarget:
-    def __init__(self, gateway: str, token: str, *, timeout: float = 30.0, attempts: int = 3):
-        self.gateway = gateway.rstrip("/")
-        self._http = httpx.Client(
-            base_url=self.gateway,
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=timeout,
-        )
-        self._attempts = attempts
+    def __init__(self, admin: AdminClient) -> None:
+        self.admin = admin
 
     def close(self) -> None:
-        self._http.close()
+        self.admin.close()
 
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        """GETs and these idempotent admin POSTs are safe to repeat after a lost answer."""
+    def _call(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A refused request is a failed action, not bad input to this command: the pass
+        records it and goes on with the other actions (and the next pass retries)."""
         try:
-            for attempt in Retrying(
-                retry=retry_if_exception(_transient),
-                stop=stop_after_attempt(self._attempts),
-                wait=wait_exponential(multiplier=0.5, max=4),
-                reraise=True,
-            ):
-                with attempt:
-                    response = self._http.request(method, path, json=body)
-                    if response.status_code >= 500:
-                        response.raise_for_status()
-        except httpx.HTTPError as exc:
-            raise RemoteError(f"gateway {self.gateway}{path}: {exc}") from None
-        data = response.json() if response.content else {}
-        if response.status_code >= 400 and response.status_code != 409:
-            message = data.get("error", {}).get("message", response.text[:300])
-            raise RemoteError(f"gateway {path}: HTTP {response.status_code}: {message}")
-        return data
+            return self.admin.call("POST" if body is not None else "GET", path, body)
+        except InputError as exc:
+            messages = "; ".join(problem.message for problem in exc.problems)
+            raise RemoteError(f"gateway {path}: {messages}") from None
 
     def instances(self) -> list[InstanceObs]:
-        data = self._call("GET", "/-/admin/instances")
+        data = self._call("/-/admin/instances")
         return [
             InstanceObs(
                 uid=str(i["uid"]),
@@ -74,14 +48,14 @@ class LocalTarget:
 
     def launch(self, action: Launch) -> list[str]:
         body = {"model": action.model, "version": action.version, "count": action.count}
-        return list(self._call("POST", "/-/admin/launch", body).get("uids", []))
+        return list(self._call("/-/admin/launch", body).get("uids", []))
 
     def drain(self, action: Drain) -> None:
-        self._call("POST", "/-/admin/drain", {"uids": [action.uid]})
+        self._call("/-/admin/drain", {"uids": [action.uid]})
 
     def terminate(self, action: Terminate) -> bool:
         body = {"uids": [action.uid], "force": action.timed_out, "timedOut": action.timed_out}
-        return action.uid in self._call("POST", "/-/admin/terminate", body).get("terminated", [])
+        return action.uid in self._call("/-/admin/terminate", body).get("terminated", [])
 
     def set_weights(self, model: str, weights: dict[str, float]) -> None:
-        self._call("POST", "/-/admin/weights", {"model": model, "weights": weights})
+        self._call("/-/admin/weights", {"model": model, "weights": weights})

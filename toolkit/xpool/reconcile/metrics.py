@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from xpool.policy.actions import Decision
 from xpool.policy.spec import PolicySpec
 from xpool.policy.state import Observation
-
-if TYPE_CHECKING:
-    from xpool.reconcile.reconciler import PassResult
+from xpool.reconcile.pass_result import PassResult
 
 STATES = ("loading", "ready", "draining", "failed")
 

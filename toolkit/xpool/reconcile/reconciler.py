@@ -14,23 +14,27 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from xpool.errors import RemoteError
-from xpool.policy.actions import Action, Decision, Drain, Launch, SetQueue, Terminate, as_dict
+from xpool.policy.actions import Action, Drain, Launch, SetQueue, Terminate, as_dict
 from xpool.policy.decide import decide
 from xpool.policy.spec import PolicySpec
 from xpool.policy.state import LoadObs, Observation
 from xpool.reconcile.audit import AuditLog
 from xpool.reconcile.memory_store import MemoryStore
 from xpool.reconcile.metrics import ReconcilerMetrics
+from xpool.reconcile.pass_result import PassResult
 from xpool.reconcile.rollouts import RolloutController
 from xpool.reconcile.target import InstanceTarget
 
 
 @dataclass(frozen=True)
-class QueueChange:
+class AppliedQueueShare:
+    """A share the policy decided (`share`), applied to Volcano Queue `queue`: the Queue's
+    shares before and after the apply."""
+
     share: SetQueue
     queue: str
     before: dict[str, Any]
@@ -38,23 +42,9 @@ class QueueChange:
 
 
 class QueueSink(Protocol):
-    def apply(self, shares: list[SetQueue]) -> list[QueueChange]:
+    def apply(self, shares: list[SetQueue]) -> list[AppliedQueueShare]:
         """Set the queues' shares; returns the queues that changed."""
         ...
-
-
-@dataclass
-class PassResult:
-    started: float
-    seconds: float = 0.0
-    decisions: tuple[Decision, ...] = ()
-    done: list[dict[str, Any]] = field(default_factory=list)  # audit records of actions taken
-    waiting: list[str] = field(default_factory=list)  # terminations left for a later pass
-    errors: list[str] = field(default_factory=list)
-
-    @property
-    def converged(self) -> bool:
-        return not self.done and not self.waiting and not self.errors
 
 
 class Reconciler:
@@ -210,7 +200,7 @@ class Reconciler:
             "after": after or {},
         }
 
-    def _queue_record(self, change: QueueChange, obs: Observation) -> dict[str, Any]:
+    def _queue_record(self, change: AppliedQueueShare, obs: Observation) -> dict[str, Any]:
         return {
             "time": obs.now,
             "action": "set-queue",

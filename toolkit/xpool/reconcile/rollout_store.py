@@ -25,7 +25,7 @@ from xpool.errors import RemoteError
 from xpool.policy.rollout import Rollout, from_json, to_json
 
 DATA_KEY = "rollouts.json"
-CONFIGMAP = "xpool-rollouts"  # render/build.py grants the reconciler this name
+CONFIGMAP = "xpool-rollouts"  # render/build_rbac.py grants the reconciler this name
 FILE = "rollouts.json"
 KEEP_PAST = 10
 

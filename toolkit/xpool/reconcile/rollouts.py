@@ -19,6 +19,7 @@ from typing import Any
 from xpool.adapters.prometheus import PrometheusClient
 from xpool.config.models import Platform
 from xpool.errors import RemoteError
+from xpool.logs import get_logger
 from xpool.policy.rollout import (
     CanaryObs,
     Gate,
@@ -33,6 +34,8 @@ from xpool.policy.state import Observation
 from xpool.policy.versions import apportion, serving_versions
 from xpool.reconcile.rollout_store import Rollouts, RolloutStore
 from xpool.render.environment import policy_yaml
+
+log = get_logger(__name__)
 
 
 def gate_of(platform: Platform, model: str) -> Gate:
@@ -168,14 +171,12 @@ class RolloutController:
         gate: GateReader,
         set_weights: Callable[[str, dict[str, float]], None],
         audit: Callable[[dict[str, Any]], None],
-        log: Callable[[str], None] = lambda _m: None,
     ) -> None:
         self.platform = platform
         self.store = store
         self.gate = gate
         self.set_weights = set_weights
         self.audit = audit
-        self.log = log
 
     def run(self, spec: PolicySpec, obs: Observation, *, dry_run: bool) -> PolicySpec:
         """Advance every rollout one pass; returns the spec the policy should decide with."""
@@ -203,7 +204,10 @@ class RolloutController:
         return with_rollouts(spec, doc)
 
     def _record(self, r: Rollout, event: dict[str, Any], *, planned: bool) -> None:
-        self.log(f"rollout {r.model} {r.stable}->{r.canary}: {event['event']}: {event['reason']}")
+        log.info(
+            f"rollout {r.model} {r.stable}->{r.canary}: {event['event']}: {event['reason']}",
+            extra={"model": r.model, "action": f"rollout-{event['event']}", "phase": r.phase},
+        )
         self.audit(
             {
                 "time": event["time"],

@@ -89,6 +89,17 @@ def check_volcano_object(obj: dict[str, Any]) -> list[CheckProblem]:
     return rules(obj) + check_volcano_schema(obj, model)
 
 
+class _Found:
+    """The problems of one object, as the rules find them (in the order they are checked)."""
+
+    def __init__(self, obj: dict[str, Any]) -> None:
+        self.where = object_ref(obj)
+        self.problems: list[CheckProblem] = []
+
+    def add(self, path: str, message: str, rule: str) -> None:
+        self.problems.append(CheckProblem(self.where, path, message, rule))
+
+
 # ---------------------------------------------------------------------------------------- schema
 
 _UNION_TAGS = frozenset({"int", "str", "bool", "float", "list", "dict", "none"})
@@ -205,33 +216,58 @@ def queue_amounts(spec: dict[str, Any], *field: str) -> dict[str, Fraction]:
 
 
 def check_queue(obj: dict[str, Any]) -> list[CheckProblem]:
-    where = object_ref(obj)
     spec = as_dict(obj.get("spec"))
-    problems: list[CheckProblem] = []
+    found = _Found(obj)
+    _queue_weight(found, spec)
+    _queue_shares(found, spec)
 
-    def add(path: str, message: str, rule: str) -> None:
-        problems.append(CheckProblem(where, path, message, rule))
+    # validate_queue.go validateStateOfQueue: state is Open or Closed when set.
+    state = dig(obj, "status", "state")
+    if state not in (None, "", "Open", "Closed"):
+        found.add(
+            "status.state",
+            f"queue state must be Open or Closed, got {_short(state)}",
+            "volcano.queue.state",
+        )
 
-    # CRD schema config/crd/volcano/bases/scheduling.volcano.sh_queues.yaml: weight 1..65535
-    # (queues/mutate/mutate_queue.go turns an unset or 0 weight into 1).
+    _queue_hierarchy(found, as_dict(dig(obj, "metadata", "annotations")))
+
+    # validate_queue.go validateHierarchicalQueue: a queue cannot be its own parent.
+    parent = spec.get("parent")
+    name = dig(obj, "metadata", "name")
+    if isinstance(parent, str) and parent and parent == name:
+        found.add(
+            "spec.parent",
+            f"queue {name} cannot use itself as parent: fix spec.parent",
+            "volcano.queue.parent",
+        )
+    return found.problems
+
+
+def _queue_weight(found: _Found, spec: dict[str, Any]) -> None:
+    """CRD schema config/crd/volcano/bases/scheduling.volcano.sh_queues.yaml: weight 1..65535
+    (queues/mutate/mutate_queue.go turns an unset or 0 weight into 1)."""
     weight = spec.get("weight")
     if "weight" in spec and (
         isinstance(weight, bool) or not isinstance(weight, int) or not 1 <= weight <= 65535
     ):
-        add(
+        found.add(
             "spec.weight",
             f"weight must be an integer from 1 to 65535, got {_short(weight)}: fix it or omit it "
             "(the capacity plugin ignores weight; proportion reads it)",
             "volcano.queue.weight",
         )
 
-    # queues/validate/validate_queue.go validateResourceQuantityOfQueue (ValidateResourceQuantityValue)
-    # and policy/queues-validating.yaml "resource values must not be empty".
+
+def _queue_shares(found: _Found, spec: dict[str, Any]) -> None:
+    """queues/validate/validate_queue.go validateResourceQuantityOfQueue: every amount valid
+    (ValidateResourceQuantityValue; policy/queues-validating.yaml "resource values must not
+    be empty"), guarantee <= deserved and deserved <= capability, per resource."""
     for field in (("capability",), ("deserved",), ("guarantee", "resource")):
         for name, value in as_dict(dig(spec, *field)).items():
             bad = quantity_value_problem(name, value)
             if bad:
-                add(
+                found.add(
                     join_path("spec", *field, name),
                     f"{bad}; fix this amount",
                     "volcano.queue.quantity",
@@ -241,26 +277,26 @@ def check_queue(obj: dict[str, Any]) -> list[CheckProblem]:
     guarantee = queue_amounts(spec, "guarantee", "resource")
     deserved_names = set(as_dict(spec.get("deserved")))
 
-    # validate_queue.go validateResourceQuantityOfQueue: guarantee <= deserved, per resource.
+    # guarantee <= deserved, per resource.
     for name, floor in guarantee.items():
         if name not in deserved_names:
-            add(
+            found.add(
                 join_path("spec", "deserved", name),
                 f"guarantee[{name}]={format_quantity(floor)} but deserved has no {name}: "
                 f"add deserved[{name}] >= {format_quantity(floor)}",
                 "volcano.queue.deserved-ge-guarantee",
             )
         elif name in deserved and deserved[name] < floor:
-            add(
+            found.add(
                 join_path("spec", "deserved", name),
                 f"deserved[{name}]={format_quantity(deserved[name])} must be >= "
                 f"guarantee[{name}]={format_quantity(floor)}: raise deserved or lower the guarantee",
                 "volcano.queue.deserved-ge-guarantee",
             )
-    # validate_queue.go validateResourceQuantityOfQueue: deserved <= capability where both are set.
+    # deserved <= capability where both are set.
     for name, share in deserved.items():
         if name in capability and share > capability[name]:
-            add(
+            found.add(
                 join_path("spec", "capability", name),
                 f"capability[{name}]={format_quantity(capability[name])} is below "
                 f"deserved[{name}]={format_quantity(share)}: capability must be >= deserved; "
@@ -268,51 +304,33 @@ def check_queue(obj: dict[str, Any]) -> list[CheckProblem]:
                 "volcano.queue.capability-ge-deserved",
             )
 
-    # validate_queue.go validateStateOfQueue: state is Open or Closed when set.
-    state = dig(obj, "status", "state")
-    if state not in (None, "", "Open", "Closed"):
-        add(
-            "status.state",
-            f"queue state must be Open or Closed, got {_short(state)}",
-            "volcano.queue.state",
-        )
 
-    # validate_queue.go validateHierarchicalAttributes: path and weights of equal length,
-    # weights positive numbers (policy/queues-validating.yaml: ^[0-9]+(\.[0-9]+)?$ and > 0).
-    annotations = as_dict(dig(obj, "metadata", "annotations"))
+def _queue_hierarchy(found: _Found, annotations: dict[str, Any]) -> None:
+    r"""validate_queue.go validateHierarchicalAttributes: path and weights of equal length,
+    weights positive numbers (policy/queues-validating.yaml: ^[0-9]+(\.[0-9]+)?$ and > 0)."""
     hierarchy = annotations.get(HIERARCHY_ANNOTATION, "")
     weights = annotations.get(HIERARCHY_WEIGHTS_ANNOTATION, "")
-    if hierarchy or weights:
-        path = join_path("metadata", "annotations", HIERARCHY_WEIGHTS_ANNOTATION)
-        paths_list = str(hierarchy).split("/") if hierarchy else []
-        weights_list = str(weights).split("/") if weights else []
-        if len(paths_list) != len(weights_list):
-            add(
+    if not (hierarchy or weights):
+        return
+    path = join_path("metadata", "annotations", HIERARCHY_WEIGHTS_ANNOTATION)
+    paths_list = str(hierarchy).split("/") if hierarchy else []
+    weights_list = str(weights).split("/") if weights else []
+    if len(paths_list) != len(weights_list):
+        found.add(
+            path,
+            f"{HIERARCHY_ANNOTATION}={hierarchy!r} has {len(paths_list)} parts but "
+            f"{HIERARCHY_WEIGHTS_ANNOTATION}={weights!r} has {len(weights_list)}: give one weight per part",
+            "volcano.queue.hierarchy",
+        )
+        return
+    for part in weights_list:
+        if not re.fullmatch(r"[0-9]+(\.[0-9]+)?", part) or float(part) <= 0:
+            found.add(
                 path,
-                f"{HIERARCHY_ANNOTATION}={hierarchy!r} has {len(paths_list)} parts but "
-                f"{HIERARCHY_WEIGHTS_ANNOTATION}={weights!r} has {len(weights_list)}: give one weight per part",
+                f"weight {part!r} in {weights!r} must be a number larger than 0",
                 "volcano.queue.hierarchy",
             )
-        else:
-            for part in weights_list:
-                if not re.fullmatch(r"[0-9]+(\.[0-9]+)?", part) or float(part) <= 0:
-                    add(
-                        path,
-                        f"weight {part!r} in {weights!r} must be a number larger than 0",
-                        "volcano.queue.hierarchy",
-                    )
-                    break
-
-    # validate_queue.go validateHierarchicalQueue: a queue cannot be its own parent.
-    parent = spec.get("parent")
-    name = dig(obj, "metadata", "name")
-    if isinstance(parent, str) and parent and parent == name:
-        add(
-            "spec.parent",
-            f"queue {name} cannot use itself as parent: fix spec.parent",
-            "volcano.queue.parent",
-        )
-    return problems
+            break
 
 
 # -------------------------------------------------------------------------------------- PodGroup
@@ -368,18 +386,49 @@ def _int(value: Any) -> int | None:
 
 
 def check_job(obj: dict[str, Any]) -> list[CheckProblem]:
-    where = object_ref(obj)
     spec = as_dict(obj.get("spec"))
     name = dig(obj, "metadata", "name")
-    problems: list[CheckProblem] = []
+    found = _Found(obj)
+    _job_basics(found, name, spec)
+    tasks = as_list(spec.get("tasks"))
+    total = 0
+    seen: set[str] = set()
+    task_names: list[str] = []
+    for i, task in enumerate(tasks):
+        total += _task(found, name, ("spec", "tasks", i), as_dict(task), seen, task_names)
+    _job_counts(found, spec, bool(tasks), total)
+    found.problems.extend(
+        CheckProblem(found.where, path, message, "volcano.job.policies")
+        for path, message in _policy_problems(spec.get("policies"), ("spec",))
+    )
+    # admit_job.go validateJobCreate: plugins must be known to the job controller.
+    for plugin in as_dict(spec.get("plugins")):
+        if plugin not in JOB_PLUGINS:
+            found.add(
+                join_path("spec", "plugins", plugin),
+                f"unknown job plugin {plugin!r}: use one of {', '.join(sorted(JOB_PLUGINS))}",
+                "volcano.job.plugins",
+            )
+    _job_volumes(found, as_list(spec.get("volumes")))
+    # admit_job.go validateJobCreate: task dependencies form a DAG (topoSort).
+    found.problems += _dependency_problems(found.where, tasks, task_names)
+    # jobs/validate/admit_job.go validateNetworkTopology.
+    topology = as_dict(spec.get("networkTopology"))
+    if topology.get("highestTierAllowed") is not None and topology.get("highestTierName"):
+        found.add(
+            "spec.networkTopology",
+            "must not specify highestTierAllowed and highestTierName together: keep one",
+            "volcano.job.network-topology",
+        )
+    return found.problems
 
-    def add(path: str, message: str, rule: str) -> None:
-        problems.append(CheckProblem(where, path, message, rule))
 
+def _job_basics(found: _Found, name: Any, spec: dict[str, Any]) -> None:
+    """The job's name, queue and tasks are there and usable."""
     # policy/jobs-validating.yaml "job name must be a valid qualified name" (admit_job.go
     # validateJobName): at most 63 characters, on top of the API server's DNS-1123 subdomain.
     if isinstance(name, str) and len(name) > 63:
-        add(
+        found.add(
             "metadata.name",
             f"{name!r} is longer than 63 characters: shorten the job name",
             "volcano.job.name",
@@ -388,7 +437,7 @@ def check_job(obj: dict[str, Any]) -> list[CheckProblem]:
     # jobs/mutate/mutate_job.go puts a job without a queue into `default`; xpool never means that.
     queue = spec.get("queue")
     if not isinstance(queue, str) or not queue:
-        add(
+        found.add(
             "spec.queue",
             "spec.queue is not set: Volcano would put the job in the `default` queue; "
             "set it to the tier's queue",
@@ -396,177 +445,178 @@ def check_job(obj: dict[str, Any]) -> list[CheckProblem]:
         )
 
     # policy/jobs-validating.yaml "No task specified in job spec" (admit_job.go validateJobCreate).
-    tasks = as_list(spec.get("tasks"))
-    if not tasks:
-        add(
+    if not as_list(spec.get("tasks")):
+        found.add(
             "spec.tasks",
             "no task specified: a Volcano Job needs at least one task",
             "volcano.job.tasks",
         )
 
-    total = 0
-    seen: set[str] = set()
-    task_names: list[str] = []
-    for i, task in enumerate(tasks):
-        task = as_dict(task)
-        at = ("spec", "tasks", i)
-        task_name = task.get("name")
-        # jobs-validating.yaml: task names unique and DNS-1123 labels.
-        if isinstance(task_name, str):
-            task_names.append(task_name)
-            bad = names.dns1123_label(task_name)
-            if bad:
-                add(
-                    join_path(*at, "name"),
-                    f"task name {bad}; rename the task",
-                    "volcano.job.task-name",
-                )
-            if task_name in seen:
-                add(
-                    join_path(*at, "name"),
-                    f"duplicated task name {task_name!r}: task names must be unique in a job",
-                    "volcano.job.task-name-unique",
-                )
-            seen.add(task_name)
-        replicas = _int(task.get("replicas"))
-        # jobs-validating.yaml "'replicas' < 0 in task".
-        if replicas is not None and replicas < 0:
-            add(
-                join_path(*at, "replicas"),
-                f"replicas must be >= 0, got {replicas}",
-                "volcano.job.task-replicas",
-            )
-        total += max(replicas or 0, 0)
-        task_min = _int(task.get("minAvailable"))
-        # jobs-validating.yaml "'minAvailable' < 0 in task" / "greater than 'replicas' in task".
-        if task_min is not None and task_min < 0:
-            add(
-                join_path(*at, "minAvailable"),
-                f"minAvailable must be >= 0, got {task_min}",
-                "volcano.job.task-min-available",
-            )
-        elif task_min is not None and replicas is not None and task_min > replicas:
-            add(
-                join_path(*at, "minAvailable"),
-                f"minAvailable {task_min} is greater than replicas {replicas} in task "
-                f"{task_name!r}: lower minAvailable or add replicas",
-                "volcano.job.task-min-available",
-            )
-        problems.extend(
-            CheckProblem(where, path, message, "volcano.job.policies")
-            for path, message in _policy_problems(task.get("policies"), at)
-        )
-        # admit_job.go validateK8sPodNameLength: pod names <job>-<task>-<index> are qualified names.
-        if isinstance(name, str) and isinstance(task_name, str):
-            pod_name = f"{name}-{task_name}-{max((replicas or 1) - 1, 0)}"
-            if len(pod_name) > 63:
-                add(
-                    join_path(*at, "name"),
-                    f"pod names such as {pod_name!r} exceed 63 characters: shorten the job or task name",
-                    "volcano.job.pod-name",
-                )
-        # admit_job.go validateTaskTopoPolicy: a topology policy needs whole-CPU requests.
-        topology = task.get("topologyPolicy")
-        template = as_dict(task.get("template"))
-        if topology not in (None, "", "none"):
-            for rel, container in containers(template):
-                cpu = dig(container, "resources", "requests", "cpu")
-                if cpu is None:
-                    cpu = dig(container, "resources", "limits", "cpu")
-                if (
-                    quantity_value_problem("cpu", cpu) is None
-                    and parse_quantity(cpu).denominator != 1
-                ):
-                    add(
-                        join_path(*at, "template", *rel, "resources", "requests", "cpu"),
-                        f"topologyPolicy {topology} needs a whole number of CPUs, got {cpu!r}",
-                        "volcano.job.topology-cpu",
-                    )
-        # admit_job.go validatePartitionPolicy.
-        partition = as_dict(task.get("partitionPolicy"))
-        if partition:
-            total_p, size = (
-                _int(partition.get("totalPartitions")),
-                _int(partition.get("partitionSize")),
-            )
-            if not total_p or total_p <= 0 or not size or size <= 0:
-                add(
-                    join_path(*at, "partitionPolicy"),
-                    "totalPartitions and partitionSize must be greater than 0",
-                    "volcano.job.partition",
-                )
-            elif replicas is not None and replicas != total_p * size:
-                add(
-                    join_path(*at, "replicas"),
-                    f"replicas {replicas} must equal totalPartitions*partitionSize = {total_p * size}",
-                    "volcano.job.partition",
-                )
 
-    # jobs-validating.yaml "job 'minAvailable' must be >= 0" and "should not be greater than
-    # total replicas in tasks".
+def _task(
+    found: _Found,
+    job: Any,
+    at: tuple[str | int, ...],
+    task: dict[str, Any],
+    seen: set[str],
+    task_names: list[str],
+) -> int:
+    """One task of job `job` at path `at`; adds its name to `seen` and `task_names`. Returns
+    its replicas as they count towards the job's minAvailable (negative ones count 0)."""
+    task_name = task.get("name")
+    # jobs-validating.yaml: task names unique and DNS-1123 labels.
+    if isinstance(task_name, str):
+        task_names.append(task_name)
+        bad = names.dns1123_label(task_name)
+        if bad:
+            found.add(
+                join_path(*at, "name"),
+                f"task name {bad}; rename the task",
+                "volcano.job.task-name",
+            )
+        if task_name in seen:
+            found.add(
+                join_path(*at, "name"),
+                f"duplicated task name {task_name!r}: task names must be unique in a job",
+                "volcano.job.task-name-unique",
+            )
+        seen.add(task_name)
+    replicas = _int(task.get("replicas"))
+    _task_counts(found, at, task_name, replicas, _int(task.get("minAvailable")))
+    found.problems.extend(
+        CheckProblem(found.where, path, message, "volcano.job.policies")
+        for path, message in _policy_problems(task.get("policies"), at)
+    )
+    # admit_job.go validateK8sPodNameLength: pod names <job>-<task>-<index> are qualified names.
+    if isinstance(job, str) and isinstance(task_name, str):
+        pod_name = f"{job}-{task_name}-{max((replicas or 1) - 1, 0)}"
+        if len(pod_name) > 63:
+            found.add(
+                join_path(*at, "name"),
+                f"pod names such as {pod_name!r} exceed 63 characters: shorten the job or task name",
+                "volcano.job.pod-name",
+            )
+    _task_topology(found, at, task)
+    _task_partition(found, at, replicas, as_dict(task.get("partitionPolicy")))
+    return max(replicas or 0, 0)
+
+
+def _task_counts(
+    found: _Found,
+    at: tuple[str | int, ...],
+    task_name: Any,
+    replicas: int | None,
+    task_min: int | None,
+) -> None:
+    """jobs-validating.yaml "'replicas' < 0 in task", "'minAvailable' < 0 in task" and
+    "greater than 'replicas' in task"."""
+    if replicas is not None and replicas < 0:
+        found.add(
+            join_path(*at, "replicas"),
+            f"replicas must be >= 0, got {replicas}",
+            "volcano.job.task-replicas",
+        )
+    if task_min is not None and task_min < 0:
+        found.add(
+            join_path(*at, "minAvailable"),
+            f"minAvailable must be >= 0, got {task_min}",
+            "volcano.job.task-min-available",
+        )
+    elif task_min is not None and replicas is not None and task_min > replicas:
+        found.add(
+            join_path(*at, "minAvailable"),
+            f"minAvailable {task_min} is greater than replicas {replicas} in task "
+            f"{task_name!r}: lower minAvailable or add replicas",
+            "volcano.job.task-min-available",
+        )
+
+
+def _task_topology(found: _Found, at: tuple[str | int, ...], task: dict[str, Any]) -> None:
+    """admit_job.go validateTaskTopoPolicy: a topology policy needs whole-CPU requests."""
+    topology = task.get("topologyPolicy")
+    if topology in (None, "", "none"):
+        return
+    for rel, container in containers(as_dict(task.get("template"))):
+        cpu = dig(container, "resources", "requests", "cpu")
+        if cpu is None:
+            cpu = dig(container, "resources", "limits", "cpu")
+        if quantity_value_problem("cpu", cpu) is None and parse_quantity(cpu).denominator != 1:
+            found.add(
+                join_path(*at, "template", *rel, "resources", "requests", "cpu"),
+                f"topologyPolicy {topology} needs a whole number of CPUs, got {cpu!r}",
+                "volcano.job.topology-cpu",
+            )
+
+
+def _task_partition(
+    found: _Found, at: tuple[str | int, ...], replicas: int | None, partition: dict[str, Any]
+) -> None:
+    """admit_job.go validatePartitionPolicy: positive sizes whose product is the replicas."""
+    if not partition:
+        return
+    total_p, size = (
+        _int(partition.get("totalPartitions")),
+        _int(partition.get("partitionSize")),
+    )
+    if not total_p or total_p <= 0 or not size or size <= 0:
+        found.add(
+            join_path(*at, "partitionPolicy"),
+            "totalPartitions and partitionSize must be greater than 0",
+            "volcano.job.partition",
+        )
+    elif replicas is not None and replicas != total_p * size:
+        found.add(
+            join_path(*at, "replicas"),
+            f"replicas {replicas} must equal totalPartitions*partitionSize = {total_p * size}",
+            "volcano.job.partition",
+        )
+
+
+def _job_counts(found: _Found, spec: dict[str, Any], has_tasks: bool, total: int) -> None:
+    """jobs-validating.yaml "job 'minAvailable' must be >= 0" and "should not be greater than
+    total replicas in tasks"; maxRetry and ttlSecondsAfterFinished >= 0."""
     min_available = _int(spec.get("minAvailable"))
     if min_available is not None and min_available < 0:
-        add(
+        found.add(
             "spec.minAvailable",
             f"minAvailable must be >= 0, got {min_available}",
             "volcano.job.min-available",
         )
-    elif min_available is not None and tasks and min_available > total:
-        add(
+    elif min_available is not None and has_tasks and min_available > total:
+        found.add(
             "spec.minAvailable",
             f"minAvailable {min_available} is greater than the {total} replicas of all tasks: "
             "lower minAvailable or add replicas",
             "volcano.job.min-available",
         )
-    # jobs-validating.yaml maxRetry / ttlSecondsAfterFinished >= 0.
     for field in ("maxRetry", "ttlSecondsAfterFinished"):
         value = _int(spec.get(field))
         if value is not None and value < 0:
-            add(
+            found.add(
                 f"spec.{field}",
                 f"{field} cannot be less than zero, got {value}",
                 "volcano.job.non-negative",
             )
-    problems.extend(
-        CheckProblem(where, path, message, "volcano.job.policies")
-        for path, message in _policy_problems(spec.get("policies"), ("spec",))
-    )
-    # admit_job.go validateJobCreate: plugins must be known to the job controller.
-    for plugin in as_dict(spec.get("plugins")):
-        if plugin not in JOB_PLUGINS:
-            add(
-                join_path("spec", "plugins", plugin),
-                f"unknown job plugin {plugin!r}: use one of {', '.join(sorted(JOB_PLUGINS))}",
-                "volcano.job.plugins",
-            )
-    # jobs/validate/util.go validateIO and jobs-validating.yaml volume rules.
+
+
+def _job_volumes(found: _Found, volumes: list[Any]) -> None:
+    """jobs/validate/util.go validateIO and jobs-validating.yaml volume rules."""
     mount_paths: set[str] = set()
-    for i, volume in enumerate(as_list(spec.get("volumes"))):
+    for i, volume in enumerate(volumes):
         volume = as_dict(volume)
         mount = volume.get("mountPath")
         at = join_path("spec", "volumes", i)
         if not mount:
-            add(join_path(at, "mountPath"), "mountPath is required", "volcano.job.volumes")
+            found.add(join_path(at, "mountPath"), "mountPath is required", "volcano.job.volumes")
         elif mount in mount_paths:
-            add(
+            found.add(
                 join_path(at, "mountPath"), f"duplicated mountPath {mount!r}", "volcano.job.volumes"
             )
         mount_paths.add(str(mount))
         if not volume.get("volumeClaim") and not volume.get("volumeClaimName"):
-            add(
+            found.add(
                 at, "either volumeClaim or volumeClaimName must be specified", "volcano.job.volumes"
             )
-    # admit_job.go validateJobCreate: task dependencies form a DAG (topoSort).
-    problems += _dependency_problems(where, tasks, task_names)
-    # jobs/validate/admit_job.go validateNetworkTopology.
-    topology = as_dict(spec.get("networkTopology"))
-    if topology.get("highestTierAllowed") is not None and topology.get("highestTierName"):
-        add(
-            "spec.networkTopology",
-            "must not specify highestTierAllowed and highestTierName together: keep one",
-            "volcano.job.network-topology",
-        )
-    return problems
 
 
 def _policy_problems(policies: Any, at: tuple[str | int, ...]) -> list[tuple[str, str]]:

@@ -256,54 +256,107 @@ def run_requests(
     result = PolicyResult(controller.name, load.end)
     world = _World(spec, services, controller, options, result)
     _warm(world, initial)
-    queues: dict[str, deque[tuple[float, int, int]]] = {m: deque() for m in services}
-    done: list[tuple[float, int, str]] = []  # (finish time, seq, uid)
-    seq = 0
+    replay = _RequestReplay(world, controller)
+    queues = replay.queues
+    for r in load.requests():
+        if r.t >= load.end:
+            break
+        svc = services.get(r.model)
+        if svc is None:
+            continue
+        replay.passes_until(r.t)
+        replay.to_time(r.t)
+        world.advance(r.t)
+        world.arrived(r.model, r.t, 1, svc.duration(r.input_tokens, r.output_tokens))
+        ready = world.ready[r.model]
+        queue = queues[r.model]
+        best = min(ready, key=lambda i: i.busy) if ready else None
+        if best is not None and best.busy < svc.slots and not queue:
+            replay.start(best, r.t, r.t, r.input_tokens, r.output_tokens)
+        else:
+            queue.append((r.t, r.input_tokens, r.output_tokens))
+    replay.passes_until(load.end)
+    replay.to_time(load.end)
+    replay.count_waiting(load.end)
+    world.finish(load.end)
+    result.wall_seconds = time.perf_counter() - started
+    return result
 
-    def start(inst: _Instance, now: float, arrived: float, tokens_in: int, tokens_out: int) -> None:
-        nonlocal seq
-        svc = services[inst.model]
+
+class _RequestReplay:
+    """Request mode's state beside the world: each model's FIFO queue (the gateway's), the
+    completions of the requests in flight, and when the policy passes.
+
+    Every request goes through `start` and every completion through `to_time`, so these are
+    the simulator's hot path: they bind what they use to locals once per call.
+    """
+
+    __slots__ = ("controller", "done", "last_pass", "next_pass", "queues", "seq", "world")
+
+    def __init__(self, world: _World, controller: Controller) -> None:
+        self.world = world
+        self.controller = controller
+        self.queues: dict[str, deque[tuple[float, int, int]]] = {
+            m: deque() for m in world.services
+        }  # (arrived, input tokens, output tokens)
+        self.done: list[tuple[float, int, str]] = []  # (finish time, seq, uid)
+        self.seq = 0
+        self.next_pass = 0.0
+        self.last_pass = 0.0
+
+    def start(
+        self, inst: _Instance, now: float, arrived: float, tokens_in: int, tokens_out: int
+    ) -> None:
+        """`inst` takes a request that arrived at `arrived`: its TTFT is known now."""
+        world = self.world
+        svc = world.services[inst.model]
         wait = now - arrived
         ttft = wait + svc.prefill(tokens_in)
         ok = ttft <= svc.ttft_slo
-        tier = result.tiers[svc.tier]
+        tier = world.result.tiers[svc.tier]
         tier.requests += 1
         tier.attainable += svc.prefill(tokens_in) <= svc.ttft_slo
         tier.within_slo += ok
         tier.ttft[bin_of(ttft)] += 1
-        seq += 1
+        self.seq = seq = self.seq + 1
         inst.inflight[seq] = ok
         inst.busy += 1
         world.busy_w[inst.model] += svc.accelerators / svc.slots
-        heapq.heappush(done, (now + svc.duration(tokens_in, tokens_out), seq, inst.uid))
+        heapq.heappush(self.done, (now + svc.duration(tokens_in, tokens_out), seq, inst.uid))
 
-    def shed(model: str, tokens_in: int) -> None:
-        svc = services[model]
-        tier = result.tiers[svc.tier]
+    def shed(self, model: str, tokens_in: int) -> None:
+        """A request waited longer than `queue_timeout`: counted, never served."""
+        svc = self.world.services[model]
+        tier = self.world.result.tiers[svc.tier]
         tier.requests += 1
         tier.shed += 1
         tier.attainable += svc.prefill(tokens_in) <= svc.ttft_slo
 
-    def pull(inst: _Instance, now: float) -> None:
-        queue = queues[inst.model]
-        slots = services[inst.model].slots
+    def pull(self, inst: _Instance, now: float) -> None:
+        """`inst` takes queued requests while it has free slots (shedding the timed-out)."""
+        queue = self.queues[inst.model]
+        slots = self.world.services[inst.model].slots
+        timeout = self.world.options.queue_timeout
         while queue and inst.busy < slots:
             arrived, tokens_in, tokens_out = queue.popleft()
-            if now - arrived > options.queue_timeout:
-                shed(inst.model, tokens_in)
+            if now - arrived > timeout:
+                self.shed(inst.model, tokens_in)
             else:
-                start(inst, now, arrived, tokens_in, tokens_out)
+                self.start(inst, now, arrived, tokens_in, tokens_out)
 
-    def purge(now: float) -> None:
-        for model, queue in queues.items():
-            while queue and now - queue[0][0] > options.queue_timeout:
-                shed(model, queue.popleft()[1])
+    def purge(self, now: float) -> None:
+        timeout = self.world.options.queue_timeout
+        for model, queue in self.queues.items():
+            while queue and now - queue[0][0] > timeout:
+                self.shed(model, queue.popleft()[1])
 
-    def to_time(now: float) -> None:
+    def to_time(self, now: float) -> None:
         """Completions and instances becoming ready up to `now`, in time order."""
+        world, done, loading = self.world, self.done, self.world.loading
+        services, busy_w = world.services, world.busy_w
         while True:
             t_done = done[0][0] if done else math.inf
-            t_ready = world.loading[0][0] if world.loading else math.inf
+            t_ready = loading[0][0] if loading else math.inf
             t = min(t_done, t_ready)
             if t > now:
                 return
@@ -316,57 +369,36 @@ def run_requests(
                 del inst.inflight[key]
                 inst.busy -= 1
                 svc = services[inst.model]
-                world.busy_w[inst.model] -= svc.accelerators / svc.slots
+                busy_w[inst.model] -= svc.accelerators / svc.slots
                 if inst.state == "ready":
-                    pull(inst, t)
+                    self.pull(inst, t)
             else:
                 for inst in world.due_ready(t):
-                    pull(inst, t)
+                    self.pull(inst, t)
 
-    next_pass = 0.0
-    last_pass = 0.0
+    def passes_until(self, now: float) -> None:
+        """Every policy pass due by `now`, each seeing the world as it was at its time."""
+        while self.next_pass <= now:
+            at = self.next_pass
+            self.to_time(at)
+            self.purge(at)
+            self.world.reconcile(at, {m: len(q) for m, q in self.queues.items()}, self.last_pass)
+            for m, q in self.queues.items():
+                for inst in list(self.world.ready[m]) if q else ():
+                    self.pull(inst, at)
+            self.last_pass = at
+            self.next_pass += self.controller.interval
 
-    def passes_until(now: float) -> None:
-        nonlocal next_pass, last_pass
-        while next_pass <= now:
-            to_time(next_pass)
-            purge(next_pass)
-            world.reconcile(next_pass, {m: len(q) for m, q in queues.items()}, last_pass)
-            for m, q in queues.items():
-                for inst in list(world.ready[m]) if q else ():
-                    pull(inst, next_pass)
-            last_pass = next_pass
-            next_pass += controller.interval
-
-    for r in load.requests():
-        if r.t >= load.end:
-            break
-        svc = services.get(r.model)
-        if svc is None:
-            continue
-        passes_until(r.t)
-        to_time(r.t)
-        world.advance(r.t)
-        world.arrived(r.model, r.t, 1, svc.duration(r.input_tokens, r.output_tokens))
-        ready = world.ready[r.model]
-        queue = queues[r.model]
-        best = min(ready, key=lambda i: i.busy) if ready else None
-        if best is not None and best.busy < svc.slots and not queue:
-            start(best, r.t, r.t, r.input_tokens, r.output_tokens)
-        else:
-            queue.append((r.t, r.input_tokens, r.output_tokens))
-    passes_until(load.end)
-    to_time(load.end)
-    for model, queue in queues.items():  # still waiting at the end: late ones missed the SLO
-        svc = services[model]
-        tier = result.tiers[svc.tier]
-        for arrived, tokens_in, _ in queue:
-            if load.end - arrived > svc.ttft_slo:
-                tier.requests += 1
-                tier.attainable += svc.prefill(tokens_in) <= svc.ttft_slo
-    world.finish(load.end)
-    result.wall_seconds = time.perf_counter() - started
-    return result
+    def count_waiting(self, end: float) -> None:
+        """Requests still queued at `end`: those already past the SLO missed it; the others
+        are left out (their outcome is unknown)."""
+        for model, queue in self.queues.items():
+            svc = self.world.services[model]
+            tier = self.world.result.tiers[svc.tier]
+            for arrived, tokens_in, _ in queue:
+                if end - arrived > svc.ttft_slo:
+                    tier.requests += 1
+                    tier.attainable += svc.prefill(tokens_in) <= svc.ttft_slo
 
 
 def run_fluid(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from xpool.sim.compare import Comparison
+from xpool.sim.policy_comparison import PolicyComparison
 from xpool.sim.results import BINS, bin_upper
 
 if TYPE_CHECKING:
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 HOUR = 3600.0
 
 
-def figures(comparison: Comparison) -> dict[str, Figure]:
+def figures(comparison: PolicyComparison) -> dict[str, Figure]:
     """`capacity` (demand vs held accelerators per tier, per policy), `utilisation`
     (busy / held over time) and `ttft` (TTFT CDF per tier and policy)."""
     from matplotlib.figure import Figure
@@ -86,7 +86,7 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{x:.2%}"
 
 
-def markdown(comparison: Comparison, plots: list[str]) -> str:
+def markdown(comparison: PolicyComparison, plots: list[str]) -> str:
     """report.md: the comparison table, the goals, and the plots by file name."""
     tiers = sorted({t for r in comparison.results for t in r.tiers})
     lines = [

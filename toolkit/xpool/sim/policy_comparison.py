@@ -26,7 +26,7 @@ GOALS = (
 
 
 @dataclass(frozen=True)
-class Comparison:
+class PolicyComparison:
     mode: str  # "requests" | "fluid"
     results: tuple[PolicyResult, ...]
     oracle_hours: float | None
@@ -82,7 +82,7 @@ def simulate(
     policies: Sequence[str],
     options: Options,
     interval: float,
-) -> Comparison:
+) -> PolicyComparison:
     check_policies(policies)
     started = time.perf_counter()
     profile = work_profile(load, svcs)
@@ -105,7 +105,7 @@ def simulate(
             controller, initial = Pooled(spec, interval), _capped(best.first, spec)
         results.append(run(spec, svcs, load, controller, initial, options))  # type: ignore[arg-type]
     mode = "requests" if isinstance(load, RequestLoad) else "fluid"
-    return Comparison(mode, tuple(results), best.accelerator_seconds / 3600 or None)
+    return PolicyComparison(mode, tuple(results), best.accelerator_seconds / 3600 or None)
 
 
 def _capped(counts: Mapping[str, int], spec: PolicySpec) -> dict[str, int]:

@@ -1,0 +1,142 @@
+"""`simulate`: replay traces against the static, HPA-like, pooled (xpool) and oracle policies
+on a platform's pools, and optionally write a Markdown report with plots."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from xpool.actions.runtime import Runtime
+from xpool.actions.simulate_traces import TraceArg, build_load, parse_trace, traced_models
+from xpool.config.durations import parse_duration
+from xpool.errors import InputError, Problem
+from xpool.resolve import resolve_platform
+from xpool.sim import policy_comparison
+from xpool.sim.baselines import POLICIES
+from xpool.sim.engine import Options
+from xpool.sim.load import RateLoad
+from xpool.sim.policy_comparison import PolicyComparison, check_policies
+from xpool.sim.report import figures, markdown
+
+POSITIVE = ("--interval", "--window", "--tick")  # a zero step would never advance
+
+
+def _seconds(flag: str, value: str) -> float:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise InputError([Problem(flag, "", str(exc))]) from None
+
+
+@dataclass(frozen=True)
+class SimulateOptions:
+    file: str
+    traces: tuple[str, ...]
+    policies: str = ",".join(POLICIES)
+    start: str = "0s"
+    duration: str | None = None  # None: as long as the traces
+    speedup: float = 1.0
+    seed: int = 0
+    interval: str = "15s"
+    cold_start: str = "60s"
+    window: str = "60s"
+    lag: str = "15s"
+    queue_timeout: str = "60s"
+    tick: str = "5s"
+    poisson: bool = False
+    fluid: bool | None = None  # None: requests, fluid for ServeGen
+    report_dir: str | None = None
+
+    def validate(self) -> None:
+        """Every flag parsed (and its trace files found) before the platform is loaded."""
+        if not (self.speedup > 0 and math.isfinite(self.speedup)):
+            raise InputError([Problem("--speedup", "", "must be a positive number")])
+        seconds = self.seconds()
+        for flag in POSITIVE:
+            if not seconds[flag]:
+                raise InputError([Problem(flag, "", "must be longer than 0s")])
+        check_policies(self.policy_names())
+        self.trace_args()
+        self.start_seconds()
+        self.duration_seconds()
+
+    def seconds(self) -> dict[str, float]:
+        return {
+            flag: _seconds(flag, value)
+            for flag, value in (
+                ("--interval", self.interval),
+                ("--cold-start", self.cold_start),
+                ("--window", self.window),
+                ("--lag", self.lag),
+                ("--queue-timeout", self.queue_timeout),
+                ("--tick", self.tick),
+            )
+        }
+
+    def start_seconds(self) -> float:
+        return _seconds("--start", self.start)
+
+    def duration_seconds(self) -> float | None:
+        return None if self.duration is None else _seconds("--duration", self.duration)
+
+    def policy_names(self) -> list[str]:
+        return [p.strip() for p in self.policies.split(",") if p.strip()]
+
+    def trace_args(self) -> list[TraceArg]:
+        return [parse_trace(t) for t in self.traces]
+
+    def engine_options(self) -> Options:
+        seconds = self.seconds()
+        return Options(
+            cold_start=seconds["--cold-start"],
+            window=seconds["--window"],
+            lag=seconds["--lag"],
+            queue_timeout=seconds["--queue-timeout"],
+            tick=seconds["--tick"],
+            poisson=self.poisson,
+            seed=self.seed,
+        )
+
+
+def simulate(options: SimulateOptions, runtime: Runtime) -> PolicyComparison:
+    """Build the traces' load, run every policy on it, write --report if asked."""
+    traces = options.trace_args()
+    resolved = resolve_platform(options.file)
+    load = build_load(
+        traces,
+        fluid=options.fluid,
+        start=options.start_seconds(),
+        duration=options.duration_seconds(),
+        speedup=options.speedup,
+        seed=options.seed,
+    )
+    models = traced_models(load, traces)
+    spec, services = policy_comparison.setup(resolved.platform, resolved.plan, models)
+    runtime.log(
+        f"simulating {load.end / 3600:.2f} h of {', '.join(models)} "
+        f"({'fluid' if isinstance(load, RateLoad) else 'requests'} mode)"
+    )
+    comparison = policy_comparison.simulate(
+        spec,
+        services,
+        load,
+        options.policy_names(),
+        options.engine_options(),
+        options.seconds()["--interval"],
+    )
+    if options.report_dir is not None:
+        _write_report(comparison, Path(options.report_dir), runtime)
+    return comparison
+
+
+def _write_report(comparison: PolicyComparison, out: Path, runtime: Runtime) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        figs = figures(comparison)
+        for name, fig in figs.items():
+            fig.savefig(out / f"{name}.png", dpi=110)
+        (out / "report.md").write_text(markdown(comparison, list(figs)), encoding="utf-8")
+    except OSError as exc:
+        raise InputError([Problem("--report", "", f"{out}: cannot write: {exc}")]) from None
+    runtime.log(f"wrote {out / 'report.md'} and {len(figs)} plot(s)")

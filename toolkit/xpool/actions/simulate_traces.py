@@ -1,0 +1,175 @@
+"""Trace arguments (`--trace KIND:PATH[=MODEL][*SCALE]`) and the load they make.
+
+Traces are read here (the `sim` package does no I/O): `azure` (an Azure LLM inference trace
+2023 CSV), `csv` / `jsonl` (the generic format, one model column), `servegen` (a ServeGen
+language model directory of `chunk-*-trace.csv`). `=MODEL` maps the trace onto a platform
+model; `*SCALE` multiplies its rate (ServeGen, fluid mode) or keeps that share of its requests,
+drawn with the seed (request traces, SCALE <= 1). ServeGen traces are always simulated in
+fluid mode.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import math
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from xpool.errors import InputError, Problem
+from xpool.sim.load import Load, RateLoad, RequestLoad, rates_of
+from xpool.sim.requests import Request
+from xpool.sim.servegen import WINDOW_S, servegen_rates
+from xpool.sim.traces import azure_requests, generic_requests
+
+KINDS = ("azure", "servegen", "csv", "jsonl")
+
+
+@dataclass(frozen=True)
+class TraceArg:
+    kind: str
+    path: Path
+    model: str | None
+    scale: float
+
+
+def parse_trace(value: str) -> TraceArg:
+    def bad(message: str) -> InputError:
+        return InputError([Problem("--trace", "", f"{value!r}: {message}")])
+
+    kind, sep, rest = value.partition(":")
+    if not sep or kind not in KINDS:
+        raise bad(f"write KIND:PATH[=MODEL][*SCALE] with KIND one of {', '.join(KINDS)}")
+    scale = 1.0
+    if "*" in rest:
+        rest, _, factor = rest.rpartition("*")
+        try:
+            scale = float(factor)
+        except ValueError:
+            raise bad(f"scale {factor!r} is not a number") from None
+        if not (scale > 0 and math.isfinite(scale)):
+            raise bad("the scale must be a positive number")
+    model = None
+    if "=" in rest:
+        rest, _, model = rest.rpartition("=")
+    path = Path(rest)
+    if not path.exists():
+        raise bad(f"{path} does not exist")
+    if kind == "servegen" and not sorted(path.glob("chunk-*-trace.csv")):
+        raise bad(f"{path} holds no chunk-*-trace.csv: give a ServeGen model directory")
+    if kind in ("azure", "servegen") and not model:
+        raise bad("this trace names no model: append =MODEL (a model of the platform)")
+    return TraceArg(kind, path, model, scale)
+
+
+def _requests(trace: TraceArg, seed: int) -> Iterator[Request]:
+    """One request trace, mapped and thinned; opens its file for as long as it is read."""
+    keep = random.Random(f"{seed}:{trace.path}").random
+    with trace.path.open(encoding="utf-8") as f:
+        if trace.kind == "azure":
+            stream = azure_requests(f, trace.model or "", trace.path.name)
+        else:
+            stream = generic_requests(f, trace.path.name, trace.kind)  # type: ignore[arg-type]
+        for r in stream:
+            if trace.scale < 1 and keep() >= trace.scale:
+                continue
+            if trace.model and r.model != trace.model:
+                r = Request(r.t, trace.model, r.input_tokens, r.output_tokens)
+            yield r
+
+
+def _merged(traces: list[TraceArg], seed: int, start: float, speedup: float) -> Iterator[Request]:
+    for r in heapq.merge(*(_requests(t, seed) for t in traces), key=lambda r: r.t):
+        if r.t >= start:
+            yield Request((r.t - start) / speedup, r.model, r.input_tokens, r.output_tokens)
+
+
+def _servegen(
+    trace: TraceArg, start: float, end: float | None, speedup: float
+) -> tuple[tuple[float, float], ...]:
+    with contextlib.ExitStack() as stack:
+        files = {
+            p.name: stack.enter_context(p.open(encoding="utf-8"))
+            for p in sorted(trace.path.glob("chunk-*-trace.csv"))
+        }
+        return tuple(
+            ((t - start) / speedup, rate * trace.scale * speedup)
+            for t, rate in servegen_rates(files, start=start, end=end)
+        )
+
+
+def build_load(
+    traces: list[TraceArg],
+    *,
+    fluid: bool | None,
+    start: float,
+    duration: float | None,
+    speedup: float,
+    seed: int,
+) -> Load:
+    """The load of every trace, in simulation seconds from `start` of the traces."""
+    serve = [t for t in traces if t.kind == "servegen"]
+    other = [t for t in traces if t.kind != "servegen"]
+    if serve and fluid is False:
+        raise InputError(
+            [Problem("--requests", "", "ServeGen traces hold rates, not requests: use --fluid")]
+        )
+    for t in other:
+        if t.scale > 1:
+            raise InputError(
+                [
+                    Problem(
+                        "--trace",
+                        "",
+                        f"{t.path}: a request trace can only be thinned (*SCALE <= 1)",
+                    )
+                ]
+            )
+    end = None if duration is None else start + duration * speedup
+    if not serve and not fluid:
+        span = duration
+        if span is None:
+            last = max((r.t for r in _merged(other, seed, start, speedup)), default=0.0)
+            span = last + 1.0
+        return RequestLoad(lambda: _merged(other, seed, start, speedup), span)
+    series: dict[str, tuple[tuple[float, float], ...]] = {}
+    spans = []
+    for t in serve:
+        steps = _servegen(t, start, end, speedup)
+        assert t.model is not None
+        series[t.model] = _summed(series.get(t.model, ()), steps)
+        if steps:
+            spans.append(steps[-1][0] + WINDOW_S / speedup)
+    if other:
+        reqs = list(_merged(other, seed, start, speedup))
+        span = duration if duration is not None else (reqs[-1].t + 1.0 if reqs else 0.0)
+        binned = rates_of(iter(reqs), span)
+        for model, steps in binned.series.items():
+            series[model] = _summed(series.get(model, ()), steps)
+        spans.append(span)
+    total = duration if duration is not None else max(spans, default=0.0)
+    if total <= 0:
+        raise InputError([Problem("--trace", "", "the traces hold no traffic after --start")])
+    return RateLoad(series, total)
+
+
+def _summed(
+    a: tuple[tuple[float, float], ...], b: tuple[tuple[float, float], ...]
+) -> tuple[tuple[float, float], ...]:
+    """Two rate step functions added (two traces mapped onto one model)."""
+    if not a:
+        return b
+    times = sorted({t for t, _ in a} | {t for t, _ in b})
+    both = RateLoad({"a": a, "b": b}, math.inf)
+    return tuple((t, both.rate("a", t) + both.rate("b", t)) for t in times)
+
+
+def traced_models(load: Load, traces: list[TraceArg]) -> list[str]:
+    """The platform models the load sends requests to."""
+    if isinstance(load, RateLoad):
+        return sorted(load.series)
+    if any(t.model is None for t in traces):
+        return sorted({r.model for r in load.requests()})
+    return sorted({t.model for t in traces if t.model})

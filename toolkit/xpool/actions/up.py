@@ -1,0 +1,282 @@
+"""`xpool up FILE`: run a platform here, as a session a caller starts, serves and stops.
+
+start: the embedded Xinference (`xinference.endpoint: embedded`) or the remote one -> the
+gateway on `gateway.listen`, with its admin API -> a local Prometheus scraping it (when
+installed) -> the up state file other commands find it by -> each model version registered
+and its instances ensured (the stable version of each model, at least one instance, and the
+canaries the file's weights ask for). stop: undo exactly what start did, each step even if an
+earlier one failed. The CLI adds signal handling around it; a test drives the same session.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+from xpool.actions.runtime import Runtime
+from xpool.adapters.xinference import XinferenceClient, api_key_from_env, ensure_instances
+from xpool.errors import InputError, Problem, RemoteError
+from xpool.gateway.app import create_app
+from xpool.gateway.control import Scaler
+from xpool.gateway.metrics import GatewayMetrics
+from xpool.gateway.server import GatewayServer
+from xpool.gateway.wiring import model_limits, table_for, write_token
+from xpool.local.models import resolve_local_sources
+from xpool.local.prometheus import LocalPrometheus
+from xpool.local.runtime import EmbeddedXinference
+from xpool.local.smoke import example_requests, smoke_requests
+from xpool.local.up_state import UpState, state_dir_for
+from xpool.render.instances import Want
+from xpool.resolve import resolve_platform
+
+GATEWAY_JOB = "xpool-gateway"  # the Prometheus job scraping the gateway
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    file: str
+    state_dir: str | None = None  # default: $XDG_STATE_HOME/xpool/<platform>
+    smoke: bool = False  # one request per model through the gateway, then stop
+    timeout: float = 600.0  # seconds to wait for each instance to become ready
+    with_prometheus: bool = True  # start a local Prometheus when the binary is installed
+
+    def validate(self) -> None:
+        if self.timeout < 1:
+            raise InputError(
+                [Problem("--timeout", "", f"{self.timeout:g} s: wait at least 1 s per instance")]
+            )
+
+
+class UpSession:
+    """What one `xpool up` started, so that stopping undoes exactly that.
+
+    `start()` returns once every instance serves; `serve_until(event)` then watches the
+    embedded Xinference; `stop()` is safe at any point, also after a failed or interrupted
+    start."""
+
+    def __init__(self, options: UpOptions, runtime: Runtime) -> None:
+        self.options = options
+        self.log = runtime.log
+        self._runtime = runtime
+        self.resolved = resolve_platform(options.file)
+        self.platform = self.resolved.platform
+        self.state_dir = state_dir_for(self.resolved.name, options.state_dir)
+        self._api_key = api_key_from_env(self.platform)
+        self.wants: list[Want] = self.resolved.wants(at_least=1)
+        self._by_version, self._canaries = self.resolved.version_wants(at_least=1)
+        self.table = table_for(self.platform)
+        self.metrics = GatewayMetrics(self.table)
+        self.limits = model_limits(self.platform)
+        self.launched: list[str] = []  # UIDs this session launched: terminated by stop()
+        self.xinference: EmbeddedXinference | None = None
+        self.client: XinferenceClient | None = None
+        self.gateway: GatewayServer | None = None
+        self.prometheus: LocalPrometheus | None = None
+        self.up_state: UpState | None = None
+        self._token_file: Path | None = None
+        self._up_file: Path | None = None
+        self._stopped = False
+
+    # -- start -------------------------------------------------------------------------------
+
+    def start(self) -> UpState:
+        """Start every piece in order; returns what serves (as `up.json` records it)."""
+        endpoint = self._start_xinference()
+        gateway = self._start_gateway(endpoint)
+        prometheus = self._start_prometheus()
+        assert self._token_file is not None
+        self.up_state = UpState(
+            platform=self.resolved.name,
+            endpoint=endpoint,
+            gateway=gateway,
+            admin_token_file=self._token_file,
+            prometheus=prometheus,
+            xinference_pid=self.xinference.pid if self.xinference else None,
+            pid=os.getpid(),
+        )
+        self._up_file = self.up_state.write(self.state_dir)
+        self._ensure_instances()
+        return self.up_state
+
+    def _start_xinference(self) -> str:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        if self.platform.spec.xinference.endpoint == "embedded":
+            self._resolve_local_sources()
+            self.xinference = EmbeddedXinference(self.state_dir)
+            endpoint = self.xinference.start(self.log)
+        else:
+            endpoint = self.platform.spec.xinference.endpoint
+        self.client = self._runtime.xinference(endpoint, self._api_key)
+        self.log(f"Xinference {self.client.check_version()} at {endpoint}")
+        return endpoint
+
+    def _resolve_local_sources(self) -> None:
+        """Point every registration at files this host's Xinference reads (local://, s3://
+        copies, checked file://), failing before anything starts."""
+
+        def resolved(wants: list[Want]) -> list[Want]:
+            return resolve_local_sources(wants, self.state_dir, self.platform)
+
+        self.wants = resolved(self.wants)
+        self._canaries = resolved(self._canaries)
+        keys = list(self._by_version)
+        self._by_version = dict(zip(keys, resolved(list(self._by_version.values())), strict=True))
+
+    def _start_gateway(self, endpoint: str) -> str:
+        assert self.client is not None
+        self._token_file = write_token(self.state_dir)
+        scaler = Scaler(
+            self.client,
+            self.table,
+            self.metrics,
+            self._by_version,
+            self.limits,
+            drain_timeout=self.platform.spec.autoscaling.drain_timeout,
+            launch_timeout=self.options.timeout,
+            log=self.log,
+            on_launched=self.launched.append,
+            on_terminated=self._forget,
+        )
+        gw = self.platform.spec.gateway
+        app = create_app(
+            self.table,
+            endpoint,
+            api_key=self._api_key,
+            timeout=gw.request_timeout,
+            client_id_header=gw.client_id_header,
+            metrics=self.metrics,
+            admin=scaler,
+            admin_token=self._token_file.read_text().strip(),
+        )
+        self.gateway = GatewayServer(app, gw.listen)
+        self.gateway.start()
+        self.log(f"gateway listening on {self.gateway.url}")
+        return self.gateway.url
+
+    def _forget(self, uid: str) -> None:
+        if uid in self.launched:
+            self.launched.remove(uid)
+
+    def _start_prometheus(self) -> str | None:
+        """A local Prometheus scraping the gateway, for `xpool reconcile` to read load from."""
+        if not self.options.with_prometheus:
+            return None
+        if shutil.which("prometheus") is None:
+            self.log(
+                "Prometheus is not installed (apt-get install -y prometheus): the reconciler "
+                "will not see load"
+            )
+            return None
+        assert self.gateway is not None
+        self.prometheus = LocalPrometheus(self.state_dir / "prometheus")
+        self.prometheus.start()
+        self.prometheus.set_targets(GATEWAY_JOB, [f"{self.gateway.host}:{self.gateway.port}"])
+        self.log(f"Prometheus at {self.prometheus.url} scraping the gateway")
+        return self.prometheus.url
+
+    def _ensure_instances(self) -> None:
+        """Adopt or launch every wanted instance, routing to each as it becomes ready."""
+        assert self.client is not None
+        before = {i.uid for i in self.client.instances()}
+
+        def ready(want: Want, uid: str) -> None:
+            lim = self.limits[want.model]
+            self.table.add(
+                want.model,
+                want.model_type,
+                uid,
+                version=want.version,
+                tier=lim.tier,
+                limit=lim.request_limit,
+            )
+            if uid not in before:
+                self.launched.append(uid)
+
+        result = ensure_instances(
+            self.client,
+            [*self.wants, *self._canaries],
+            timeout=self.options.timeout,
+            progress=self.log,
+            on_ready=ready,
+        )
+        self.log(
+            f"instances: {len(result.launched) + len(result.replaced)} launched, "
+            f"{len(result.adopted)} adopted"
+        )
+
+    # -- serve -------------------------------------------------------------------------------
+
+    def examples(self) -> list[str]:
+        """A `curl` line per model, against the gateway."""
+        assert self.up_state is not None
+        return example_requests(self.up_state.gateway, self.wants)
+
+    def smoke(self) -> list[str]:
+        """One request per model through the gateway: a line per answer."""
+        assert self.up_state is not None
+        return smoke_requests(self.up_state.gateway, self.wants)
+
+    def serve_until(self, stop: threading.Event, poll: float = 1.0) -> None:
+        """Serve until `stop` is set; RemoteError when the embedded Xinference exits."""
+        while True:
+            xinference = self.xinference
+            proc = xinference.process if xinference else None
+            if xinference and proc and proc.poll() is not None:
+                raise RemoteError(
+                    f"the embedded Xinference exited (code {proc.returncode}); see "
+                    f"{xinference.log_file}"
+                )
+            if stop.wait(poll):
+                return
+
+    # -- stop --------------------------------------------------------------------------------
+
+    def _stop_steps(self) -> list[tuple[str, Callable[[], object]]]:
+        """(progress line or "", step) in order: routing first, processes last."""
+        steps: list[tuple[str, Callable[[], object]]] = []
+        if self.gateway is not None:
+            steps.append(("stopping the gateway", self.gateway.stop))
+        if self.client is not None:
+            client = self.client
+            for uid in self.launched:
+                steps.append((f"terminating {uid}", partial(client.terminate, uid, quiet=True)))
+            steps.append(("", client.close))
+        if self.prometheus is not None and self.prometheus.process is not None:
+            steps.append((f"stopping Prometheus (pid {self.prometheus.pid})", self.prometheus.stop))
+        if self.xinference is not None and self.xinference.process is not None:
+            steps.append((f"stopping Xinference (pid {self.xinference.pid})", self.xinference.stop))
+        for path in (self._up_file, self._token_file):
+            if path is not None:
+                steps.append(("", partial(path.unlink, missing_ok=True)))
+        return steps
+
+    def stop(self) -> None:
+        """Undo what this session started. Every step runs even if an earlier one fails
+        (e.g. the terminal is gone, so writing progress raises BrokenPipeError): the embedded
+        Xinference must never outlive `xpool up`. Calling it again does nothing."""
+        if self._stopped:
+            return
+        self._stopped = True
+        for message, step in self._stop_steps():
+            with contextlib.suppress(Exception):
+                if message:
+                    self.log(message)
+            try:
+                step()
+            except Exception as exc:  # go on: the remaining steps still free resources
+                with contextlib.suppress(Exception):
+                    self.log(f"warning: {message or 'cleanup'} failed: {exc}")
+        with contextlib.suppress(Exception):
+            self.log("stopped")
+
+    def kill(self) -> None:
+        """Give up at once (a second Ctrl-C while stopping): SIGKILL the embedded Xinference
+        and everything it forked."""
+        if self.xinference is not None:
+            self.xinference.kill()

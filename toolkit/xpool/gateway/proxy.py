@@ -1,0 +1,334 @@
+"""The gateway's request path: OpenAI-compatible requests forwarded to Xinference instances.
+
+Requests name a public model (`"model": "chat"`). The routing table admits the request
+(priority admission, per-instance request limits: 429 with Retry-After and a JSON reason
+otherwise), picks the version (canary weights, sticky per `X-Client-Id`) and the instance
+(least outstanding requests among ready, non-draining ones). The body goes to Xinference with
+`model` set to that instance's UID; the answer comes back with `model` set to the public name
+again, SSE streams passed through line by line and always run to their end.
+
+A failure before any byte reached the client is retried, up to three attempts, on another
+instance and preferably another version: a transport error, any 5xx, Xinference's "model not
+found" for an instance gone, and a stream whose first event is Xinference's error event (it
+fails streams with a 200 and `data: {"error": ...}`, so a stream is held back until its first
+data event). Inference requests have no side effects, so a retry cannot do anything twice; 4xx
+answers and timeouts are never retried. Every attempt is counted per version
+(`xpool_gateway_upstream_responses_total`): the canary gate's error rate. The Xinference API key
+comes from configuration only: client Authorization headers are never forwarded, and the key is
+never logged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import httpx
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from xpool.gateway.metrics import GatewayMetrics
+from xpool.gateway.responses import error
+from xpool.gateway.routing import Lease, Refusal, RoutingTable
+from xpool.gateway.sse import Rewriter, read_head, split_lines
+
+FORWARDED = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/rerank")
+PASSED_HEADERS = ("content-type", "cache-control", "x-request-id")
+RETRYABLE_TRANSPORT = (httpx.NetworkError, httpx.ConnectTimeout, httpx.RemoteProtocolError)
+ATTEMPTS = 3  # upstream attempts per request, all before any byte reached the client
+CONNECT_TIMEOUT = 10.0
+JSON_CONTENT = {"content-type": "application/json"}
+
+
+@dataclass(frozen=True)
+class _Failed:
+    """An attempt that failed before any byte reached the client (its lease released)."""
+
+    lease: Lease
+    code: str  # its upstream outcome, as counted
+    response: Response  # what the client gets if no retry succeeds
+
+
+def _is_gone(status: int, content: bytes) -> bool:
+    """Xinference's answer for a UID it no longer runs (terminated behind our back)."""
+    return status in (400, 404) and b"model not found" in content.lower()
+
+
+def _request_body(raw: bytes) -> dict[str, Any] | Response:
+    """The client's JSON body, which names a model, or the 400 answer."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return error(400, "the request body is not JSON", "invalid_request_error")
+    if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+        return error(400, "the request needs a 'model' field", "invalid_request_error")
+    return body
+
+
+class Proxy:
+    """The routing table, the pooled upstream client (opened by `lifespan`), the metrics, the
+    timeouts and the retry policy; `forward` is the endpoint of every forwarded path."""
+
+    def __init__(
+        self,
+        table: RoutingTable,
+        upstream: str,
+        metrics: GatewayMetrics,
+        *,
+        api_key: str | None = None,
+        timeout: float = 600.0,
+        max_connections: int = 256,
+        client_id_header: str = "X-Client-Id",
+        retry_after: int = 1,
+    ) -> None:
+        self.table = table
+        self.metrics = metrics
+        self.upstream = upstream.rstrip("/")
+        self.timeout = timeout
+        self.max_connections = max_connections
+        self.retry_after = str(retry_after)
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client_header = client_id_header.lower()
+        self._rewrite = Rewriter()
+        self._client: httpx.AsyncClient | None = None
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, _app: Any) -> AsyncIterator[None]:
+        """The app's lifespan: one pooled upstream client while it serves."""
+        limits = httpx.Limits(
+            max_connections=self.max_connections, max_keepalive_connections=self.max_connections
+        )
+        async with httpx.AsyncClient(
+            base_url=self.upstream,
+            headers=self._headers,
+            timeout=httpx.Timeout(self.timeout, connect=CONNECT_TIMEOUT),
+            limits=limits,
+        ) as client:
+            self._client = client
+            yield
+
+    # -- read endpoints ----------------------------------------------------------------------
+
+    async def models(self, _: Request) -> Response:
+        """`GET /v1/models`: public models with instances, their tier and instance count."""
+        data = [
+            {
+                "id": r.model,
+                "object": "model",
+                "owned_by": "xpool",
+                "model_type": r.model_type,
+                "tier": r.tier,
+                "instances": len(r.uids),
+            }
+            for r in self.table.routes()
+            if r.uids
+        ]
+        return JSONResponse({"object": "list", "data": data})
+
+    async def metrics_page(self, _: Request) -> Response:
+        """`GET /metrics`: the app's own Prometheus registry."""
+        return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    # -- the request path --------------------------------------------------------------------
+
+    async def forward(self, request: Request) -> Response:
+        """Admit the request, send it to an instance, and retry a failure before the first
+        byte on an instance not tried yet; when every attempt failed, the last failure."""
+        started = time.perf_counter()
+        body = _request_body(await request.body())
+        if not isinstance(body, dict):
+            return body
+        name = body["model"]
+        client_id = request.headers.get(self._client_header)  # sticky canary pick
+        path = request.url.path
+        tried: list[str] = []
+        failed: _Failed | None = None
+        for _attempt in range(ATTEMPTS):
+            lease = self._choose(name, client_id, tried, failed)
+            if isinstance(lease, Refusal):
+                if failed is None:
+                    return self.refused(name, lease)
+                break
+            if failed is not None:
+                self.metrics.retries.labels(name, failed.code).inc()
+            tried.append(lease.uid)
+            body["model"] = lease.uid
+            outcome = await self._attempt(path, json.dumps(body).encode(), lease, started)
+            if not isinstance(outcome, _Failed):
+                return outcome
+            failed = outcome
+        assert failed is not None
+        return self._finish(failed.lease, started, failed.response)
+
+    def _choose(
+        self, name: str, client_id: str | None, tried: list[str], failed: _Failed | None
+    ) -> Lease | Refusal:
+        """Admission, version (canary weights, sticky per client) and least-loaded instance:
+        one not tried yet, on another version than the failed one while one may serve."""
+        return self.table.acquire(
+            name,
+            client_id=client_id,
+            exclude=tried,
+            avoid_version=failed.lease.version if failed else None,
+        )
+
+    def refused(self, name: str, refusal: Refusal) -> JSONResponse:
+        """A request the table did not admit: 429 with Retry-After when shed (priority
+        admission, request limits), else 404 (unknown model, no instance) or 503."""
+        self.metrics.requests.labels(name, "", refusal.tier, str(refusal.status)).inc()
+        if refusal.status == 429:
+            self.metrics.shed.labels(name, refusal.tier, refusal.reason).inc()
+            response = error(
+                429,
+                refusal.message,
+                "overloaded",
+                tier=refusal.tier,
+                reason=refusal.reason,
+            )
+            response.headers["Retry-After"] = self.retry_after
+            return response
+        return error(
+            refusal.status, refusal.message, "not_found" if refusal.status == 404 else "unavailable"
+        )
+
+    async def _attempt(
+        self, path: str, content: bytes, lease: Lease, started: float
+    ) -> Response | _Failed:
+        """One upstream try: the client's response, or a failure before any byte was sent.
+        A transport error is a failure (retried); a timeout is the client's 504."""
+        client = self._client
+        assert client is not None, "the app's lifespan opens the upstream client"
+        response: httpx.Response | None = None
+        handed = False  # a stream going on owns the response and the lease
+        try:
+            response = await client.send(
+                client.build_request("POST", path, content=content, headers=JSON_CONTENT),
+                stream=True,
+            )
+            if response.status_code < 400 and response.headers.get("content-type", "").startswith(
+                "text/event-stream"
+            ):
+                chunks = response.aiter_bytes()
+                head, broken = await read_head(chunks)
+                outcome = self._stream(response, chunks, head, broken, lease, started)
+                handed = not broken
+            else:
+                outcome = self._answer(response, await response.aread(), lease, started)
+        except RETRYABLE_TRANSPORT as exc:
+            message = f"instance {lease.uid} unreachable: {exc}"
+            outcome = self._failed(lease, "transport", error(502, message, "upstream_error"))
+        except httpx.TimeoutException:
+            self._count(lease, "timeout")
+            outcome = self._finish(
+                lease, started, error(504, f"instance {lease.uid} timed out", "timeout")
+            )
+        finally:
+            if not handed:
+                self.table.release(lease)
+                if response is not None:
+                    await response.aclose()
+        return outcome
+
+    def _answer(
+        self, response: httpx.Response, data: bytes, lease: Lease, started: float
+    ) -> Response | _Failed:
+        """A whole (non-stream) answer: passed on with the public name, or a failure when
+        5xx or Xinference no longer runs the instance."""
+        status = response.status_code
+        code = str(status)
+        if status < 500 and not _is_gone(status, data):
+            self._count(lease, code)
+            self.metrics.ttft.labels(lease.model, lease.version, lease.tier).observe(
+                time.perf_counter() - started
+            )
+            out = self._rewrite(data, lease.uid, lease.model)
+            return self._finish(
+                lease, started, Response(out, status, self._passed(response, lease))
+            )
+        answer = Response(data, status, headers=self._passed(response, lease))
+        return self._failed(lease, code, answer)
+
+    def _stream(
+        self,
+        response: httpx.Response,
+        chunks: AsyncIterator[bytes],
+        head: bytes,
+        broken: bool,
+        lease: Lease,
+        started: float,
+    ) -> Response | _Failed:
+        """An SSE answer, held back until its first data event (`head`): a failure when that
+        event is Xinference's error (`broken`), else the client's stream, which then owns the
+        response and the lease."""
+        status = response.status_code
+        passed = self._passed(response, lease)
+        if broken:
+            out = self._rewrite(head, lease.uid, lease.model)
+            return self._failed(lease, "stream_error", Response(out, status, headers=passed))
+        relay = self._relay(response, chunks, head, lease, started)
+        return StreamingResponse(relay, status, headers=passed)
+
+    async def _relay(
+        self,
+        response: httpx.Response,
+        chunks: AsyncIterator[bytes],
+        head: bytes,
+        lease: Lease,
+        started: float,
+    ) -> AsyncIterator[bytes]:
+        """Pass the SSE stream on from its inspected head, complete lines at a time with
+        `model` rewritten; release the lease only after the last byte (or when the client went
+        away). An upstream that breaks now leaves the client a truncated stream."""
+        metrics, rewrite = self.metrics, self._rewrite
+        labels = (lease.model, lease.version, lease.tier)
+        uid, name = lease.uid, lease.model
+        code = upstream_code = str(response.status_code)
+        out, buffer = split_lines(head)
+        try:
+            metrics.ttft.labels(*labels).observe(time.perf_counter() - started)
+            if out:
+                yield rewrite(out, uid, name)
+            async for chunk in chunks:
+                out, buffer = split_lines(buffer + chunk)
+                if out:
+                    yield rewrite(out, uid, name)
+            if buffer:
+                yield rewrite(buffer, uid, name)
+        except httpx.HTTPError:
+            code, upstream_code = "502", "stream_broken"
+            raise
+        finally:
+            self.table.release(lease)
+            with anyio.CancelScope(shield=True):
+                await response.aclose()
+            self._count(lease, upstream_code)
+            metrics.requests.labels(*labels, code).inc()
+            metrics.duration.labels(*labels).observe(time.perf_counter() - started)
+
+    # -- accounting --------------------------------------------------------------------------
+
+    def _failed(self, lease: Lease, code: str, answer: Response) -> _Failed:
+        """A failed attempt, counted by its upstream outcome."""
+        self._count(lease, code)
+        return _Failed(lease, code, answer)
+
+    def _count(self, lease: Lease, code: str) -> None:
+        self.metrics.upstream.labels(lease.model, lease.version, code).inc()
+
+    def _finish(self, lease: Lease, started: float, response: Response) -> Response:
+        labels = (lease.model, lease.version, lease.tier)
+        self.metrics.requests.labels(*labels, str(response.status_code)).inc()
+        self.metrics.duration.labels(*labels).observe(time.perf_counter() - started)
+        return response
+
+    def _passed(self, response: httpx.Response, lease: Lease) -> dict[str, str]:
+        passed = {k: v for k, v in response.headers.items() if k.lower() in PASSED_HEADERS}
+        passed["x-xpool-instance"] = lease.uid
+        passed["x-xpool-version"] = lease.version
+        return passed

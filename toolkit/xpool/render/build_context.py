@@ -1,0 +1,87 @@
+"""What every object group shares: the platform, its namespace, the labels, the mounted file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from xpool.capacity.borrowing import TierPoolShare, tier_pool_shares
+from xpool.config.models import KubernetesSpec, Platform, PlatformSpec, Tier
+from xpool.render.object_names import MOUNT, PLATFORM_CONFIGMAP
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    platform: Platform
+    namespace: str
+    tiers: list[Tier]  # highest priority first, then by name
+    shares: dict[str, dict[str, TierPoolShare]]  # pool -> tier -> its accelerators there
+
+    @classmethod
+    def of(cls, platform: Platform) -> BuildContext:
+        kubernetes = platform.spec.kubernetes
+        assert kubernetes is not None
+        tiers = sorted(platform.spec.tiers, key=lambda t: (-t.priority, t.name))
+        shares = {
+            pool.name: tier_pool_shares(
+                platform.spec.tiers, pool.nodes * pool.accelerators_per_node
+            )
+            for pool in platform.spec.pools
+        }
+        return cls(platform, kubernetes.namespace, tiers, shares)
+
+    @property
+    def spec(self) -> PlatformSpec:
+        return self.platform.spec
+
+    @property
+    def kubernetes(self) -> KubernetesSpec:
+        kubernetes = self.spec.kubernetes
+        assert kubernetes is not None  # render_platform renders nothing without it
+        return kubernetes
+
+    @property
+    def part_of(self) -> str:
+        return self.platform.metadata.name
+
+    def labels(self, component: str, **extra: str) -> dict[str, str]:
+        """The recommended app.kubernetes.io labels, and `xpool.io/<key>` for each of `extra`."""
+        base = {
+            "app.kubernetes.io/name": component,
+            "app.kubernetes.io/component": component,
+            "app.kubernetes.io/part-of": self.part_of,
+            "app.kubernetes.io/managed-by": "xpool",
+        }
+        base.update({f"xpool.io/{k}": v for k, v in extra.items()})
+        return base
+
+    def selector(self, component: str) -> dict[str, str]:
+        return {"app.kubernetes.io/name": component, "app.kubernetes.io/part-of": self.part_of}
+
+    @property
+    def secret_env(self) -> list[dict[str, Any]]:
+        """The Xinference API key from Secret xpool-credentials, when the platform names one."""
+        key_env = self.spec.xinference.api_key_env
+        if not key_env:
+            return []
+        return [
+            {
+                "name": key_env,
+                "valueFrom": {
+                    "secretKeyRef": {"name": "xpool-credentials", "key": key_env, "optional": True}
+                },
+            }
+        ]
+
+    @property
+    def platform_path(self) -> str:
+        """Where the gateway and the reconciler read the platform file (`config_mount`)."""
+        return f"{MOUNT}/platform.yaml"
+
+    @property
+    def config_volume(self) -> list[dict[str, Any]]:
+        return [{"name": "platform", "configMap": {"name": PLATFORM_CONFIGMAP}}]
+
+    @property
+    def config_mount(self) -> list[dict[str, Any]]:
+        return [{"name": "platform", "mountPath": MOUNT, "readOnly": True}]

@@ -1,0 +1,238 @@
+"""ServiceAccounts, Roles and their bindings: the reconciler's and the gateway's.
+
+Each rule carries the reason it is needed as a comment of the rendered Role; nothing is
+granted by wildcard, no secrets, and deletes only of a gateway's own Lease
+(docs/scheduling.md, RBAC).
+"""
+
+from __future__ import annotations
+
+import textwrap
+from typing import Any
+
+from xpool.render.build_context import BuildContext
+from xpool.render.items import Built
+from xpool.render.object_names import (
+    GATEWAY,
+    LEASE,
+    PLATFORM_CONFIGMAP,
+    RECONCILER,
+    ROLLOUTS_CONFIGMAP,
+    ROUTES_CONFIGMAP,
+    SERVICE_ACCOUNT,
+    STATE_CONFIGMAP,
+    queue_name,
+)
+
+ORDER = 2  # after the Namespace and the PriorityClasses, before what runs under them
+
+
+def build_rbac(ctx: BuildContext, out: Built, launch_configmaps: list[str]) -> None:
+    """The reconciler's identity and rights (its Queues cluster-wide, the rest in the
+    namespace; `launch_configmaps` are the launch-spec ConfigMaps it may update), then the
+    gateway's."""
+    _reconciler_rbac(ctx, out, launch_configmaps)
+    _gateway_rbac(ctx, out)
+
+
+def _reconciler_rbac(ctx: BuildContext, out: Built, launch_configmaps: list[str]) -> None:
+    ns = ctx.namespace
+    queue_names = sorted(queue_name(ctx.platform, t, p) for t in ctx.tiers for p in ctx.spec.pools)
+    rbac_labels = ctx.labels("reconciler")
+    out.add(
+        ORDER,
+        "ServiceAccount",
+        "serviceaccount.yaml.j2",
+        name=SERVICE_ACCOUNT,
+        namespace=ns,
+        labels=rbac_labels,
+        comment="The identity of the reconciler.",
+    )
+    cluster_role = f"xpool-{ctx.part_of}-queues"
+    out.add(
+        ORDER,
+        "ClusterRole",
+        "clusterrole.yaml.j2",
+        name=cluster_role,
+        labels=rbac_labels,
+        queues=queue_names,
+    )
+    out.add(
+        ORDER,
+        "ClusterRoleBinding",
+        "clusterrolebinding.yaml.j2",
+        name=cluster_role,
+        labels=rbac_labels,
+        role=cluster_role,
+        service_account=SERVICE_ACCOUNT,
+        namespace=ns,
+    )
+    out.add(
+        ORDER,
+        "Role",
+        "role.yaml.j2",
+        name=RECONCILER,
+        namespace=ns,
+        labels=rbac_labels,
+        comment=comment_lines(
+            "Everything the reconciler (`xpool reconcile`) touches in this namespace, and "
+            "nothing else: no create/delete of workloads, no secrets, no wildcards."
+        ),
+        rules=reconciler_rules([*launch_configmaps, PLATFORM_CONFIGMAP]),
+    )
+    out.add(
+        ORDER,
+        "RoleBinding",
+        "rolebinding.yaml.j2",
+        name=RECONCILER,
+        namespace=ns,
+        labels=rbac_labels,
+        role=RECONCILER,
+        service_account=SERVICE_ACCOUNT,
+    )
+
+
+def _gateway_rbac(ctx: BuildContext, out: Built) -> None:
+    ns = ctx.namespace
+    gateway_rbac_labels = ctx.labels("gateway")
+    out.add(
+        ORDER,
+        "ServiceAccount",
+        "serviceaccount.yaml.j2",
+        name=GATEWAY,
+        namespace=ns,
+        labels=gateway_rbac_labels,
+        comment="The identity of the gateway replicas: they read the routes and report in Leases.",
+    )
+    out.add(
+        ORDER,
+        "Role",
+        "role.yaml.j2",
+        name=GATEWAY,
+        namespace=ns,
+        labels=gateway_rbac_labels,
+        comment=comment_lines(
+            "What each gateway replica (`xpool gateway`) touches: it reads the routes and "
+            "reports, in a Lease of its own, what it routes. Nothing else, no secrets."
+        ),
+        rules=gateway_rules(),
+    )
+    out.add(
+        ORDER,
+        "RoleBinding",
+        "rolebinding.yaml.j2",
+        name=GATEWAY,
+        namespace=ns,
+        labels=gateway_rbac_labels,
+        role=GATEWAY,
+        service_account=GATEWAY,
+    )
+
+
+def comment_lines(text: str) -> list[str]:
+    """`text` as the lines of a YAML comment."""
+    return textwrap.wrap(text, 94, break_on_hyphens=False)
+
+
+def rbac_rule(
+    comment: str, api_group: str, resource: str, verbs: list[str], names: list[str] | None = None
+) -> dict[str, Any]:
+    """One Role rule, with the comment that says why it is needed (wrapped for the YAML)."""
+    return {
+        "comment": comment_lines(comment),
+        "api_group": api_group,
+        "resource": resource,
+        "names": names or [],
+        "verbs": verbs,
+    }
+
+
+def reconciler_rules(configmaps: list[str]) -> list[dict[str, Any]]:
+    """Everything `xpool reconcile` touches in the platform namespace, and nothing else."""
+    return [
+        rbac_rule(
+            "Worker groups: observe them and scale a tier's workers (tasks[*].replicas is the "
+            "only field Volcano lets a Job update besides minAvailable and priorityClassName).",
+            "batch.volcano.sh",
+            "jobs",
+            ["get", "list", "watch", "patch"],
+        ),
+        rbac_rule(
+            "PodGroups: read-only, to see whether a worker group is Pending/Inqueue/Running.",
+            "scheduling.volcano.sh",
+            "podgroups",
+            ["get", "list", "watch"],
+        ),
+        rbac_rule(
+            "Worker pods: which workers run where, and which were evicted or preempted.",
+            "",
+            "pods",
+            ["get", "list", "watch"],
+        ),
+        rbac_rule(
+            "xpool's own ConfigMaps only (the platform file and the launch specs), by name.",
+            "",
+            "configmaps",
+            ["get", "patch", "update"],
+            configmaps,
+        ),
+        rbac_rule(
+            f"The routes every gateway follows ({ROUTES_CONFIGMAP}), the reconciler's memory "
+            f"({STATE_CONFIGMAP}) and the rollouts ({ROLLOUTS_CONFIGMAP}), by name: read, and "
+            "written by server-side apply, which "
+            "creates them when absent. The API server authorizes that creation as `create` of "
+            "the name in the request's URL (apiserver endpoints/handlers/patch.go), so unlike "
+            "a POST it is restricted by resourceNames.",
+            "",
+            "configmaps",
+            ["get", "patch", "create"],
+            [ROUTES_CONFIGMAP, STATE_CONFIGMAP, ROLLOUTS_CONFIGMAP],
+        ),
+        rbac_rule(
+            "The reconciler's leader lease: it is created by POST, whose name RBAC cannot see, "
+            "so create is granted alone; reading and renewing is restricted to the lease xpool "
+            "holds.",
+            "coordination.k8s.io",
+            "leases",
+            ["create"],
+        ),
+        rbac_rule(
+            "",
+            "coordination.k8s.io",
+            "leases",
+            ["get", "update"],
+            [LEASE],
+        ),
+        rbac_rule(
+            "The gateway replicas' drain reports (Leases xpool-gateway-<pod>, selected by "
+            "label): list cannot be restricted by name or label, so this reads every Lease of "
+            "the namespace; it changes none.",
+            "coordination.k8s.io",
+            "leases",
+            ["list"],
+        ),
+    ]
+
+
+def gateway_rules() -> list[dict[str, Any]]:
+    """What `xpool gateway` needs: its routes and its own report Lease."""
+    return [
+        rbac_rule(
+            "The routes the reconciler writes, read-only, by name.",
+            "",
+            "configmaps",
+            ["get"],
+            [ROUTES_CONFIGMAP],
+        ),
+        rbac_rule(
+            "This replica's drain report, the Lease xpool-gateway-<pod name>: created and "
+            "renewed by server-side apply (patch; create when absent), deleted when the "
+            "replica stops. Its name holds the pod name, unknown when this Role is written, so "
+            "these verbs cannot be restricted by name and reach every Lease of the namespace: "
+            "keep the namespace for xpool alone. The gateway never reads Leases (no get, list, "
+            "update).",
+            "coordination.k8s.io",
+            "leases",
+            ["create", "patch", "delete"],
+        ),
+    ]

@@ -1,0 +1,45 @@
+"""Names of the rendered objects that other parts of xpool find by name.
+
+The reconciler sets the Queues' shares by name (actions/reconciler_wiring.py), the gateway reads its
+routes ConfigMap, and the Roles grant access to these names only; every one is spelled here.
+"""
+
+from __future__ import annotations
+
+from xpool.config.models import Platform, Pool, Tier
+
+SUPERVISOR = "xinference-supervisor"
+SUPERVISOR_PORT = 9997
+WORKER_METRICS_PORT = 9977
+SERVICE_ACCOUNT = "xpool"
+RECONCILER = "xpool-reconciler"  # the reconciler's Role, RoleBinding and CronJob
+GATEWAY = "xpool-gateway"  # the gateway's Deployment, Service, ServiceAccount, Role and binding
+ROUTES_CONFIGMAP = "xpool-routes"  # gateway/source.py; written by the reconciler
+STATE_CONFIGMAP = "xpool-reconciler-state"  # reconcile/memory_store.py
+ROLLOUTS_CONFIGMAP = "xpool-rollouts"  # reconcile/rollout_store.py
+PLATFORM_CONFIGMAP = "xpool-platform"
+LAUNCH_CONFIGMAP = "xpool-launch-specs"
+LEASE = "xpool-reconciler"
+MOUNT = "/etc/xpool"
+VOLCANO_NAMESPACE = "volcano-system"
+VOLCANO_CONFIGMAP = "volcano-scheduler-configmap"
+
+
+def slug(name: str) -> str:
+    return name.lower()
+
+
+def queue_name(platform: Platform, tier: Tier, pool: Pool) -> str:
+    return f"{platform.metadata.name}-{slug(tier.name)}-{pool.name}"
+
+
+def parent_queue_name(platform: Platform, pool: Pool) -> str:
+    return f"{platform.metadata.name}-{pool.name}"
+
+
+def priority_class_name(platform: Platform, tier: Tier) -> str:
+    return f"{platform.metadata.name}-{slug(tier.name)}"
+
+
+def job_name(tier: Tier, pool: Pool, burst: bool = False) -> str:
+    return f"xinference-{slug(tier.name)}-{pool.name}" + ("-burst" if burst else "")

@@ -1,0 +1,137 @@
+"""The platform resolved once: loaded, checked, planned, with every derived value a command
+needs, so that no command reads the file twice or derives the same thing its own way.
+
+`resolve_platform(path, namespace=...)` applies the `-n/--namespace` override to the model
+*and* to the source text (which the platform ConfigMap carries into the cluster), so the
+rendered objects, the ConfigMap and the in-cluster commands that load it agree.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+
+from xpool.capacity.feasibility import fit_problems
+from xpool.capacity.plan import CapacityPlan, plan_platform
+from xpool.catalog.architectures import Architecture
+from xpool.config.loader import LoadedPlatform, load_platform
+from xpool.config.models import Model, Platform
+from xpool.errors import InputError, Problem
+from xpool.render.instances import VersionWants, Want, stable_wants, version_wants
+from xpool.render.launch import launch_specs
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+DEFAULT_NAMESPACE = "xpool"
+# A plain or quoted YAML scalar where the parser says a value starts.
+SCALAR = re.compile(r"""'(?:[^']|'')*'|"(?:[^"\\]|\\.)*"|[^\s#,\]}]+""")
+
+
+@dataclass(frozen=True)
+class ResolvedPlatform:
+    """A valid platform file and what follows from it; everything downstream takes this."""
+
+    loaded: LoadedPlatform  # as read: locates problems (FILE:LINE:COL)
+    platform: Platform  # with the namespace override applied
+    plan: CapacityPlan
+    text: str  # the source text, with the namespace override applied
+    fallback_namespace: str = DEFAULT_NAMESPACE  # -n for a file without spec.kubernetes
+
+    @property
+    def path(self) -> Path:
+        return self.loaded.path
+
+    @property
+    def name(self) -> str:
+        return self.platform.metadata.name
+
+    @property
+    def architectures(self) -> dict[str, Architecture]:
+        return self.loaded.architectures
+
+    @property
+    def namespace(self) -> str:
+        """spec.kubernetes.namespace (after -n); for a file without it, -n or the default."""
+        kube = self.platform.spec.kubernetes
+        return kube.namespace if kube is not None else self.fallback_namespace
+
+    @cached_property
+    def launch_specs(self) -> list[dict[str, Any]]:
+        return launch_specs(self.platform, self.plan, self.architectures)
+
+    def wants(self, *, at_least: int = 0) -> list[Want]:
+        """Stable versions' instances: max(instances.min, at_least) of each model."""
+        return stable_wants(self.platform, self.launch_specs, at_least=at_least)
+
+    def version_wants(self, *, at_least: int = 1) -> VersionWants:
+        """Every version as a Want (count 0) and the canaries the file's weights ask for."""
+        return version_wants(self.platform, self.launch_specs, self.wants(at_least=at_least))
+
+    def model(self, name: str) -> tuple[int, Model]:
+        """The model called `name` and its index; exit 2 naming the known ones otherwise."""
+        for index, model in enumerate(self.platform.spec.models):
+            if model.name == name:
+                return index, model
+        known = ", ".join(m.name for m in self.platform.spec.models)
+        raise InputError(
+            [Problem(str(self.path), "spec.models", f"no model '{name}' (models: {known})")]
+        )
+
+    def problem(self, path: tuple[str | int, ...], message: str) -> Problem:
+        return self.loaded.problem(path, message)
+
+
+def resolve_platform(path: str | Path, *, namespace: str | None = None) -> ResolvedPlatform:
+    """Load, check and plan `path`; InputError lists every problem (schema, references, fit)."""
+    loaded = load_platform(path)
+    plan = plan_platform(loaded.platform, loaded.architectures)
+    problems = [loaded.problem(p, msg) for p, msg in fit_problems(loaded.platform, plan)]
+    if problems:
+        raise InputError(problems)
+    platform, text = _with_namespace(loaded, namespace)
+    return ResolvedPlatform(loaded, platform, plan, text, namespace or DEFAULT_NAMESPACE)
+
+
+def _with_namespace(loaded: LoadedPlatform, namespace: str | None) -> tuple[Platform, str]:
+    platform, text = loaded.platform, loaded.source.text
+    kube = platform.spec.kubernetes
+    if kube is None or not namespace or namespace == kube.namespace:
+        return platform, text
+    if not DNS_LABEL.match(namespace):
+        raise InputError(
+            [Problem("-n/--namespace", "", f"{namespace!r} is not a DNS label (RFC 1123)")]
+        )
+    spec = platform.spec.model_copy(
+        update={"kubernetes": kube.model_copy(update={"namespace": namespace})}
+    )
+    return platform.model_copy(update={"spec": spec}), _text_with_namespace(text, namespace)
+
+
+def _text_with_namespace(text: str, namespace: str) -> str:
+    """The source with spec.kubernetes.namespace set: only that value's characters change
+    (comments and layout stay byte for byte); a file that leaves the key to its default
+    gets it added as the mapping's first key."""
+    kube = YAML(typ="rt").load(text)["spec"]["kubernetes"]
+    lines = text.splitlines(keepends=True)
+    if kube and "namespace" in kube:
+        line, col = kube.lc.value("namespace")
+        old = SCALAR.match(lines[line], col)
+        assert old is not None  # the parser put a scalar here
+        lines[line] = lines[line][:col] + namespace + lines[line][old.end() :]
+        return "".join(lines)
+    if kube:  # a block mapping without the key: add it beside its first key
+        first = next(iter(kube))
+        line, col = kube.lc.key(first)
+        lines.insert(line, f"{' ' * col}namespace: {namespace}\n")
+        return "".join(lines)
+    yaml = YAML(typ="rt")  # `kubernetes: {}`: no layout to keep
+    root = yaml.load(text)
+    root["spec"]["kubernetes"] = {"namespace": namespace}
+    out = io.StringIO()
+    yaml.dump(root, out)
+    return out.getvalue()
