@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from xpool.catalog.architectures import ConfigJsonError, architectures, from_hf_config
+from xpool.catalog.architectures import ConfigJsonError, architectures
+from xpool.catalog.hf_config import from_hf_config
 from xpool.config.durations import format_duration, parse_duration
 
 

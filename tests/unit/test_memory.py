@@ -50,9 +50,22 @@ def test_encoders_keep_no_kv_cache():
 
 def test_weight_bytes_by_precision():
     arch = ARCH["deepseek-r1-distill-qwen-32b"]
-    assert weight_bytes(arch, "int8") == arch.parameters
     assert weight_bytes(arch, "bf16") == 2 * arch.parameters
-    assert weight_bytes(arch, "int4") == (arch.parameters + 1) // 2
+    # Quantized, only the linear layers shrink; embeddings, LM head, norms and biases stay
+    # 16-bit. Linear weights per layer: q, o 5,120 x 5,120; k, v 5,120 x 1,024; gate, up,
+    # down 5,120 x 27,648 -> 487,587,840 x 64 layers = 31,205,621,760; the rest is
+    # 32,763,876,352 - 31,205,621,760 = 1,558,254,592 (2 x 152,064 x 5,120 embedding and
+    # LM head, norms, q/k/v biases) x 2 B = 3,116,509,184 B.
+    # (The earlier expectation, parameters x 1 B for INT8, priced the embeddings at 8 bits.)
+    # INT8 = a GPTQ checkpoint (render/launch.py FORMATS), 8-bit, group 128: values 1 B, FP16
+    # scale + 8-bit zero per 128 weights (3/128 B: 731,381,760 B), int32 g_idx per input
+    # feature ((6 x 5,120 + 27,648) x 4 B x 64 = 14,942,208 B).
+    assert weight_bytes(arch, "int8") == (
+        31_205_621_760 + 731_381_760 + 14_942_208 + 3_116_509_184
+    )  # 35,068,454,912 B, 7.0% above parameters x 1 B
+    # INT4 = an AWQ checkpoint, group 128: values 0.5 B, FP16 scale + 4-bit zero per 128
+    # weights (2.5/128 B: 609,484,800 B).
+    assert weight_bytes(arch, "int4") == 15_602_810_880 + 609_484_800 + 3_116_509_184
 
 
 def test_kv_heads_replicate_when_tp_exceeds_them():

@@ -1,7 +1,9 @@
 """Bytes an instance needs: weights + KV cache + activations + runtime overhead.
 
 Formulas and their sources are in docs/capacity.md. Figures are per accelerator unless a
-name says otherwise, because what must fit is one accelerator's share of an instance.
+name says otherwise, because what must fit is one accelerator's share of an instance. Weight
+bytes (quantized layouts included) are in `quantization.py`, KV-cache bytes (GQA, MLA,
+sliding windows) in `kv_cache.py`; both are re-exported here.
 """
 
 from __future__ import annotations
@@ -9,41 +11,34 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from xpool.capacity.kv_cache import (
+    kv_bytes_for_context,
+    kv_bytes_for_context_per_accelerator,
+    kv_bytes_per_token,
+    kv_bytes_per_token_per_accelerator,
+    kv_heads_per_accelerator,
+)
+from xpool.capacity.quantization import weight_bytes
 from xpool.catalog.architectures import Architecture
-from xpool.config.models import PRECISION_BYTES, Context
+from xpool.config.models import Context
+
+__all__ = [
+    "GIB",
+    "MemoryFootprint",
+    "activation_bytes_per_accelerator",
+    "footprint",
+    "kv_bytes_per_token",
+    "kv_bytes_per_token_per_accelerator",
+    "kv_heads_per_accelerator",
+    "kv_token_capacity",
+    "prefill_tokens",
+    "tokens_in",
+    "weight_bytes",
+]
 
 ACTIVATION_BYTES = 2  # engines compute activations in BF16/FP16 whatever the weight precision
 LOGIT_BYTES = 4  # logits are upcast to FP32 for sampling
 GIB = 1024**3
-
-
-def weight_bytes(arch: Architecture, precision: str) -> int:
-    """Parameters x bytes per parameter (INT4 packs two per byte)."""
-    return math.ceil(arch.parameters * PRECISION_BYTES[precision])
-
-
-def kv_bytes_per_token(arch: Architecture, kv_precision: str) -> int:
-    """K and V, for every layer and every KV head: 2 x layers x KV heads x head dim x bytes.
-
-    Encoders (embedding, rerank) keep no KV cache between steps, so they need none.
-    """
-    if arch.model_type != "llm":
-        return 0
-    return int(
-        2 * arch.num_layers * arch.num_kv_heads * arch.head_dim * PRECISION_BYTES[kv_precision]
-    )
-
-
-def kv_heads_per_accelerator(arch: Architecture, tp: int) -> int:
-    """KV heads split across TP ranks; with TP above the KV-head count each rank keeps a copy."""
-    return max(1, arch.num_kv_heads // tp)
-
-
-def kv_bytes_per_token_per_accelerator(arch: Architecture, kv_precision: str, tp: int) -> int:
-    if arch.model_type != "llm":
-        return 0
-    heads = kv_heads_per_accelerator(arch, tp)
-    return int(2 * arch.num_layers * heads * arch.head_dim * PRECISION_BYTES[kv_precision])
 
 
 def prefill_tokens(context: Context) -> int:
@@ -56,12 +51,13 @@ def activation_bytes_per_accelerator(arch: Architecture, context: Context, tp: i
 
     Per token at the widest layer: the residual stream, the normalised input, the attention
     output and the projected output (4 x hidden, replicated on every rank), plus the gated
-    MLP's two intermediate tensors (2 x intermediate, split across ranks); then the FP32
-    logits of one sampled position per sequence. Attention scores are not materialised
-    (FlashAttention-style kernels), so nothing grows with seqLen squared.
+    MLP's two intermediate tensors (2 x intermediate, split across ranks; in a MoE layer the
+    chosen experts' and shared experts' widths); then the FP32 logits of one sampled position
+    per sequence. Attention scores are not materialised (FlashAttention-style kernels), so
+    nothing grows with seqLen squared.
     """
     tokens = prefill_tokens(context)
-    per_token = 4 * arch.hidden_size + 2 * math.ceil(arch.intermediate_size / tp)
+    per_token = 4 * arch.hidden_size + 2 * math.ceil(arch.mlp_width_per_token / tp)
     logits = context.batch * arch.vocab_size * LOGIT_BYTES
     return tokens * per_token * ACTIVATION_BYTES + logits
 
@@ -72,12 +68,14 @@ class MemoryFootprint:
 
     tp: int
     weight_bytes: int  # whole instance
-    kv_bytes_per_token: int  # whole instance, no replication
-    kv_bytes_for_context: int  # whole instance: batch x seqLen tokens
+    kv_bytes_per_token: int  # whole instance, each KV head once
+    kv_bytes_for_context: int  # whole instance: batch x seqLen tokens (windows applied)
     activation_bytes: int  # whole instance: per-rank peak x TP
     overhead_bytes: int  # per accelerator
     bytes_per_accelerator: int  # what must fit on each of the TP accelerators
     budget_per_accelerator: int  # accelerator memory x memoryUtilization
+    kv_bytes_per_token_per_accelerator: int  # one rank (replicated heads, MLA: not split)
+    kv_bytes_for_context_per_accelerator: int
 
     @property
     def fits(self) -> bool:
@@ -100,25 +98,30 @@ def footprint(
     overhead_bytes: int,
 ) -> MemoryFootprint:
     weights = weight_bytes(arch, weight_precision)
-    tokens = context.batch * context.seq_len
-    kv_rank = kv_bytes_per_token_per_accelerator(arch, kv_precision, tp) * tokens
+    kv_rank = kv_bytes_for_context_per_accelerator(arch, kv_precision, context, tp)
     act_rank = activation_bytes_per_accelerator(arch, context, tp)
     per_accelerator = math.ceil(weights / tp) + kv_rank + act_rank + overhead_bytes
     return MemoryFootprint(
         tp=tp,
         weight_bytes=weights,
         kv_bytes_per_token=kv_bytes_per_token(arch, kv_precision),
-        kv_bytes_for_context=kv_bytes_per_token(arch, kv_precision) * tokens,
+        kv_bytes_for_context=kv_bytes_for_context(arch, kv_precision, context),
         activation_bytes=act_rank * tp,
         overhead_bytes=overhead_bytes,
         bytes_per_accelerator=per_accelerator,
         budget_per_accelerator=int(accelerator_bytes * memory_utilization),
+        kv_bytes_per_token_per_accelerator=kv_bytes_per_token_per_accelerator(
+            arch, kv_precision, tp
+        ),
+        kv_bytes_for_context_per_accelerator=kv_rank,
     )
 
 
-def kv_token_capacity(fp: MemoryFootprint, arch: Architecture, kv_precision: str) -> int:
-    """Tokens of KV cache an instance holds in what weights, activations and overhead leave."""
-    per_token = kv_bytes_per_token_per_accelerator(arch, kv_precision, fp.tp)
+def kv_token_capacity(fp: MemoryFootprint) -> int:
+    """Tokens of KV cache an instance holds in what weights, activations and overhead leave,
+    at the bytes a token costs on one rank in every layer (sliding layers included, so an
+    instance with windows holds at least this many)."""
+    per_token = fp.kv_bytes_per_token_per_accelerator
     if per_token == 0:
         return 0
     free = (

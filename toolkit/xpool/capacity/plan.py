@@ -16,11 +16,15 @@ from xpool.capacity.memory import (
     kv_token_capacity,
 )
 from xpool.capacity.parallelism import smallest_fitting, valid_tp_degrees
+from xpool.capacity.quantization import weight_bytes_split
 from xpool.capacity.shares import tier_accelerators
 from xpool.capacity.throughput import (
+    QpsBounds,
+    compute_peak,
     decode_tokens_per_second_bound,
-    estimated_qps,
     prefill_seconds_bound,
+    prompt_tokens,
+    qps_bounds,
 )
 from xpool.catalog.accelerators import Accelerator, accelerators
 from xpool.catalog.architectures import Architecture
@@ -47,11 +51,18 @@ class ModelPlan:
     ttft_bound_ms: float
     qps_per_instance: float
     qps_source: str  # "measured" | "roofline estimate"
-    qps_bound: float  # what the decode roofline allows at this context (encoders: prefill bound)
+    qps_bounds: QpsBounds  # decode-, prefill- and request-limited QPS at this context
     ttft_slo_ms: float
     target_qps: float
     instances_needed: int
     nodes_needed: int
+    active_parameters: int
+    prompt_tokens: int
+
+    @property
+    def qps_bound(self) -> float:
+        """The smallest of the roofline limits: no instance serves more at this context."""
+        return self.qps_bounds.bound
 
     def as_dict(self) -> dict:
         fp = self.footprint
@@ -79,7 +90,20 @@ class ModelPlan:
             "instancesNeeded": self.instances_needed,
             "nodesNeeded": self.nodes_needed,
             "fits": self.fits,
+            "activeParameters": self.active_parameters,
+            "promptTokens": self.prompt_tokens,
+            "kvBytesPerTokenPerAccelerator": fp.kv_bytes_per_token_per_accelerator,
+            "kvBytesForContextPerAccelerator": fp.kv_bytes_for_context_per_accelerator,
+            "qpsDecodeBound": _rounded(self.qps_bounds.decode),
+            "qpsPrefillBound": _rounded(self.qps_bounds.prefill),
+            "qpsRequestBound": _rounded(self.qps_bounds.request),
+            "qpsLimitedBy": self.qps_bounds.limited_by,
+            "prefillCompute": self.qps_bounds.compute,
         }
+
+
+def _rounded(qps: float | None) -> float | None:
+    return None if qps is None else round(qps, 3)
 
 
 @dataclass(frozen=True)
@@ -201,23 +225,26 @@ def size_instance(
     *,
     fits: bool,
 ) -> ModelPlan:
+    """Instances and nodes for `version` on `pool` at footprint `fp`: the QPS per instance is
+    the measured perInstanceQps, else the roofline bound (decode, prefill, whole request;
+    capacity/throughput.py) x spec.planning.rooflineEfficiency."""
+    context = model.context
+    weights = weight_bytes_split(arch, version.weight_precision)
     decode = decode_tokens_per_second_bound(
-        weight_bytes=fp.weight_bytes,
-        kv_bytes_per_token=fp.kv_bytes_per_token,
-        context=model.context,
-        tp=fp.tp,
-        accel=accel,
+        arch, weights, kv_precision=version.kv_precision, context=context, tp=fp.tp, accel=accel
     )
-    prefill_s = prefill_seconds_bound(arch, model.context.seq_len, fp.tp, accel)
-    measured = measured_qps(model, pool)
-    bound = estimated_qps(
+    prompt = prompt_tokens(context, model.type)
+    bounds = qps_bounds(
+        arch,
         model_type=model.type,
-        decode_bound=decode,
-        prefill_seconds=prefill_s,
-        context=model.context,
-        efficiency=1.0,
+        context=context,
+        decode_tokens_per_second=decode,
+        prefill_seconds=prefill_seconds_bound(arch, prompt, fp.tp, accel, version.weight_precision),
+        compute=compute_peak(accel, version.weight_precision)[1],
     )
-    qps = measured or bound * platform.spec.planning.roofline_efficiency
+    ttft_s = prefill_seconds_bound(arch, context.seq_len, fp.tp, accel, version.weight_precision)
+    measured = measured_qps(model, pool)
+    qps = measured or bounds.bound * platform.spec.planning.roofline_efficiency
     target = model.demand.peak_qps * (1 + model.demand.headroom)
     per_node = pool.accelerators_per_node // fp.tp if fits else 0
     needed = max(model.instances.min, ceil_count(target / qps)) if qps > 0 else 0
@@ -229,17 +256,19 @@ def size_instance(
         fits=fits,
         tp=fp.tp if fits else None,
         footprint=fp,
-        kv_token_capacity=kv_token_capacity(fp, arch, version.kv_precision) if fits else 0,
+        kv_token_capacity=kv_token_capacity(fp) if fits else 0,
         instances_per_node=per_node,
         decode_tokens_per_second_bound=decode if model.type == "llm" else 0,
-        ttft_bound_ms=prefill_s * 1000,
+        ttft_bound_ms=ttft_s * 1000,
         qps_per_instance=qps,
         qps_source="measured" if measured else "roofline estimate",
-        qps_bound=bound,
+        qps_bounds=bounds,
         ttft_slo_ms=model.slo.ttft_ms,
         target_qps=target,
         instances_needed=needed,
         nodes_needed=ceil_count(needed / per_node) if per_node else 0,
+        active_parameters=arch.active_parameters,
+        prompt_tokens=prompt,
     )
 
 
@@ -349,14 +378,34 @@ def plan_warnings(rows: list[ModelPlan]) -> list[str]:
             continue
         name = f"{r.model} {r.version} on {r.pool}"
         if r.qps_source == "measured" and r.qps_per_instance > r.qps_bound * 1.001:
-            out.append(
-                f"{name}: perInstanceQps {r.qps_per_instance:g} exceeds the roofline bound "
-                f"{r.qps_bound:.1f} at this context; check context.outputTokens and batch, "
-                "or the measurement"
-            )
+            out.append(f"{name}: {_above_bound(r)}")
         if r.ttft_bound_ms > r.ttft_slo_ms:
             out.append(
                 f"{name}: prefill of seqLen tokens takes at least {r.ttft_bound_ms:.0f} ms at TP "
                 f"{r.tp}, above slo.ttftMs {r.ttft_slo_ms:g}; shorten prompts or use a faster pool"
             )
     return out
+
+
+# How a warning names each limit of throughput.QpsBounds.
+LIMITS = {
+    "decode": "the decode bound (memory bandwidth of TP {tp})",
+    "prefill": "the prefill bound ({prompt} prompt tokens at the {compute} peak of TP {tp})",
+    "request": "the request bound (each batch slot held for prefill + outputTokens steps)",
+}
+
+
+def _above_bound(r: ModelPlan) -> str:
+    """Why a declared perInstanceQps cannot be: every limit it exceeds, with its figure."""
+    bounds = r.qps_bounds
+    context = {"prompt": r.prompt_tokens, "compute": bounds.compute, "tp": r.tp}
+    exceeded = [
+        f"{LIMITS[name].format(**context)} {qps:.1f}"
+        for name, qps in bounds.limits.items()
+        if r.qps_per_instance > qps * 1.001
+    ]
+    return (
+        f"perInstanceQps {r.qps_per_instance:g} exceeds the roofline bound {r.qps_bound:.1f} "
+        f"at this context: {', '.join(exceeded)}; check context (seqLen, outputTokens, batch), "
+        "the precision, or the measurement"
+    )

@@ -35,6 +35,7 @@ class Accelerator(BaseModel):
     bf16_dense_tflops: float
     int8_dense_tops: float | None
     fp8_dense_tflops: float | None = None
+    fp8_storage: bool  # FP8 weights and KV cache can be held (natively or dequantized to BF16)
     typical_power_w: float
     form_factor: str
     interconnect: str

@@ -16,15 +16,11 @@ from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from xpool.catalog.architectures import (
-    Architecture,
-    ConfigJsonError,
-    architectures,
-    from_hf_config,
-)
+from xpool.catalog.architectures import Architecture, ConfigJsonError, architectures
+from xpool.catalog.hf_config import from_hf_config
 from xpool.config.checks import cross_field_problems
 from xpool.config.fast_yaml import fast_load
-from xpool.config.models import ArchitectureConfig, Platform
+from xpool.config.models import ArchitectureConfig, Model, Platform
 from xpool.config.positions import PathElem, SourceMap, format_path
 from xpool.errors import InputError, Problem
 
@@ -133,51 +129,77 @@ def _load(path: Path, data: dict, source: SourceMap, *, careful: bool) -> Loaded
 def _resolve_architectures(
     platform: Platform, base: Path, source: SourceMap
 ) -> tuple[dict[str, Architecture], list[Problem]]:
-    catalog = architectures()
     by_index: dict[int, Architecture] = {}
-    problems: list[Problem] = []
+    found: list[tuple[tuple[PathElem, ...], str]] = []
     for i, model in enumerate(platform.spec.models):
-        ref = model.architecture
         where: tuple[PathElem, ...] = ("spec", "models", i, "architecture")
+        ref = model.architecture
         if isinstance(ref, ArchitectureConfig):
             where = (*where, "config")
-            try:
-                by_index[i] = _read_hf_config(base / ref.config)
-            except (OSError, ValueError) as exc:
-                problems.append(Problem(source.locate(where), format_path(where), str(exc)))
-            continue
-        if ref not in catalog:
-            hint = difflib.get_close_matches(ref, catalog, n=1)
-            did = f"did you mean '{hint[0]}'? " if hint else ""
-            problems.append(
-                Problem(
-                    source.locate(where),
-                    format_path(where),
-                    f"unknown architecture '{ref}'; {did}use a catalog key "
-                    f"({', '.join(sorted(catalog))}) or {{config: path/to/config.json}}",
-                )
-            )
-            continue
-        by_index[i] = catalog[ref]
+        try:
+            by_index[i] = _architecture(ref, base)
+        except (OSError, ValueError) as exc:
+            found.append((where, str(exc)))
     for i, arch in by_index.items():
-        model = platform.spec.models[i]
-        if arch.model_type != model.type:
-            where = ("spec", "models", i, "type")
-            problems.append(
-                Problem(
-                    source.locate(where),
-                    format_path(where),
-                    f"type is '{model.type}' but architecture '{arch.key}' is an "
-                    f"{arch.model_type} model; set type: {arch.model_type}",
-                )
-            )
+        found += _architecture_problems(platform.spec.models[i], i, arch)
+    problems = [Problem(source.locate(path), format_path(path), msg) for path, msg in found]
     resolved = {platform.spec.models[i].name: arch for i, arch in by_index.items()}
     return resolved, problems
 
 
+def _architecture(ref: str | ArchitectureConfig, base: Path) -> Architecture:
+    """A catalog key's architecture, or the one a config.json describes; ValueError if neither."""
+    if isinstance(ref, ArchitectureConfig):
+        return _read_hf_config(base / ref.config)
+    catalog = architectures()
+    if ref not in catalog:
+        hint = difflib.get_close_matches(ref, catalog, n=1)
+        did = f"did you mean '{hint[0]}'? " if hint else ""
+        raise ValueError(
+            f"unknown architecture '{ref}'; {did}use a catalog key "
+            f"({', '.join(sorted(catalog))}) or {{config: path/to/config.json}}"
+        )
+    return catalog[ref]
+
+
+def _architecture_problems(
+    model: Model, i: int, arch: Architecture
+) -> list[tuple[tuple[PathElem, ...], str]]:
+    """The model's type matches its architecture, and each version's weightPrecision matches
+    the checkpoint's own quantization_config (a 4-bit AWQ checkpoint is not BF16)."""
+    found: list[tuple[tuple[PathElem, ...], str]] = []
+    if arch.model_type != model.type:
+        found.append(
+            (
+                ("spec", "models", i, "type"),
+                f"type is '{model.type}' but architecture '{arch.key}' is an "
+                f"{arch.model_type} model; set type: {arch.model_type}",
+            )
+        )
+    quant = arch.quantization
+    if quant is None:
+        return found
+    stored = f"its config.json stores {quant.describe()} weights (quantization_config)"
+    for j, version in enumerate(model.versions):
+        where: tuple[PathElem, ...] = ("spec", "models", i, "versions", j)
+        if "weight_precision" not in version.model_fields_set:
+            found.append((where, f"{stored}; set weightPrecision: {quant.weight_precision}"))
+        elif version.weight_precision != quant.weight_precision:
+            found.append(
+                (
+                    (*where, "weightPrecision"),
+                    f"weightPrecision {version.weight_precision} contradicts the checkpoint: "
+                    f"{stored}; set weightPrecision: {quant.weight_precision}, or give the "
+                    "config.json of a checkpoint in that precision",
+                )
+            )
+    return found
+
+
 def _read_hf_config(path: Path) -> Architecture:
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        config = json.loads(text)
     except IsADirectoryError:
         raise ValueError(f"{path} is a directory; give the path of its config.json") from None
     except FileNotFoundError:
@@ -189,9 +211,21 @@ def _read_hf_config(path: Path) -> Architecture:
     if not isinstance(config, dict):
         raise ValueError(f"{path}: expected a JSON object (a Hugging Face config.json)")
     try:
-        return from_hf_config(config, key=path.parent.name or path.stem, source=str(path))
+        return from_hf_config(config, key=_config_key(path), source=str(path))
     except ConfigJsonError as exc:
-        raise ValueError(f"{path}: {exc}") from None
+        raise ValueError(f"{path}{_key_line(text, exc.key)}: {exc}") from None
+
+
+def _config_key(path: Path) -> str:
+    """A name for the architecture: the folder of a `config.json` (as models are stored),
+    else the file's own name, so that configs side by side in one folder stay apart."""
+    return path.parent.name if path.name == "config.json" and path.parent.name else path.stem
+
+
+def _key_line(text: str, key: str | None) -> str:
+    """':LINE' of the first occurrence of `"key"` in the JSON text, or '' if absent."""
+    at = text.find(f'"{key}"') if key else -1
+    return f":{text.count(chr(10), 0, at) + 1}" if at >= 0 else ""
 
 
 def _schema_problems(exc: ValidationError, source: SourceMap) -> list[Problem]:
