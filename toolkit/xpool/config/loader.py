@@ -22,6 +22,13 @@ from xpool.config.checks import cross_field_problems
 from xpool.config.fast_yaml import fast_load
 from xpool.config.models import ArchitectureConfig, Model, Platform
 from xpool.config.positions import PathElem, SourceMap, format_path
+from xpool.config.text_checks import (
+    TextProblem,
+    check_number_lengths,
+    check_yaml_characters,
+    decode_utf8,
+    nesting_problem,
+)
 from xpool.errors import InputError, Problem
 
 
@@ -39,12 +46,24 @@ class LoadedPlatform:
 
 
 def read_text(path: Path) -> str:
+    """The file's text, refused (located) when a parser could not read it without a traceback."""
     try:
-        return path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise InputError([Problem(str(path), "", "no such file; check the path")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise InputError([Problem(str(path), "", f"cannot read: {exc}")]) from None
+    try:
+        text = decode_utf8(data)
+        check_yaml_characters(text)
+        check_number_lengths(text)
+    except TextProblem as exc:
+        raise _located(str(path), exc) from None
+    return text
+
+
+def _located(filename: str, problem: TextProblem) -> InputError:
+    return InputError([Problem(f"{filename}:{problem.line}:{problem.col}", "", problem.message)])
 
 
 def parse_with_positions(filename: str, text: str) -> Any:
@@ -55,6 +74,8 @@ def parse_with_positions(filename: str, text: str) -> Any:
         raise InputError([_yaml_problem(filename, exc)]) from None
     except YAMLError as exc:
         raise InputError([Problem(filename, "", f"YAML error: {exc}")]) from None
+    except RecursionError:
+        raise _located(filename, nesting_problem(text)) from None
     if not isinstance(root, dict):
         lc = getattr(root, "lc", None)
         line, col = (lc.line + 1, lc.col + 1) if lc is not None else (1, 1)
@@ -198,8 +219,13 @@ def _architecture_problems(
 
 def _read_hf_config(path: Path) -> Architecture:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = decode_utf8(path.read_bytes())
+        check_number_lengths(text)
         config = json.loads(text)
+    except TextProblem as exc:
+        raise ValueError(f"{path}:{exc}") from None
+    except RecursionError:
+        raise ValueError(f"{path}:{nesting_problem(text)}") from None
     except IsADirectoryError:
         raise ValueError(f"{path} is a directory; give the path of its config.json") from None
     except FileNotFoundError:

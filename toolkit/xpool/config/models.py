@@ -45,9 +45,15 @@ class Spec(BaseModel):
     """Base: camelCase aliases, unknown fields refused, immutable once loaded."""
 
     # strict: YAML already types its scalars, so `nodes: true` or `share: "0.4"` is a mistake
-    # to report, not a value to coerce.
+    # to report, not a value to coerce. No infinity or NaN: `1e309` reads as infinity, which
+    # no quantity here can be and which the capacity arithmetic cannot round.
     model_config = ConfigDict(
-        extra="forbid", populate_by_name=True, alias_generator=to_camel, frozen=True, strict=True
+        extra="forbid",
+        populate_by_name=True,
+        alias_generator=to_camel,
+        frozen=True,
+        strict=True,
+        allow_inf_nan=False,
     )
 
 

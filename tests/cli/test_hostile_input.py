@@ -1,0 +1,85 @@
+"""`xpool validate` on inputs that cannot be committed as corpus files: bad bytes, special files.
+
+Each must give exit 2, one located error line, nothing on stdout and never a traceback.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+VALID = """\
+apiVersion: xpool.io/v1alpha1
+kind: Platform
+metadata:
+  name: mini
+spec:
+  pools:
+    - name: gpu
+      vendor: nvidia
+      accelerator: rtx-5090
+      nodes: 1
+      acceleratorsPerNode: 8
+  models:
+    - name: chat
+      tier: P1
+      architecture: qwen2.5-7b-instruct
+      versions:
+        - version: "1.0.0"
+          source: hf://Qwen/Qwen2.5-7B-Instruct
+      demand:
+        peakQps: 10
+        baseQps: 2
+"""
+
+
+def validate(file: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "xpool.cli", "validate", str(file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def one_error(result: subprocess.CompletedProcess[str]) -> str:
+    """The single error line of a refused input, after the checks every refusal must pass."""
+    report = f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    assert "Traceback" not in result.stderr, report
+    assert result.returncode == 2, report
+    assert result.stdout == "", report
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, report
+    return lines[0]
+
+
+def test_the_base_file_is_valid(tmp_path: Path) -> None:
+    file = tmp_path / "platform.yaml"
+    file.write_text(VALID, encoding="utf-8")
+    assert validate(file).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("data", "where", "message"),
+    [
+        (VALID.replace("name: chat", "name: ch\xe9t").encode("latin-1"), "13:15", "byte 0xe9"),
+        (VALID.encode("utf-16"), "1:1", "the file is UTF-16; save it as UTF-8"),
+        (VALID.encode("utf-32"), "1:1", "the file is UTF-32; save it as UTF-8"),
+        (VALID.replace("name: chat", "name: ch\0at").encode(), "13:15", "U+0000"),
+        (VALID.replace("name: mini", "name: m\x07ini").encode(), "4:10", "U+0007"),
+    ],
+    ids=["latin-1", "utf-16", "utf-32", "nul-byte", "control-character"],
+)
+def test_unreadable_bytes_are_located(
+    tmp_path: Path, data: bytes, where: str, message: str
+) -> None:
+    file = tmp_path / "platform.yaml"
+    file.write_bytes(data)
+    line = one_error(validate(file))
+    assert re.match(rf"^error: {re.escape(str(file))}:{where}: ", line), line
+    assert message in line, line
