@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 from xpool.catalog.accelerators import accelerators
 from xpool.config.models import CandidatePool, Model, PlacementConstraint, Platform, Pool
+from xpool.config.name_checks import derived_name_problems
 from xpool.config.positions import PathElem
 
 Found = tuple[tuple[PathElem, ...], str]
@@ -28,6 +29,7 @@ def cross_field_problems(platform: Platform) -> list[Found]:
     found += list(fp8_problems(platform))
     found += list(context_problems(platform))
     found += list(hardware_selection_problems(platform))
+    found += list(derived_name_problems(platform))
     return found
 
 

@@ -14,15 +14,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
+from xpool.config.derived_names import instance_uid as instance_uid
 from xpool.config.models import Platform
 
 UID_PATTERN = re.compile(
     r"^(?P<model>[a-z0-9]([-a-z0-9]*[a-z0-9])?)--(?P<version>[^-].*?)--(?P<n>[1-9][0-9]*)$"
 )
-
-
-def instance_uid(model: str, version: str, n: int) -> str:
-    return f"{model}--{version}--{n}"
 
 
 def parse_uid(uid: str) -> tuple[str, str, int] | None:

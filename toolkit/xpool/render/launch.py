@@ -15,6 +15,7 @@ from typing import Any
 
 from xpool.capacity.plan import CapacityPlan
 from xpool.catalog.architectures import Architecture
+from xpool.config.derived_names import registered_name as registered_name
 from xpool.config.models import Model, ModelVersion, Platform
 
 # Xinference's spelling of model types (launch_model(model_type=...), register_model).
@@ -52,10 +53,6 @@ FORMATS = {
 
 # The platform file declares no languages; registrations need one (the article's users).
 LANGUAGES = ["en", "zh"]
-
-
-def registered_name(model: str, version: str) -> str:
-    return f"{model}-v{version.replace('.', '_')}"
 
 
 def engine_for(model: Model, version: ModelVersion, vendor: str) -> str:

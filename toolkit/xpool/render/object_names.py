@@ -6,7 +6,10 @@ routes ConfigMap, and the Roles grant access to these names only; every one is s
 
 from __future__ import annotations
 
-from xpool.config.models import Platform, Pool, Tier
+from xpool.config.derived_names import job_name as job_name
+from xpool.config.derived_names import parent_queue_name as parent_queue_name
+from xpool.config.derived_names import priority_class_name as priority_class_name
+from xpool.config.derived_names import queue_name as queue_name
 
 SUPERVISOR = "xinference-supervisor"
 SUPERVISOR_PORT = 9997
@@ -23,23 +26,3 @@ LEASE = "xpool-reconciler"
 MOUNT = "/etc/xpool"
 VOLCANO_NAMESPACE = "volcano-system"
 VOLCANO_CONFIGMAP = "volcano-scheduler-configmap"
-
-
-def slug(name: str) -> str:
-    return name.lower()
-
-
-def queue_name(platform: Platform, tier: Tier, pool: Pool) -> str:
-    return f"{platform.metadata.name}-{slug(tier.name)}-{pool.name}"
-
-
-def parent_queue_name(platform: Platform, pool: Pool) -> str:
-    return f"{platform.metadata.name}-{pool.name}"
-
-
-def priority_class_name(platform: Platform, tier: Tier) -> str:
-    return f"{platform.metadata.name}-{slug(tier.name)}"
-
-
-def job_name(tier: Tier, pool: Pool, burst: bool = False) -> str:
-    return f"xinference-{slug(tier.name)}-{pool.name}" + ("-burst" if burst else "")
