@@ -83,3 +83,22 @@ def test_unreadable_bytes_are_located(
     line = one_error(validate(file))
     assert re.match(rf"^error: {re.escape(str(file))}:{where}: ", line), line
     assert message in line, line
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("hf://Qwen/Qwen2.5-7B-Instruct", "s3://AKIAEXAMPLE:examplesecret@bucket/qwen"),
+        ("hf://Qwen/Qwen2.5-7B-Instruct", "ftp://user:examplesecret@host/qwen"),
+        ("  models:", "  xinference:\n    endpoint: http://admin:examplesecret@x:9997\n  models:"),
+        ("  models:", "  xinference:\n    endpoint: ftp://admin:examplesecret@x:9997\n  models:"),
+    ],
+    ids=["s3-source", "bad-scheme-source", "endpoint", "bad-scheme-endpoint"],
+)
+def test_credentials_are_refused_and_never_echoed(tmp_path: Path, old: str, new: str) -> None:
+    file = tmp_path / "platform.yaml"
+    file.write_text(VALID.replace(old, new), encoding="utf-8")
+    result = validate(file)
+    line = one_error(result)
+    assert "examplesecret" not in result.stdout + result.stderr, line
+    assert "***@" in line, line

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+# `scheme://user:password@` in a URL: the part to hide wherever xpool prints text.
+_USERINFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)[^/\s@'\"]+@")
+
+
+def redact_userinfo(text: str) -> str:
+    """`s3://key:secret@bucket` -> `s3://***@bucket`: error lines never carry a credential."""
+    return _USERINFO.sub(r"\1***@", text)
 
 
 @dataclass(frozen=True)
@@ -15,7 +24,7 @@ class Problem:
 
     def __str__(self) -> str:
         field = f" {self.path}:" if self.path else ""
-        return f"{self.where}:{field} {self.message}"
+        return redact_userinfo(f"{self.where}:{field} {self.message}")
 
 
 class XpoolError(Exception):

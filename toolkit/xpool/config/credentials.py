@@ -1,0 +1,47 @@
+"""No credentials in the platform file: it is stored in a ConfigMap and printed in errors.
+
+A URL with userinfo (`s3://key:secret@bucket`, `http://user:pass@host`) would put the secret
+in every copy of the file. Every string of the loaded platform is checked, so a URL field
+added later is covered too; the message shows the URL with the userinfo hidden.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from pydantic import BaseModel
+
+from xpool.config.models import Platform
+from xpool.config.positions import PathElem
+from xpool.errors import redact_userinfo
+
+Found = tuple[tuple[PathElem, ...], str]
+
+_URL_WITH_USERINFO = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/\s@]+@")
+
+
+def credential_problems(platform: Platform) -> Iterator[Found]:
+    for path, text in _strings(platform, ()):
+        if _URL_WITH_USERINFO.match(text):
+            yield (
+                path,
+                f"the URL '{redact_userinfo(text)}' carries credentials (user:password@); "
+                "remove them and give them through the environment or a Kubernetes Secret",
+            )
+
+
+def _strings(value: Any, path: tuple[PathElem, ...]) -> Iterator[tuple[tuple[PathElem, ...], str]]:
+    """Every string inside a loaded model, with its path as spelled in the file."""
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, BaseModel):
+        for name, field in type(value).model_fields.items():
+            yield from _strings(getattr(value, name), (*path, field.alias or name))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(item, (*path, str(key)))
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            yield from _strings(item, (*path, i))
