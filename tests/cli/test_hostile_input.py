@@ -5,6 +5,7 @@ Each must give exit 2, one located error line, nothing on stdout and never a tra
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -102,3 +103,45 @@ def test_credentials_are_refused_and_never_echoed(tmp_path: Path, old: str, new:
     line = one_error(result)
     assert "examplesecret" not in result.stdout + result.stderr, line
     assert "***@" in line, line
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "platform.yaml"
+    os.mkfifo(fifo)
+    line = one_error(validate(fifo))
+    assert line == f"error: {fifo}: is a FIFO, not a regular file; give the path of a file"
+
+
+def test_a_device_is_refused_without_reading_it() -> None:
+    line = one_error(validate(Path("/dev/zero")))
+    assert "/dev/zero: is a character device, not a regular file" in line, line
+
+
+def test_an_oversized_platform_file_is_refused(tmp_path: Path) -> None:
+    file = tmp_path / "platform.yaml"
+    file.write_text(VALID + "#" * (16 * 1024 * 1024), encoding="utf-8")
+    line = one_error(validate(file))
+    assert "at most 16777216 bytes (16 MiB) are read" in line, line
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "oversized"])
+def test_a_special_or_oversized_config_json_is_refused(tmp_path: Path, kind: str) -> None:
+    config = tmp_path / "model" / "config.json"
+    config.parent.mkdir()
+    if kind == "fifo":
+        os.mkfifo(config)
+    elif kind == "device":
+        config.symlink_to("/dev/zero")
+    else:
+        config.write_text("{}" + " " * (4 * 1024 * 1024), encoding="utf-8")
+    file = tmp_path / "platform.yaml"
+    arch = "architecture:\n        config: model/config.json"
+    file.write_text(VALID.replace("architecture: qwen2.5-7b-instruct", arch), encoding="utf-8")
+    line = one_error(validate(file))
+    assert re.match(rf"^error: {re.escape(str(file))}:16:17: ", line), line
+    expected = {
+        "fifo": "is a FIFO, not a regular file",
+        "device": "is a character device, not a regular file",
+        "oversized": "at most 4194304 bytes (4 MiB) are read",
+    }[kind]
+    assert expected in line, line

@@ -20,6 +20,12 @@ from xpool.catalog.architectures import Architecture, ConfigJsonError, architect
 from xpool.catalog.hf_config import from_hf_config
 from xpool.config.checks import cross_field_problems
 from xpool.config.fast_yaml import fast_load
+from xpool.config.files import (
+    CONFIG_JSON_LIMIT,
+    PLATFORM_FILE_LIMIT,
+    FileRefused,
+    read_regular_file,
+)
 from xpool.config.models import ArchitectureConfig, Model, Platform
 from xpool.config.positions import PathElem, SourceMap, format_path
 from xpool.config.text_checks import (
@@ -48,9 +54,11 @@ class LoadedPlatform:
 def read_text(path: Path) -> str:
     """The file's text, refused (located) when a parser could not read it without a traceback."""
     try:
-        data = path.read_bytes()
+        data = read_regular_file(path, PLATFORM_FILE_LIMIT)
     except FileNotFoundError:
         raise InputError([Problem(str(path), "", "no such file; check the path")]) from None
+    except FileRefused as exc:
+        raise InputError([Problem(str(path), "", str(exc))]) from None
     except OSError as exc:
         raise InputError([Problem(str(path), "", f"cannot read: {exc}")]) from None
     try:
@@ -219,11 +227,13 @@ def _architecture_problems(
 
 def _read_hf_config(path: Path) -> Architecture:
     try:
-        text = decode_utf8(path.read_bytes())
+        text = decode_utf8(read_regular_file(path, CONFIG_JSON_LIMIT))
         check_number_lengths(text)
         config = json.loads(text)
     except TextProblem as exc:
         raise ValueError(f"{path}:{exc}") from None
+    except FileRefused as exc:
+        raise ValueError(f"{path} {exc}") from None
     except RecursionError:
         raise ValueError(f"{path}:{nesting_problem(text)}") from None
     except IsADirectoryError:
