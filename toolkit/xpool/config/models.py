@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
+from xpool.config.cron import check_cron
 from xpool.config.durations import Duration
 
 API_VERSION = "xpool.io/v1alpha1"
@@ -62,13 +63,24 @@ class Metadata(Spec):
     labels: dict[str, str] = Field(default_factory=dict)
 
 
+# Namespaces the cluster's own components live in: xpool's objects and its reconciler's
+# rights there would mix with theirs, and deleting xpool would touch them.
+SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease", "volcano-system"})
+
+
+def not_a_system_namespace(namespace: str) -> str:
+    if namespace in SYSTEM_NAMESPACES:
+        raise ValueError(f"'{namespace}' is a system namespace; give xpool a namespace of its own")
+    return namespace
+
+
 class KubernetesSpec(Spec):
-    namespace: DnsLabel = "xpool"
+    namespace: Annotated[DnsLabel, AfterValidator(not_a_system_namespace)] = "xpool"
     queue_hierarchy: bool = Field(
         default=False,
         description="Render a parent Volcano queue per pool (capacity plugin enableHierarchy).",
     )
-    reconcile_schedule: str = Field(
+    reconcile_schedule: Annotated[str, AfterValidator(check_cron)] = Field(
         default="* * * * *", description="Cron schedule of the reconciler CronJob."
     )
 
@@ -123,7 +135,7 @@ class GatewaySpec(Spec):
         description="Share of maxInflight each tier below the top keeps free for the tiers "
         "above it: with 0.15, P1 is shed from 85% and P2 from 70%; P0 only when P0 alone fills it.",
     )
-    request_timeout: Duration = Field(
+    request_timeout: Annotated[Duration, Field(gt=0)] = Field(
         default=600.0, description="Per request, to the end of the response (streams included)."
     )
     client_id_header: str = Field(
