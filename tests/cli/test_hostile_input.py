@@ -145,3 +145,21 @@ def test_a_special_or_oversized_config_json_is_refused(tmp_path: Path, kind: str
         "oversized": "at most 4194304 bytes (4 MiB) are read",
     }[kind]
     assert expected in line, line
+
+
+@pytest.mark.parametrize("namespace", ["kube-system", "volcano-system"])
+def test_a_system_namespace_flag_is_refused(tmp_path: Path, namespace: str) -> None:
+    file = tmp_path / "platform.yaml"
+    file.write_text(VALID, encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "xpool.cli", "render", "-n", namespace, str(file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    line = one_error(result)
+    assert line == (
+        f"error: -n/--namespace: '{namespace}' is a system namespace; "
+        "give xpool a namespace of its own"
+    ), line

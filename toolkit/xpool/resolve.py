@@ -21,7 +21,7 @@ from xpool.capacity.feasibility import fit_problems
 from xpool.capacity.plan import CapacityPlan, plan_platform
 from xpool.catalog.architectures import Architecture
 from xpool.config.loader import LoadedPlatform, load_platform
-from xpool.config.models import Model, Platform
+from xpool.config.models import Model, Platform, not_a_system_namespace
 from xpool.errors import InputError, Problem
 from xpool.render.instances import VersionWants, Want, stable_wants, version_wants
 from xpool.render.launch import launch_specs
@@ -98,6 +98,8 @@ def resolve_platform(path: str | Path, *, namespace: str | None = None) -> Resol
 
 
 def _with_namespace(loaded: LoadedPlatform, namespace: str | None) -> tuple[Platform, str]:
+    if namespace:
+        _refuse_system_namespace(namespace)
     platform, text = loaded.platform, loaded.source.text
     kube = platform.spec.kubernetes
     if kube is None or not namespace or namespace == kube.namespace:
@@ -110,6 +112,14 @@ def _with_namespace(loaded: LoadedPlatform, namespace: str | None) -> tuple[Plat
         update={"kubernetes": kube.model_copy(update={"namespace": namespace})}
     )
     return platform.model_copy(update={"spec": spec}), _text_with_namespace(text, namespace)
+
+
+def _refuse_system_namespace(namespace: str) -> None:
+    """The flag obeys the rule the file's spec.kubernetes.namespace does."""
+    try:
+        not_a_system_namespace(namespace)
+    except ValueError as exc:
+        raise InputError([Problem("-n/--namespace", "", str(exc))]) from None
 
 
 def _text_with_namespace(text: str, namespace: str) -> str:
