@@ -31,7 +31,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from xpool.gateway.app import create_app
-from xpool.gateway.routing import Lease, Refusal, RoutingTable
+from xpool.gateway.routing import WARMUP_REQUESTS, Lease, Refusal, RoutingTable
 from xpool.gateway.server import GatewayServer
 from xpool.gateway.sse import first_event_data, is_error_event
 from xpool.local.runtime import free_port
@@ -331,3 +331,22 @@ def test_the_first_sse_event_with_data_decides():
     assert is_error_event(b'{"error": "boom"}')
     assert not is_error_event(b'{"choices": [{"delta": "\\"error\\""}]}')
     assert not is_error_event(b"[DONE]")
+
+
+def test_the_gate_histogram_counts_warm_successful_attempts_only(gateway, upstream):
+    """Each instance's first WARMUP_REQUESTS are its warm-up; failures and 4xx say nothing
+    about a version's speed: none of them is in the gate's TTFT histogram, all in the TTFT."""
+    g = gateway({"1": 50, "2": 50}, ["chat--1--1", "chat--2--1"])
+    answers = [ask(g.http, 2 * i) for i in range(30)]  # JSON answers only (even `i`)
+    assert all(status == 200 for status, _, _ in answers)
+    assert ask(g.http, 100, max_tokens=0)[0] == 400
+    served = {
+        v: g.metric("xpool_gateway_time_to_first_token_seconds_count", version=v) for v in "12"
+    }
+    gated = {v: g.metric("xpool_gateway_gate_ttft_seconds_count", version=v) for v in "12"}
+    attempts = upstream.by_version()
+    # version 2 fails every attempt (retried on version 1): never in the gate's histogram
+    assert gated["2"] == 0 and attempts["2"] > 0
+    # version 1: every attempt answered, but its first 5 were its warm-up, and the 400 is out
+    assert served["1"] == attempts["1"]
+    assert gated["1"] == attempts["1"] - WARMUP_REQUESTS - 1

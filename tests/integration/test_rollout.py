@@ -2,8 +2,9 @@
 gateway and its Prometheus), `xpool reconcile --loop` as a subprocess, `xpool rollout` as a
 subprocess, and clients streaming chat completions through the gateway the whole time.
 
-1. Version 2 rolls out 5 -> 50 -> 100 % with no failed request and no incomplete stream; the
-   reconciler is killed (SIGKILL) mid-rollout and a new one resumes the step it was in.
+1. Version 2 rolls out 50 -> 100 % with no failed request and no incomplete stream; the
+   reconciler is killed (SIGKILL) mid-rollout and a new one resumes the step it was in; each
+   step passed the gate's tests (their statistics on record).
 2. Version 3 fails every request (its chat template raises): the gate rolls it back within
    its first step, the gateway having retried each failed canary attempt on the stable
    version, so no P0 request failed.
@@ -77,14 +78,14 @@ spec:
       architecture: tiny-qwen2-chat
       versions:
 {versions}      context: {{batch: 4, seqLen: 512, outputTokens: 8}}
-      demand: {{peakQps: 1}}
+      demand: {{peakQps: 20}}
       perInstanceQps: 50
       instances: {{min: 1, max: 2}}
       rollout:
         to: "2"
-        steps: [5, 50, 100]
-        interval: 12s
-        gate: {{minRequests: 5, maxTtftRatio: 5, ttftSlackMs: 500}}
+        steps: [50, 100]
+        interval: 25s
+        gate: {{minRequests: 20}}
 """
     path = tmp / "platform.yaml"
     path.write_text(text)
@@ -119,11 +120,11 @@ def test_rollout_resumes_after_a_kill_and_a_broken_canary_rolls_back(tmp_path: P
             gateway,
             [chat_stream_request("chat", 4), chat_request],
             total=10**9,
-            concurrency=2,
+            concurrency=4,
         ).start()
-        # 1. the file declares the rollout of version 2; kill the reconciler at the 50 % step
+        # 1. the file declares the rollout of version 2; kill the reconciler at the 100 % step
         with reconciling(platform, state, None, "reconcile-1.log") as first:
-            wait_for(lambda: rollout_state(state).get("step") == 1, 240, "the 50 % step", first)
+            wait_for(lambda: rollout_state(state).get("step") == 1, 240, "the 100 % step", first)
             first.kill()
             first.wait(10)
         at_kill = rollout_state(state)
@@ -145,7 +146,7 @@ def test_rollout_resumes_after_a_kill_and_a_broken_canary_rolls_back(tmp_path: P
             done = rollout_state(state)
             # 2. version 3 fails every request: rolled back within its first step
             started = xpool(
-                "rollout", "start", str(platform), "chat", "--to", "3", "--steps", "5,50,100",
+                "rollout", "start", str(platform), "chat", "--to", "3", "--steps", "50,100",
                 "--interval", "60s", "--state-dir", str(state), "-o", "json",
             )  # fmt: skip
             assert started.returncode == 0, started.stderr
@@ -185,14 +186,20 @@ def test_rollout_resumes_after_a_kill_and_a_broken_canary_rolls_back(tmp_path: P
     events = [(e["event"], e["weight"]) for e in done["history"]]
     assert events[0] == ("started", 0.0) and events.count(("started", 0.0)) == 1
     steps = [w for e, w in events if e == "step"]
-    assert steps == [5.0, 50.0, 100.0], events
+    assert steps == [50.0, 100.0], events
     assert events[-1] == ("completed", 100.0)
     completed_at = done["history"][-1]["time"]
-    assert completed_at - done["history"][-2]["time"] >= 12  # the 100 % step ran its interval
-    # the broken canary: rolled back in step 1 (5 %), naming the error rate it was judged on
+    assert completed_at - done["history"][-2]["time"] >= 25  # the 100 % step ran its interval
+    # every step passed on the gate's tests, with their statistics on record
+    for event in done["history"]:
+        if event["event"] in ("step", "completed") and event["weight"] > 50:
+            gate = event["signals"]["gate"]
+            assert gate["outcome"] == "pass", event
+            assert {c["test"] for c in gate["checks"]} == {"exact-binomial", "mann-whitney-u"}
+    # the broken canary: rolled back in step 1 (50 %), naming the error rate it was judged on
     last = broken["history"][-1]
     assert last["event"] == "rolled-back" and "error rate" in last["reason"], last
-    assert [e["weight"] for e in broken["history"] if e["event"] == "step"] == [5.0]
+    assert [e["weight"] for e in broken["history"] if e["event"] == "step"] == [50.0]
     assert last["time"] - broken["history"][-2]["time"] < 60  # within the step's interval
     # the corrupt canary never served: rolled back at weight 0, naming the failed launch
     assert [e["event"] for e in corrupt["history"]][-1] == "rolled-back"

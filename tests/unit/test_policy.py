@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from tests.unit.policy_world import World, model, ready, spec_of
@@ -229,3 +231,31 @@ def test_scale_down_lands_between_the_ratios_not_on_the_scale_up_line() -> None:
     out = decide(spec, Observation(400.0, inst, {"chat": LoadObs(qps=7.0)}), memory)
     assert [d.uid for d in kinds(out.actions, Drain)] == ["chat--1--3"]
     assert out.decisions[0].desired == 2
+
+
+def test_a_full_pool_drains_a_retired_version_to_make_room_for_the_serving_one() -> None:
+    """After the last shift (0/100) on a tier with no room left, the canary's second instance
+    would wait forever for the retired one, which waits for replacements: it makes room."""
+    m = replace(model("chat", "P0", lo=2, hi=2), weights=(("1", 0.0), ("2", 100.0)))
+    spec = spec_of([m], accelerators=10, deserved=(2, 4, 4))
+    inst = (ready("chat--1--1", version="1"), ready("chat--2--1", version="2"))
+    out = decide(spec, Observation(0.0, inst, {"chat": LoadObs(qps=15)}), {})
+    drains = kinds(out.actions, Drain)
+    assert [d.uid for d in drains] == ["chat--1--1"] and "makes room" in drains[0].reason
+    # the canary's launch follows the drain; the decision still counts it as placeable
+    assert out.decisions[0].versions == {"2": 2} and out.decisions[0].serving == {"2": 2}
+
+
+def test_a_canary_that_cannot_get_its_next_steps_instances_is_sized_for_what_fits() -> None:
+    """50/50 on a full two-accelerator tier: the 100% step's second canary instance has no
+    room while the stable version keeps its share, so the rollout is told 1, not 2."""
+    m = replace(
+        model("chat", "P0", lo=2, hi=2),
+        weights=(("1", 50.0), ("2", 50.0)),
+        ahead=(("1", 0.0), ("2", 100.0)),
+    )
+    spec = spec_of([m], accelerators=10, deserved=(2, 4, 4))
+    inst = (ready("chat--1--1", version="1"), ready("chat--2--1", version="2"))
+    out = decide(spec, Observation(0.0, inst, {"chat": LoadObs(qps=15)}), {})
+    assert not kinds(out.actions, Drain) and not kinds(out.actions, Launch)
+    assert out.decisions[0].versions == {"1": 1, "2": 1}

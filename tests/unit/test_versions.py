@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from xpool.policy.state import InstanceObs
-from xpool.policy.versions import apportion, plan_versions
+from xpool.policy.versions import apportion, plan_versions, sized
 
 
 def inst(version: str, n: int, state: str = "ready") -> InstanceObs:
@@ -18,7 +18,7 @@ def test_apportion_by_weight_with_one_each():
     assert apportion(1, {"1": 95, "2": 5}) == {"1": 1, "2": 1}  # a canary surges
     assert apportion(3, {"1": 50, "2": 50}) == {"1": 2, "2": 1}  # ties: the stable first
     assert apportion(0, {"1": 100}) == {"1": 0}
-    assert apportion(0, {"1": 100, "2": 0}) == {"1": 0, "2": 1}  # warm canary
+    assert apportion(0, {"1": 100, "2": 50}) == {"1": 0, "2": 0}  # no demand
 
 
 @given(
@@ -82,3 +82,26 @@ def test_drains_never_leave_fewer_ready_than_wanted(
     left_ready = sum(1 for i in instances if i.state == "ready" and i.uid not in drained)
     assert left_ready >= min(len(ready), sum(plan.desired.values()))
     assert all(n > 0 for n in plan.launch.values())
+
+
+def test_the_canary_is_sized_for_the_next_step_before_the_shift():
+    # 4 instances at 95/5; the next step is 50/50: the canary gets 2 now, the stable keeps 3
+    assert sized(4, [("1", 95), ("2", 5)], [("1", 50), ("2", 50)]) == {"1": 3, "2": 2}
+    # launching (weight 0 now): the first step's share, even with no demand at all
+    assert sized(4, [("1", 100), ("2", 0)], [("1", 75), ("2", 25)]) == {"1": 4, "2": 1}
+    assert sized(0, [("1", 100), ("2", 0)], [("1", 95), ("2", 5)]) == {"1": 1, "2": 1}
+    # the last shift: the canary is sized for all of it while the stable keeps its half
+    assert sized(4, [("1", 50), ("2", 50)], [("1", 0), ("2", 100)]) == {"1": 2, "2": 4}
+
+
+def test_the_next_steps_instances_launch_ahead_while_this_steps_share_stays():
+    instances = [inst("1", 1), inst("1", 2), inst("2", 1)]
+    plan = plan_versions(2, instances, [("1", 50), ("2", 50)], [("1", 0), ("2", 100)])
+    assert plan.launch == {"2": 1} and plan.desired == {"1": 1, "2": 2}
+    # 50/50 of 2 needs one of each: the stable's second instance is spare and drains
+    assert [i.uid for i in plan.drain] == ["chat--1--2"] and plan.now == {"1": 1, "2": 1}
+    # a canary launched ahead (weight 0 now) is no capacity yet: nothing drains for it
+    launching = plan_versions(
+        2, [inst("1", 1), inst("1", 2), inst("2", 1)], [("1", 100)], [("1", 50), ("2", 50)]
+    )
+    assert launching.drain == () and launching.desired == {"1": 2, "2": 1}

@@ -9,7 +9,6 @@ gateway at once, so an abort takes effect without waiting for the next pass.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
 from typing import Any, Literal
 
 import click
@@ -26,12 +25,15 @@ from xpool.actions.rollout import (
 from xpool.actions.runtime import Runtime
 from xpool.cli.options import connection_options
 from xpool.cli.output import emit_data, emit_table, note, output_option
-from xpool.policy.rollout import Rollout
+from xpool.policy.rollout import Rollout, to_json
 
 
 def _row(r: Rollout, now: float) -> tuple[Any, ...]:
     step = f"{r.step + 1}/{len(r.steps)}" if r.step >= 0 else f"-/{len(r.steps)}"
-    age = f"{now - r.step_started:.0f}s of {r.interval:g}s" if r.active and r.step_started else "-"
+    age = "-"
+    if r.active and r.step_started:
+        extended = f" (extended {r.extended}x)" if r.extended else ""
+        age = f"{now - r.step_started:.0f}s of {r.interval:g}s{extended}"
     return (
         r.model,
         f"{r.stable} -> {r.canary}",
@@ -45,7 +47,7 @@ def _row(r: Rollout, now: float) -> tuple[Any, ...]:
 
 def _emit(items: list[Rollout], output: str, now: float) -> None:
     if output != "table":
-        emit_data({"rollouts": [asdict(r) for r in items]}, output)
+        emit_data({"rollouts": [to_json(r) for r in items]}, output)
         return
     emit_table(
         "Rollouts",
@@ -126,7 +128,8 @@ def status_command(
     namespace: str | None,
     output: str,
 ) -> None:
-    """Where each rollout is (with its history in -o json|yaml)."""
+    """Where each rollout is (with its history in -o json|yaml: every step's gate verdict,
+    its tests' statistics and the figures they were computed on)."""
     options = StatusOptions(RolloutScope(file, state_dir, namespace), model)
     items = rollout_status(options, _runtime(kubeconfig, context))
     _emit(items, output, time.time())

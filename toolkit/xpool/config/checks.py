@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import math
 from collections.abc import Iterator
 
 from xpool.catalog.accelerators import accelerators
@@ -186,6 +187,26 @@ def _rollout_problems(model: Model, base: tuple[PathElem, ...]) -> Iterator[Foun
         yield ((*base, "steps"), f"steps {steps} must increase")
     if steps[-1] != 100:
         yield ((*base, "steps"), f"the last step is {steps[-1]:g}; it must be 100")
+    yield from _gate_sample_problems(model, base)
+
+
+def _gate_sample_problems(model: Model, base: tuple[PathElem, ...]) -> Iterator[Found]:
+    """A first step that cannot reach the gate's minimum sample even at peak demand would be
+    extended and then held every time: refuse it with the interval or weight that would do."""
+    assert model.rollout is not None
+    rollout, peak = model.rollout, model.demand.peak_qps
+    need = rollout.gate.min_requests
+    share = rollout.steps[0] / 100
+    expected = peak * share * rollout.interval
+    if peak <= 0 or expected >= need:
+        return
+    yield (
+        (*base, "gate", "minRequests"),
+        f"at peak demand ({peak:g} QPS) a {rollout.steps[0]:g}% first step of "
+        f"{rollout.interval:g} s gets about {expected:.0f} canary requests, fewer than the "
+        f"{need} the gate needs; make interval at least {math.ceil(need / (peak * share))} s "
+        f"or the first step at least {min(100.0, math.ceil(100 * need / (peak * rollout.interval))):g}%",
+    )
 
 
 def fp8_problems(platform: Platform) -> Iterator[Found]:

@@ -246,21 +246,37 @@ class ModelVersion(Spec):
 
 
 class RolloutGate(Spec):
-    """What a canary step must show, measured over the step, before the next step starts."""
+    """How a canary step is judged against the stable version over the step (statistics in
+    docs/scheduling.md, "The gate"): pass, fail (rollback) or inconclusive (extend, then hold)."""
 
     max_error_rate: Annotated[float, Field(ge=0, le=1)] = Field(
         default=0.01,
-        description="Canary error rate (upstream failures / attempts) may exceed the stable "
-        "version's by at most this.",
+        description="Margin: the canary's error rate (upstream failures / attempts) may exceed "
+        "the stable version's by this much; more, with evidence, fails the step.",
     )
-    max_ttft_ratio: Annotated[float, Field(ge=1)] = Field(
-        default=1.5, description="Canary p99 time to first token / the stable version's."
+    max_ttft_ratio: Annotated[float, Field(ge=1, le=100)] = Field(
+        default=1.25,
+        description="Tolerance: canary times to first token are compared with the stable "
+        "version's times x this + ttftSlackMs; slower than that, with evidence, fails the step.",
     )
-    ttft_slack_ms: Annotated[float, Field(ge=0)] = Field(
-        default=50.0, description="Absolute slack on the p99 TTFT comparison (noise floor)."
+    ttft_slack_ms: Annotated[float, Field(ge=0, le=600000)] = Field(
+        default=50.0, description="Absolute slack on the TTFT comparison (noise floor)."
     )
-    min_requests: Annotated[int, Field(ge=1)] = Field(
-        default=20, description="A step is judged only once the canary served this many."
+    min_requests: Annotated[int, Field(ge=20, le=1000000)] = Field(
+        default=50,
+        description="Canary attempts (and warm TTFT samples of each version) a step needs "
+        "before it can pass: at least 20 for the tests' approximations; 50 detects a canary "
+        "slower than the tolerance in 3 pairs of 4 with 90% power.",
+    )
+    significance: Annotated[float, Field(gt=0, le=0.2)] = Field(
+        default=0.01,
+        description="Chance that a step of a canary as good as the stable version fails, "
+        "shared by the step's end-of-step looks.",
+    )
+    extensions: Annotated[int, Field(ge=0, le=20)] = Field(
+        default=2,
+        description="Times an inconclusive step is run again before it is held for an "
+        "operator (`xpool rollout promote|abort`).",
     )
 
 

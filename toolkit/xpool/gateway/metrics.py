@@ -11,6 +11,9 @@ from prometheus_client.registry import Collector
 from xpool.gateway.routing import RoutingTable
 
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+# The canary gate's TTFT buckets: 1 ms to about 270 s, each 25% wider than the last, so a
+# bucket's middle is within 12% of any time in it (policy/canary_stats.py ranks on them).
+GATE_BUCKETS = tuple(round(0.001 * 1.25**k, 6) for k in range(57))
 
 
 class _Inflight(Collector):
@@ -60,6 +63,14 @@ class GatewayMetrics:
             "From the request's arrival to the first response byte sent to the client.",
             ["model", "version", "tier"],
             buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.gate_ttft = Histogram(
+            "xpool_gateway_gate_ttft_seconds",
+            "Time to first byte of successful upstream attempts on warm instances, by version: "
+            "what a canary step's latency is judged on.",
+            ["model", "version"],
+            buckets=GATE_BUCKETS,
             registry=r,
         )
         self.shed = Counter(

@@ -235,6 +235,13 @@ class Proxy:
                     await response.aclose()
         return outcome
 
+    def _first_byte(self, lease: Lease, status: int, seconds: float) -> None:
+        """TTFT for dashboards; for the canary gate too when the attempt succeeded on a warm
+        instance (a 4xx says nothing about the version's speed)."""
+        self.metrics.ttft.labels(lease.model, lease.version, lease.tier).observe(seconds)
+        if lease.warm and status < 400:
+            self.metrics.gate_ttft.labels(lease.model, lease.version).observe(seconds)
+
     def _answer(
         self, response: httpx.Response, data: bytes, lease: Lease, started: float
     ) -> Response | _Failed:
@@ -244,9 +251,7 @@ class Proxy:
         code = str(status)
         if status < 500 and not _is_gone(status, data):
             self._count(lease, code)
-            self.metrics.ttft.labels(lease.model, lease.version, lease.tier).observe(
-                time.perf_counter() - started
-            )
+            self._first_byte(lease, status, time.perf_counter() - started)
             out = self._rewrite(data, lease.uid, lease.model)
             return self._finish(
                 lease, started, Response(out, status, self._passed(response, lease))
@@ -291,7 +296,7 @@ class Proxy:
         code = upstream_code = str(response.status_code)
         out, buffer = split_lines(head)
         try:
-            metrics.ttft.labels(*labels).observe(time.perf_counter() - started)
+            self._first_byte(lease, response.status_code, time.perf_counter() - started)
             if out:
                 yield rewrite(out, uid, name)
             async for chunk in chunks:

@@ -6,7 +6,7 @@ crash, or acting on one twice, changes nothing more.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 
@@ -63,6 +63,10 @@ class Decision:
     desired: int
     reason: str
     inputs: dict[str, Any]
+    # Instances per version: wanted, less what the pool has no room for (a rollout's shift
+    # waits for these), and what the versions' weights now call for (its judging does).
+    versions: dict[str, int] = field(default_factory=dict)
+    serving: dict[str, int] = field(default_factory=dict)
 
 
 def as_dict(item: Action | Decision) -> dict[str, Any]:

@@ -76,8 +76,9 @@ class _Pass:
             self.ledger.draining[(model.pool, model.tier)] += model.accelerators
         self.actions.append(Drain(inst.uid, inst.model, tier, reason))
 
-    def scale_up(self, model: ModelSpec, version: str, count: int, reason: str) -> str:
-        """Launch up to `count`; returns the reason, amended when capacity limited it."""
+    def scale_up(self, model: ModelSpec, version: str, count: int, reason: str) -> tuple[str, int]:
+        """Launch up to `count`; returns the reason, amended when capacity limited it, and
+        how many were launched."""
         tier = self.spec.tier(model.tier)
         launched = 0
         note = ""
@@ -101,8 +102,21 @@ class _Pass:
                 )
             )
         if launched < count:
-            return f"{reason}; launched {launched} of {count}: {note}"
-        return reason + (f"; {note}" if note else "")
+            return f"{reason}; launched {launched} of {count}: {note}", launched
+        return reason + (f"; {note}" if note else ""), launched
+
+    def make_room(self, plan: VersionPlan, tier: str, version: str, count: int) -> int:
+        """Drain up to `count` of the model's spare instances (retired, or beyond their
+        version's share) so that `version`'s launches fit next pass; returns how many."""
+        freed = 0
+        for inst in plan.spare:
+            if freed == count:
+                break
+            if inst.uid in self.draining:
+                continue
+            self.drain(inst, tier, f"makes room for version {version}: the pool is full")
+            freed += 1
+        return freed
 
     def _room(self, model: ModelSpec, tier: TierSpec) -> tuple[bool, str]:
         pool, need = model.pool, model.accelerators
@@ -191,7 +205,7 @@ def decide(spec: PolicySpec, obs: Observation, memory: Memory) -> Outcome:
     targets: dict[str, tuple[Target, int, VersionPlan]] = {}
     for model in spec.models:
         mine = [i for i in obs.of(model.name) if i.uid not in work.draining]
-        serving = serving_versions(model.version_weights, model.warm)
+        serving = serving_versions(model.version_weights, model.ahead)
         counted = [i for i in mine if i.version in serving]  # retired versions get no traffic
         t = autoscale(
             model,
@@ -202,7 +216,7 @@ def decide(spec: PolicySpec, obs: Observation, memory: Memory) -> Outcome:
             obs.now,
         )
         active = sum(1 for i in counted if i.state in ("ready", "loading"))
-        plan = plan_versions(t.desired, mine, model.version_weights, model.warm)
+        plan = plan_versions(t.desired, mine, model.version_weights, model.ahead)
         targets[model.name] = (t, active, plan)
         new_memory[model.name] = t.memory
     for model in spec.models:  # drains first: what they free shows in the queue shares
@@ -213,14 +227,20 @@ def decide(spec: PolicySpec, obs: Observation, memory: Memory) -> Outcome:
     for model in spec.models:
         t, active, plan = targets[model.name]
         reason = t.reason
+        placeable = dict(plan.desired)
         for version, count in plan.launch.items():
             why = t.reason
             if t.desired <= active:
                 why = f"version {version} needs {plan.desired[version]} instance(s) for its weight"
-            reason = work.scale_up(model, version, count, why)
+            reason, launched = work.scale_up(model, version, count, why)
+            if launched < count:
+                freed = work.make_room(plan, model.tier, version, count - launched)
+                placeable[version] -= count - launched - freed
         if plan.launch and model.name not in work.launched:
             new_memory[model.name] = memory.get(model.name, ModelMemory())
         desired = sum(plan.desired.values())
-        decisions.append(Decision(model.name, model.tier, active, desired, reason, t.inputs))
+        decisions.append(
+            Decision(model.name, model.tier, active, desired, reason, t.inputs, placeable, plan.now)
+        )
     work.actions.extend(queue_shares(spec, work.ledger))
     return Outcome(tuple(work.actions), tuple(decisions), new_memory)

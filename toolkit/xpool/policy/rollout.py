@@ -1,47 +1,34 @@
 """A canary release as a state machine: launch the canary, shift weight step by step, judge
-each step against the stable version, roll back on a breach.
+each step against the stable version (policy/canary_gate.py), roll back on evidence.
 
 Pure: the reconciler feeds it the canary's instances and the gate's signals (from Prometheus)
 and persists the state it returns, so a restarted reconciler resumes the step it was in (the
 step's start time is part of the state). Every transition appends an event with its reason
 and the figures it was judged on; those events are the rollout's history and audit trail.
 
-Phases: `launching` (the canary gets one instance at weight 0) -> `shifting` (step i: canary
-weight steps[i]) -> `completed` (canary 100%, it is the stable version now). `rolled-back`
-(a breach or a failed launch) and `aborted` (by an operator) put all weight back on the
-stable version; the canary's instances then drain because their weight is 0.
+Phases: `launching` (the canary gets the instances its first step calls for, at weight 0) ->
+`shifting` (step i: canary weight steps[i]) -> `completed` (canary 100%, it is the stable
+version now). `rolled-back` (a failed gate or launch) and `aborted` (by an operator) put all
+weight back on the stable version; the canary's instances then drain because their weight is 0.
+
+Looks: a step is judged at the end of its interval (and of each extension, when the previous
+look was inconclusive) at `gate.final_alpha`; within the step, each time the canary's sample
+doubles, at `gate.interim_alpha`, which only a failure can cross. Only a look at the end of a
+step can pass it, and only once the canary has the ready instances the next weight calls for.
 """
 
 from __future__ import annotations
 
+import math
 import re
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
+
+from xpool.policy.canary_gate import Gate, Verdict, VersionSignals, judge
 
 Phase = Literal["launching", "shifting", "completed", "rolled-back", "aborted"]
 ACTIVE: tuple[Phase, ...] = ("launching", "shifting")
 _DIGITS = re.compile(r"[0-9.]+")
-
-
-@dataclass(frozen=True)
-class Gate:
-    max_error_rate: float = 0.01  # canary error rate may exceed the stable's by this much
-    max_ttft_ratio: float = 1.5  # canary p99 TTFT / stable p99 TTFT
-    ttft_slack_ms: float = 50.0
-    min_requests: int = 20  # canary requests a step needs before it is judged
-
-
-@dataclass(frozen=True)
-class VersionSignals:
-    """One version's upstream attempts over the step window (from the gateway's metrics)."""
-
-    requests: float
-    errors: float
-    ttft_p99: float | None = None  # seconds; None without requests
-
-    @property
-    def error_rate(self) -> float:
-        return self.errors / self.requests if self.requests > 0 else 0.0
 
 
 @dataclass(frozen=True)
@@ -56,7 +43,11 @@ class CanaryObs:
     ready: int
     loading: int
     failed: str | None = None  # the error of a canary instance whose launch failed
-    wanted: int = 1  # instances its current weight calls for (policy/versions.py)
+    # Ready instances the next weight calls for (the policy's last apportioning, less what
+    # the pool has no room for); None before the policy has sized it (a first pass).
+    wanted: int | None = 1
+    # Instances the current weight calls for: a step is judged from when they are ready.
+    needed: int | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +76,11 @@ class Rollout:
     # The stable version's figures from the last step that had stable traffic: the 100% step
     # has none of its own to compare against.
     baseline: VersionSignals | None = None
+    extended: int = 0  # end-of-step looks that were inconclusive in this step
+    looked: float = 0.0  # the canary's requests at this step's last interim look
+    # The step's clock runs (and its figures count) once the canary has the instances its
+    # weight calls for: a shift into a full pool is judged at the load the stable version had.
+    armed: bool = False
 
     @property
     def active(self) -> bool:
@@ -101,6 +97,21 @@ class Rollout:
     def weights(self) -> dict[str, float]:
         w = self.canary_weight
         return {self.stable: 100.0 - w, self.canary: w}
+
+    def next_weights(self) -> dict[str, float] | None:
+        """The weights of the next step, which the canary is sized for ahead of the shift."""
+        if self.phase == "launching":
+            w = self.steps[0]
+        elif self.phase == "shifting" and self.step + 1 < len(self.steps):
+            w = self.steps[self.step + 1]
+        else:
+            return None
+        return {self.stable: 100.0 - w, self.canary: w}
+
+    @property
+    def exhausted(self) -> bool:
+        """Every end-of-step look was inconclusive: held for an operator."""
+        return self.extended > self.gate.extensions
 
     @property
     def serving(self) -> str:
@@ -151,29 +162,104 @@ def _hold(r: Rollout, now: float, reason: str) -> Rollout:
     return _with(r, now, "held", reason)
 
 
-def breach(gate: Gate, canary: VersionSignals, stable: VersionSignals | None) -> str | None:
-    """Why the canary fails the gate, or None."""
-    base_rate = stable.error_rate if stable and stable.requests > 0 else 0.0
-    if canary.error_rate > base_rate + gate.max_error_rate:
-        return (
-            f"canary error rate {canary.error_rate:.1%} ({canary.errors:.0f} of "
-            f"{canary.requests:.0f}) > stable {base_rate:.1%} + {gate.max_error_rate:.1%}"
-        )
-    if canary.ttft_p99 is not None and stable is not None and stable.ttft_p99 is not None:
-        limit = stable.ttft_p99 * gate.max_ttft_ratio + gate.ttft_slack_ms / 1000
-        if canary.ttft_p99 > limit:
-            return (
-                f"canary p99 TTFT {canary.ttft_p99 * 1000:.0f} ms > {gate.max_ttft_ratio:g} x "
-                f"stable {stable.ttft_p99 * 1000:.0f} ms + {gate.ttft_slack_ms:g} ms"
-            )
-    return None
-
-
-def _figures(signals: GateSignals) -> dict[str, Any]:
-    return {
-        "canary": asdict(signals.canary) if signals.canary else None,
-        "stable": asdict(signals.stable) if signals.stable else None,
+def _figures(
+    signals: GateSignals, judged: VersionSignals | None, verdict: Verdict | None = None
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "canary": signals.canary.summary() if signals.canary else None,
+        "stable": judged.summary() if judged else None,
     }
+    if verdict is not None:
+        out["gate"] = verdict.to_json()
+    return out
+
+
+def _interim(r: Rollout, now: float, signals: GateSignals, judged: VersionSignals) -> Rollout:
+    """A look within the step each time the canary's sample doubles: fail on overwhelming
+    evidence, else carry on (a step never passes early)."""
+    assert signals.canary is not None
+    n = signals.canary.requests
+    if n < r.gate.min_requests or n < 2 * r.looked:
+        return r
+    verdict = judge(r.gate, signals.canary, judged, r.gate.interim_alpha)
+    if verdict.outcome == "fail":
+        return _rollback(
+            r,
+            now,
+            f"step {r.step + 1}: {verdict.reason}",
+            signals=_figures(signals, judged, verdict),
+        )
+    return replace(r, looked=n)
+
+
+def _end_of_step(
+    r: Rollout, now: float, canary: CanaryObs, signals: GateSignals, judged: VersionSignals
+) -> Rollout:
+    """The look at the end of the step (or of an extension): next step, rollback, extension,
+    or a hold for an operator once the extensions are spent."""
+    assert signals.canary is not None
+    verdict = judge(r.gate, signals.canary, judged, r.gate.final_alpha)
+    figures = _figures(signals, judged, verdict)
+    where = f"step {r.step + 1}"
+    if verdict.outcome == "fail":
+        return _rollback(r, now, f"{where}: {verdict.reason}", signals=figures)
+    if verdict.outcome == "inconclusive":
+        if r.extended < r.gate.extensions:
+            return _with(
+                r,
+                now,
+                "extended",
+                f"{where} inconclusive: {verdict.reason}; extended "
+                f"({r.extended + 1} of {r.gate.extensions})",
+                extended=r.extended + 1,
+                signals=figures,
+            )
+        return _with(
+            r,
+            now,
+            "held",
+            f"{where} inconclusive after {r.gate.extensions} extension(s): {verdict.reason}; "
+            "held: `xpool rollout promote` or `abort`",
+            extended=r.extended + 1,
+            signals=figures,
+        )
+    if r.step + 1 >= len(r.steps):
+        return _with(
+            r,
+            now,
+            "completed",
+            f"canary {r.canary} passed {len(r.steps)} steps ({verdict.reason}); it serves 100%",
+            phase="completed",
+            signals=figures,
+        )
+    return _with(
+        r,
+        now,
+        "step",
+        f"{where} passed ({verdict.reason}): step {r.step + 2} of {len(r.steps)}",
+        step=r.step + 1,
+        step_started=now,
+        extended=0,
+        looked=0.0,
+        armed=False,
+        signals=figures,
+    )
+
+
+def _capacity_hold(r: Rollout, now: float, canary: CanaryObs) -> Rollout | None:
+    """Hold while the canary lacks the ready instances its next weight calls for."""
+    if r.next_weights() is None:  # the last step: the canary already takes every request
+        return None
+    if canary.wanted is None:
+        return _hold(r, now, f"step {r.step + 1}: sizing the canary for the next step; holding")
+    if canary.ready < canary.wanted:
+        return _hold(
+            r,
+            now,
+            f"step {r.step + 1}: {canary.ready} of the {canary.wanted} canary instances the "
+            "next step needs are ready; holding",
+        )
+    return None
 
 
 def advance(r: Rollout, now: float, canary: CanaryObs, signals: GateSignals | None) -> Rollout:
@@ -185,6 +271,9 @@ def advance(r: Rollout, now: float, canary: CanaryObs, signals: GateSignals | No
     if r.phase == "launching":
         if canary.ready == 0:
             return _hold(r, now, f"waiting for an instance of {r.canary} to load")
+        if canary.wanted is None or canary.ready < canary.wanted:
+            wanted = "its first step's" if canary.wanted is None else str(canary.wanted)
+            return _hold(r, now, f"waiting for {wanted} instance(s) of {r.canary} to load")
         return _with(
             r,
             now,
@@ -196,54 +285,37 @@ def advance(r: Rollout, now: float, canary: CanaryObs, signals: GateSignals | No
         )
     if canary.ready == 0 and canary.loading == 0:
         return _rollback(r, now, f"canary {r.canary} has no instance left")
+    if not r.armed:
+        if canary.needed is not None and canary.ready < canary.needed:
+            return _hold(
+                replace(r, step_started=now),
+                now,
+                f"step {r.step + 1}: judging starts once the {canary.needed} canary instances "
+                f"{r.canary_weight:g}% calls for are ready ({canary.ready} are)",
+            )
+        r = replace(r, armed=True)
     assert r.step_started is not None
-    if signals is not None and signals.canary is not None:
-        stable = signals.stable if signals.stable and signals.stable.requests > 0 else None
-        judged = stable or r.baseline
-        if signals.canary.requests >= r.gate.min_requests:
-            why = breach(r.gate, signals.canary, judged)
-            if why is not None:  # judged as soon as there is enough traffic: within the step
-                return _rollback(r, now, f"step {r.step + 1}: {why}", signals=_figures(signals))
-        if stable is not None:
-            r = replace(r, baseline=stable)
-    elapsed = now - r.step_started
-    if elapsed < r.interval:
-        return r
     if signals is None or signals.canary is None or signals.missing:
+        if now - r.step_started < r.interval * (1 + r.extended):
+            return r
         missing = ", ".join(signals.missing) if signals and signals.missing else "no data"
         return _hold(r, now, f"step {r.step + 1}: gate signals missing ({missing}); holding")
-    if canary.ready < canary.wanted:  # the next step's traffic needs this step's instances
-        return _hold(
-            r,
-            now,
-            f"step {r.step + 1}: {canary.ready} of {canary.wanted} canary instances ready; holding",
-        )
-    if signals.canary.requests < r.gate.min_requests:
-        return _hold(
-            r,
-            now,
-            f"step {r.step + 1}: {signals.canary.requests:.0f} canary requests of the "
-            f"{r.gate.min_requests} the gate needs; holding",
-        )
-    figures = _figures(signals)
-    if r.step + 1 >= len(r.steps):
-        return _with(
-            r,
-            now,
-            "completed",
-            f"canary {r.canary} passed {len(r.steps)} steps; it serves 100%",
-            phase="completed",
-            signals=figures,
-        )
-    return _with(
-        r,
-        now,
-        "step",
-        f"step {r.step + 1} passed the gate: step {r.step + 2} of {len(r.steps)}",
-        step=r.step + 1,
-        step_started=now,
-        signals=figures,
-    )
+    # the stable version's own figures while it has weight; at 100% (a few stray requests
+    # of the step's first seconds aside) those of the last step where it had
+    stable = signals.stable if signals.stable and signals.stable.requests > 0 else None
+    if stable is not None and r.weights()[r.stable] > 0:
+        r = replace(r, baseline=stable)
+    judged = (stable if r.weights()[r.stable] > 0 else None) or r.baseline
+    judged = judged or VersionSignals(0.0, 0.0)
+    r = _interim(r, now, signals, judged)
+    if not r.active or r.exhausted:
+        return r
+    if now - r.step_started < r.interval * (1 + r.extended):
+        return r
+    held = _capacity_hold(r, now, canary)
+    if held is not None:
+        return held
+    return _end_of_step(r, now, canary, signals, judged)
 
 
 def promote(r: Rollout, now: float) -> Rollout:
@@ -256,24 +328,44 @@ def abort(r: Rollout, now: float, reason: str = "aborted by an operator") -> Rol
     return _with(r, now, "aborted", reason, phase="aborted")
 
 
+def _signals_to_json(v: VersionSignals) -> dict[str, Any]:
+    """JSON has no infinity: the open-ended bucket's bound is written as Prometheus does."""
+    ttft = [["+Inf" if math.isinf(b) else b, c] for b, c in v.ttft]
+    return {"requests": v.requests, "errors": v.errors, "ttft": ttft}
+
+
+def _signals_from_json(data: dict[str, Any]) -> VersionSignals:
+    """Tolerant of records written before the gate kept buckets (their TTFT is dropped)."""
+    ttft = tuple(
+        (float(b), int(c)) for b, c in data.get("ttft") or () if isinstance(b, str | int | float)
+    )
+    return VersionSignals(float(data["requests"]), float(data["errors"]), ttft)
+
+
 def to_json(r: Rollout) -> dict[str, Any]:
-    return asdict(r)
+    out = asdict(r)
+    out["baseline"] = _signals_to_json(r.baseline) if r.baseline else None
+    return out
 
 
 def from_json(data: dict[str, Any]) -> Rollout:
     baseline = data.get("baseline")
+    known = {f.name for f in fields(Gate)}
     return Rollout(
         model=str(data["model"]),
         stable=str(data["stable"]),
         canary=str(data["canary"]),
         steps=tuple(float(s) for s in data["steps"]),
         interval=float(data["interval"]),
-        gate=Gate(**data.get("gate", {})),
+        gate=Gate(**{k: v for k, v in data.get("gate", {}).items() if k in known}),
         phase=data["phase"],
         step=int(data["step"]),
         step_started=None if data.get("step_started") is None else float(data["step_started"]),
         started=float(data["started"]),
         reason=str(data.get("reason", "")),
         history=tuple(Event(**e) for e in data.get("history", [])),
-        baseline=VersionSignals(**baseline) if baseline else None,
+        baseline=_signals_from_json(baseline) if baseline else None,
+        extended=int(data.get("extended", 0)),
+        looked=float(data.get("looked", 0.0)),
+        armed=bool(data.get("armed", True)),
     )

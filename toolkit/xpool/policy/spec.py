@@ -42,9 +42,9 @@ class ModelSpec:
     min: int
     max: int
     # Gateway weights of the versions (a rollout's override, else the file's); empty: only
-    # `version`. `warm`: versions kept at one instance at weight 0 (a canary being launched).
+    # `version`. `ahead`: a rollout's next step's weights, which instances are sized for too.
     weights: tuple[tuple[str, float], ...] = ()
-    warm: tuple[str, ...] = ()
+    ahead: tuple[tuple[str, float], ...] = ()
 
     @property
     def version_weights(self) -> tuple[tuple[str, float], ...]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from xpool.errors import RemoteError
-from xpool.policy.actions import Action, Drain, Launch, SetQueue, Terminate, as_dict
+from xpool.policy.actions import Action, Decision, Drain, Launch, SetQueue, Terminate, as_dict
 from xpool.policy.decide import decide
 from xpool.policy.spec import PolicySpec
 from xpool.policy.state import LoadObs, Observation
@@ -76,6 +76,7 @@ class Reconciler:
         self.log = log
         self._inputs: dict[str, dict[str, Any]] = {}
         self._last_lines: dict[str, str] = {}
+        self._sized: dict[str, Decision] = {}  # the last pass's, for the rollouts' sizing
 
     def observe(self, result: PassResult) -> Observation:
         instances = self.target.instances()
@@ -99,12 +100,13 @@ class Reconciler:
         spec = self.spec
         if self.rollouts is not None:
             try:  # deciding with stale weights could drain a canary mid-rollout: stop instead
-                spec = self.rollouts.run(self.spec, obs, dry_run=self.dry_run)
+                spec = self.rollouts.run(self.spec, obs, dry_run=self.dry_run, sized=self._sized)
             except RemoteError as exc:
                 result.errors.append(f"rollouts: {exc}")
                 return self._finish(result, began)
         outcome = decide(spec, obs, self.store.load())
         result.decisions = outcome.decisions
+        self._sized = {d.model: d for d in outcome.decisions}
         for d in outcome.decisions:  # log a decision when its kind changes, not every pass
             shape = f"{d.active}->{d.desired} " + re.sub(r"[0-9.]+", "#", d.reason)
             if self._last_lines.get(d.model) != shape:

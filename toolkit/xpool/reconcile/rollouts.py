@@ -2,36 +2,33 @@
 active ones from the gate's signals, push their weights to the gateways, and hand the policy
 the weights it must split instances by.
 
-The gate reads the gateway's per-attempt counter and TTFT histogram from Prometheus over the
-current step (`policies/promql.yaml`, `rollout:`); attempts count, not client answers, because
-the gateway retries a failed canary attempt on the stable version and the client never sees
-it fail. Weights are written every pass, not only on change: a restarted gateway comes back with
+The gate reads the gateway's per-attempt counter and its gate TTFT histogram (warm,
+successful attempts only) from Prometheus over the current step (`policies/promql.yaml`,
+`rollout:`); attempts count, not client answers, because the gateway retries a failed canary
+attempt on the stable version and the client never sees it fail. The canary is sized by the
+policy's last pass (`Decision.versions`): a step ends only once the instances its next weight
+calls for are ready. Weights are written every pass, not only on change: a restarted gateway comes back with
 the platform file's weights and is corrected within one pass.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from xpool.adapters.prometheus import PrometheusClient
+from xpool.adapters.prometheus import PrometheusClient, Sample
 from xpool.config.models import Platform
 from xpool.errors import RemoteError
 from xpool.logs import get_logger
-from xpool.policy.rollout import (
-    CanaryObs,
-    Gate,
-    GateSignals,
-    Rollout,
-    VersionSignals,
-    advance,
-    start,
-)
+from xpool.policy.actions import Decision
+from xpool.policy.canary_gate import Gate, VersionSignals
+from xpool.policy.canary_stats import from_cumulative
+from xpool.policy.rollout import CanaryObs, GateSignals, Rollout, advance, start
 from xpool.policy.spec import ModelSpec, PolicySpec
 from xpool.policy.state import Observation
-from xpool.policy.versions import apportion, serving_versions
+from xpool.policy.versions import apportion
 from xpool.reconcile.rollout_store import Rollouts, RolloutStore
 from xpool.render.environment import policy_yaml
 
@@ -43,7 +40,14 @@ def gate_of(platform: Platform, model: str) -> Gate:
     g = declared.gate if declared else None
     if g is None:
         return Gate()
-    return Gate(g.max_error_rate, g.max_ttft_ratio, g.ttft_slack_ms, g.min_requests)
+    return Gate(
+        g.max_error_rate,
+        g.max_ttft_ratio,
+        g.ttft_slack_ms,
+        g.min_requests,
+        g.significance,
+        g.extensions,
+    )
 
 
 def stable_of(spec: ModelSpec) -> str:
@@ -58,7 +62,7 @@ class GateReader:
         self.queries: dict[str, str] = policy_yaml("promql.yaml")["rollout"]
         self.min_window = min_window  # increase() needs two samples: a few scrape intervals
 
-    def _scalar(self, name: str, model: str, version: str, window: str) -> float | None:
+    def _query(self, name: str, model: str, version: str, window: str) -> list[Sample]:
         assert self.prom is not None
         expr = (
             self.queries[name]
@@ -66,14 +70,20 @@ class GateReader:
             .replace("$VERSION", version)
             .replace("$WINDOW", window)
         )
-        values = [s.value for s in self.prom.query(expr) if not math.isnan(s.value)]
-        return sum(values) if values else None
+        return [s for s in self.prom.query(expr) if not math.isnan(s.value)]
+
+    def _scalar(self, name: str, model: str, version: str, window: str) -> float:
+        return sum(s.value for s in self._query(name, model, version, window))
 
     def _version(self, model: str, version: str, window: str) -> VersionSignals:
-        requests = self._scalar("requests", model, version, window) or 0.0
-        errors = self._scalar("errors", model, version, window) or 0.0
-        ttft = self._scalar("ttftP99", model, version, window) if requests > 0 else None
-        return VersionSignals(round(requests, 3), round(errors, 3), ttft)
+        requests = self._scalar("requests", model, version, window)
+        errors = self._scalar("errors", model, version, window)
+        buckets = [
+            (float(s.labels["le"]), s.value)
+            for s in self._query("ttftBuckets", model, version, window)
+            if "le" in s.labels
+        ]
+        return VersionSignals(round(requests, 3), round(errors, 3), from_cumulative(buckets))
 
     def read(self, rollout: Rollout, now: float) -> GateSignals | None:
         if rollout.phase != "shifting" or rollout.step_started is None:
@@ -90,20 +100,23 @@ class GateReader:
             return GateSignals(None, None, (f"Prometheus: {exc}",))
 
 
-def canary_obs(rollout: Rollout, obs: Observation) -> CanaryObs:
-    everyone = obs.of(rollout.model)
-    mine = [i for i in everyone if i.version == rollout.canary]
+def canary_obs(rollout: Rollout, obs: Observation, sized: Decision | None) -> CanaryObs:
+    """The canary's instances; how many the policy's last pass sized it for ahead of the next
+    shift, and how many its weight now calls for (the autoscaler's count of that pass split by
+    the rollout's weights now: right after a shift the pass still had the old ones). None
+    before a pass that knew of this rollout."""
+    mine = [i for i in obs.of(rollout.model) if i.version == rollout.canary]
     failed = next((i.error or "launch failed" for i in mine if i.state == "failed"), None)
-    weights = rollout.weights()
-    serving = sum(
-        1 for i in everyone if i.state in ("ready", "loading") and weights.get(i.version, 0.0) > 0
-    )
-    wanted = apportion(serving, serving_versions(list(weights.items()))).get(rollout.canary, 0)
+    needed = None
+    if sized is not None and sized.serving:
+        weights = {v: w for v, w in rollout.weights().items() if w > 0}
+        needed = apportion(sum(sized.serving.values()), weights).get(rollout.canary)
     return CanaryObs(
         ready=sum(1 for i in mine if i.state == "ready"),
         loading=sum(1 for i in mine if i.state == "loading"),
         failed=failed,
-        wanted=max(1, wanted),
+        wanted=sized.versions.get(rollout.canary) if sized is not None else None,
+        needed=needed,
     )
 
 
@@ -143,7 +156,7 @@ def applies(rollout: Rollout, spec: PolicySpec) -> bool:
 
 
 def with_rollouts(spec: PolicySpec, doc: Rollouts) -> PolicySpec:
-    """The policy spec with each rollout's weights (and a launching canary kept warm)."""
+    """The policy spec with each rollout's weights and its next step's (sized for ahead)."""
     models = []
     for m in spec.models:
         r = doc.current.get(m.name)
@@ -152,14 +165,9 @@ def with_rollouts(spec: PolicySpec, doc: Rollouts) -> PolicySpec:
             continue
         weights = r.weights()
         ordered = tuple((v, weights.get(v, 0.0)) for v, _ in m.version_weights)
-        models.append(
-            replace(
-                m,
-                weights=ordered,
-                version=r.serving,
-                warm=(r.canary,) if r.phase == "launching" else (),
-            )
-        )
+        following = r.next_weights() if r.active else None
+        ahead = tuple((v, following.get(v, 0.0)) for v, _ in m.version_weights) if following else ()
+        models.append(replace(m, weights=ordered, version=r.serving, ahead=ahead))
     return replace(spec, models=tuple(models))
 
 
@@ -178,8 +186,17 @@ class RolloutController:
         self.set_weights = set_weights
         self.audit = audit
 
-    def run(self, spec: PolicySpec, obs: Observation, *, dry_run: bool) -> PolicySpec:
-        """Advance every rollout one pass; returns the spec the policy should decide with."""
+    def run(
+        self,
+        spec: PolicySpec,
+        obs: Observation,
+        *,
+        dry_run: bool,
+        sized: Mapping[str, Decision] | None = None,
+    ) -> PolicySpec:
+        """Advance every rollout one pass; returns the spec the policy should decide with.
+        `sized`: each model's decision in the policy's last pass (instances per version)."""
+        sized = sized or {}
         before = self.store.load()
         signals = {m: self.gate.read(r, obs.now) for m, r in before.current.items() if r.active}
 
@@ -187,7 +204,9 @@ class RolloutController:
             declared_starts(self.platform, spec, doc, obs.now)
             for model, r in list(doc.current.items()):
                 if r.active and applies(r, spec):
-                    doc.current[model] = advance(r, obs.now, canary_obs(r, obs), signals.get(model))
+                    doc.current[model] = advance(
+                        r, obs.now, canary_obs(r, obs, sized.get(model)), signals.get(model)
+                    )
 
         if dry_run:
             doc = self.store.load()
