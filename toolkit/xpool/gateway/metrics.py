@@ -11,6 +11,11 @@ from prometheus_client.registry import Collector
 from xpool.gateway.routing import RoutingTable
 
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+# The `model` label of a request for a model the routing table does not know. Label values
+# come only from the table (platform file, routes ConfigMap), never from what a client sends,
+# so the series stay bounded; this is no DNS-1123 label, so no declared model can share it
+# (the reconciler reads demand per `model` label).
+UNKNOWN_MODEL = "(unknown)"
 
 
 class _Inflight(Collector):
