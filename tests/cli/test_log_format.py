@@ -1,7 +1,8 @@
 """`--log-format json` on the long-running commands, as subprocesses against the contract API
 server (a remote Xinference nothing listens on, so no platform has to run): every stderr line
 is one JSON object with ts, level, logger and event; `text` prints the bare messages as
-before; the Xinference API key, set in the environment, never appears in any output."""
+before; the Xinference API key and the gateway's client keys, set in the environment, never
+appear in any output."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.conftest import EXAMPLES, ROOT
@@ -24,6 +26,8 @@ from tests.gateway.test_gateway_cli_reports import free_port, lease, wait_for
 
 SECRET = "sk-log-format-test-3f9c2e71"
 KEY_ENV = "XPOOL_TEST_API_KEY"
+CLIENT_KEY = "ck-log-format-test-8d41b0c5"
+CLIENT_KEYS_ENV = "XPOOL_TEST_GATEWAY_KEYS"
 NS = "default"
 NO_PROMETHEUS = (
     "no Prometheus configured: load is unknown, so only instances.min/max and drains act"
@@ -32,15 +36,17 @@ NO_PROMETHEUS = (
 
 @pytest.fixture
 def platform(tmp_path: Path) -> Path:
-    """The quickstart on a remote Xinference that needs an API key (from KEY_ENV)."""
+    """The quickstart on a remote Xinference that needs an API key (from KEY_ENV), its gateway
+    requiring client keys (from CLIENT_KEYS_ENV)."""
     text = (EXAMPLES / "quickstart.yaml").read_text(encoding="utf-8")
-    assert "    endpoint: embedded\n" in text
+    listen = "    listen: 127.0.0.1:8000\n"
+    assert "    endpoint: embedded\n" in text and listen in text
     path = tmp_path / "platform.yaml"
     path.write_text(
         text.replace(
             "    endpoint: embedded\n",
             f"    endpoint: http://127.0.0.1:1\n    apiKeyEnv: {KEY_ENV}\n",
-        )
+        ).replace(listen, f"{listen}    apiKeysEnv: {CLIENT_KEYS_ENV}\n")
     )
     return path
 
@@ -54,6 +60,7 @@ def environment() -> dict[str, str]:
     env.update(
         {
             KEY_ENV: SECRET,
+            CLIENT_KEYS_ENV: f"other-key-0123456789,{CLIENT_KEY}",
             "PYTHONPATH": str(ROOT / "toolkit"),
             "XPOOL_KUBE_RETRY_ATTEMPTS": "2",
             "XPOOL_KUBE_RETRY_BASE_SECONDS": "0.05",
@@ -193,14 +200,21 @@ def test_the_gateway_logs_json_lines(
     kubeconfig: Path,  # noqa: F811
     started: list[subprocess.Popen[str]],
 ) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
     proc, lines = spawn(started, "gateway", str(platform), "--replica", "r1", "--interval", "0.5",
-                        "--listen", f"127.0.0.1:{free_port()}", "--log-format", "json",
+                        "--listen", url.removeprefix("http://"), "--log-format", "json",
                         *kube_flags(kubeconfig))  # fmt: skip
     wait_for("the gateway's start line", lambda: any("gateway on" in x for x in lines.lines))
     assert lease(kube_api) is not None
+    # the client keys came from the environment: one of them opens /v1/*, nothing else does
+    assert httpx.get(f"{url}/v1/models").status_code == 401
+    wrong = httpx.get(f"{url}/v1/models", headers={"Authorization": f"Bearer {SECRET}"})
+    assert wrong.status_code == 401
+    models = httpx.get(f"{url}/v1/models", headers={"Authorization": f"Bearer {CLIENT_KEY}"})
+    assert models.status_code == 200 and models.json()["data"] == []
     assert stop(proc) == 0, lines.text()
     logged = json_lines(lines.text())
-    assert SECRET not in lines.text()
+    assert SECRET not in lines.text() and CLIENT_KEY not in lines.text()
     no_routes = next(line for line in logged if "no routes yet" in line["event"])
     assert no_routes["logger"] == "xpool.gateway.source"
     assert no_routes["configmap"] == f"{NS}/xpool-routes"

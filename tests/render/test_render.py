@@ -175,6 +175,42 @@ def test_rbac_is_least_privilege() -> None:
                 assert rule["resources"] == ["leases"], rule
 
 
+def _containers(obj: dict) -> list[dict]:
+    spec = obj["spec"]
+    if obj["kind"] == "Job":  # Volcano: one pod template per task
+        return [c for t in spec["tasks"] for c in t["template"]["spec"]["containers"]]
+    if obj["kind"] == "CronJob":
+        spec = spec["jobTemplate"]["spec"]
+    return spec["template"]["spec"]["containers"] if "template" in spec else []
+
+
+def test_client_api_keys_reach_the_gateway_only_from_the_secret() -> None:
+    """spec.gateway.apiKeysEnv: the gateway's container reads it from Secret
+    xpool-credentials (required: no pod serves open without it); no other container gets it,
+    and no value is written anywhere."""
+    rendering = render("platform.yaml")
+    holders = {}
+    for obj in rendering.objects:
+        if obj.kind in ("Deployment", "CronJob", "Job"):
+            for container in _containers(obj.obj):
+                for env in container.get("env", []):
+                    if env["name"] == "XPOOL_GATEWAY_API_KEYS":
+                        holders[obj.obj["metadata"]["name"]] = env
+    assert holders == {
+        "xpool-gateway": {
+            "name": "XPOOL_GATEWAY_API_KEYS",
+            "valueFrom": {
+                "secretKeyRef": {
+                    "name": "xpool-credentials",
+                    "key": "XPOOL_GATEWAY_API_KEYS",
+                    "optional": False,
+                }
+            },
+        }
+    }
+    assert not any(o.kind == "Secret" for o in rendering.objects)
+
+
 def test_labels_on_everything() -> None:
     for obj in render("platform.yaml").objects:
         labels = obj.obj["metadata"]["labels"]

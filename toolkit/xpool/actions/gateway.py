@@ -20,12 +20,13 @@ from xpool.actions.runtime import Runtime
 from xpool.adapters.xinference import api_key_from_env
 from xpool.errors import InputError, Problem
 from xpool.gateway.app import create_app
+from xpool.gateway.limits import RequestLimits
 from xpool.gateway.metrics import GatewayMetrics
 from xpool.gateway.replica_report import ReplicaReporter
 from xpool.gateway.routing import RoutingTable
 from xpool.gateway.server import GatewayServer
 from xpool.gateway.source import ConfigMapRoutingSource
-from xpool.gateway.wiring import table_for
+from xpool.gateway.wiring import client_keys, table_for
 from xpool.logs import get_logger
 from xpool.resolve import resolve_platform
 
@@ -91,6 +92,8 @@ def run_gateway(options: GatewayOptions, runtime: Runtime, stop: threading.Event
         timeout=gw.request_timeout,
         client_id_header=gw.client_id_header,
         metrics=GatewayMetrics(table),
+        limits=RequestLimits.of(gw),
+        client_keys=client_keys(platform),
     )
     server = GatewayServer(app, options.listen or gw.listen)
     routes = f"{ns}/{options.configmap}"

@@ -24,9 +24,10 @@ from xpool.adapters.xinference import XinferenceClient, api_key_from_env, ensure
 from xpool.errors import InputError, Problem, RemoteError
 from xpool.gateway.app import create_app
 from xpool.gateway.control import Scaler
+from xpool.gateway.limits import RequestLimits
 from xpool.gateway.metrics import GatewayMetrics
 from xpool.gateway.server import GatewayServer
-from xpool.gateway.wiring import model_limits, table_for, write_token
+from xpool.gateway.wiring import client_keys, model_limits, table_for, write_token
 from xpool.local.models import resolve_local_sources
 from xpool.local.prometheus import LocalPrometheus
 from xpool.local.runtime import EmbeddedXinference
@@ -68,6 +69,7 @@ class UpSession:
         self.platform = self.resolved.platform
         self.state_dir = state_dir_for(self.resolved.name, options.state_dir)
         self._api_key = api_key_from_env(self.platform)
+        self._client_keys = client_keys(self.platform)
         self.wants: list[Want] = self.resolved.wants(at_least=1)
         self._by_version, self._canaries = self.resolved.version_wants(at_least=1)
         self.table = table_for(self.platform)
@@ -153,6 +155,8 @@ class UpSession:
             metrics=self.metrics,
             admin=scaler,
             admin_token=self._token_file.read_text().strip(),
+            limits=RequestLimits.of(gw),
+            client_keys=self._client_keys,
         )
         self.gateway = GatewayServer(app, gw.listen)
         self.gateway.start()
@@ -215,12 +219,15 @@ class UpSession:
     def examples(self) -> list[str]:
         """A `curl` line per model, against the gateway."""
         assert self.up_state is not None
-        return example_requests(self.up_state.gateway, self.wants)
+        return example_requests(
+            self.up_state.gateway, self.wants, self.platform.spec.gateway.api_keys_env
+        )
 
     def smoke(self) -> list[str]:
         """One request per model through the gateway: a line per answer."""
         assert self.up_state is not None
-        return smoke_requests(self.up_state.gateway, self.wants)
+        key = self._client_keys[0] if self._client_keys else None
+        return smoke_requests(self.up_state.gateway, self.wants, key)
 
     def serve_until(self, stop: threading.Event, poll: float = 1.0) -> None:
         """Serve until `stop` is set; RemoteError when the embedded Xinference exits."""

@@ -2,7 +2,8 @@
 
 A URL with userinfo (`s3://key:secret@bucket`, `http://user:pass@host`) would put the secret
 in every copy of the file. Every string of the loaded platform is checked, so a URL field
-added later is covered too; the message shows the URL with the userinfo hidden.
+added later is covered too; the message shows the URL with the userinfo hidden. The gateway's
+client keys and the Xinference key live in separate variables, so no client holds the latter.
 """
 
 from __future__ import annotations
@@ -30,6 +31,14 @@ def credential_problems(platform: Platform) -> Iterator[Found]:
                 f"the URL '{redact_userinfo(text)}' carries credentials (user:password@); "
                 "remove them and give them through the environment or a Kubernetes Secret",
             )
+    client_keys = platform.spec.gateway.api_keys_env
+    if client_keys is not None and client_keys == platform.spec.xinference.api_key_env:
+        # a client holding the Xinference key could call Xinference past the gateway
+        yield (
+            ("spec", "gateway", "apiKeysEnv"),
+            f"{client_keys} also holds the Xinference API key (spec.xinference.apiKeyEnv); "
+            "give the clients' keys a variable of their own",
+        )
 
 
 def _strings(value: Any, path: tuple[PathElem, ...]) -> Iterator[tuple[tuple[PathElem, ...], str]]:

@@ -14,6 +14,7 @@ from pydantic.alias_generators import to_camel
 
 from xpool.config.cron import check_cron
 from xpool.config.durations import Duration
+from xpool.config.sizes import ByteSize
 
 API_VERSION = "xpool.io/v1alpha1"
 
@@ -141,6 +142,27 @@ class GatewaySpec(Spec):
     client_id_header: str = Field(
         default="X-Client-Id",
         description="Header naming the client: canary assignment is sticky per client.",
+    )
+    # A chat request with a few images (a few MiB each, base64 adds a third) fits in 16 MiB;
+    # larger media belong behind a URL. The gateway holds a body, its parsed form and its
+    # re-encoded form at once, so the cap also bounds its memory per request.
+    max_body_size: Annotated[ByteSize, Field(ge=2**10, le=2**30)] = Field(
+        default=16 * 2**20,
+        description="Largest request body the gateway reads (16Mi, 512Ki, or bytes); a larger "
+        "one gets 413 before it is read.",
+    )
+    # Python's JSON parser recurses once per level and fails near 1000 levels: the cap keeps
+    # far below that. A chat request with tools and image parts is about 8 deep.
+    max_json_depth: Annotated[int, Field(ge=8, le=512)] = Field(
+        default=64,
+        description="Deepest nesting of arrays and objects a request body may have; deeper "
+        "gets 400 before it is parsed.",
+    )
+    api_keys_env: EnvVarName | None = Field(
+        default=None,
+        description="Environment variable holding the client API keys, separated by commas "
+        "(never the keys themselves); set, /v1/* requires `Authorization: Bearer <key>`. On "
+        "Kubernetes it comes from Secret xpool-credentials, key of the same name.",
     )
 
 

@@ -1,13 +1,13 @@
-"""The gateway's admin endpoint `/-/admin/*`: loopback clients with the admin token only
-(`Authorization: Bearer <token>`). It drives an `Admin` controller (`gateway/control.py`):
-instance lifecycle in non-blocking steps (launch, drain, terminate, and the instances' states
-to observe), a blocking scale, canary weights. Requests and answers are JSON objects; errors
-are `{"error": {...}}` with 400/404/409/422, or 502 when Xinference failed."""
+"""The gateway's admin endpoint `/-/admin/*`: loopback clients with the admin token only, as
+`Authorization: Bearer <token>` (a bare token or another scheme is refused). It drives an
+`Admin` controller (`gateway/control.py`): instance lifecycle in non-blocking steps (launch,
+drain, terminate, and the instances' states to observe), a blocking scale, canary weights.
+Requests and answers are JSON objects, read within the gateway's size and nesting limits like
+those of `/v1/*`; errors are `{"error": {...}}` with 400/404/409/413/422, or 502 when
+Xinference failed."""
 
 from __future__ import annotations
 
-import hmac
-import json
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -18,6 +18,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from xpool.errors import RemoteError
+from xpool.gateway.auth import Tokens, unauthorized
+from xpool.gateway.limits import DEFAULT_LIMITS, RequestLimits, read_json
 from xpool.gateway.responses import error
 from xpool.gateway.routing import RoutingTable
 
@@ -105,23 +107,21 @@ def _weights(admin: Admin, p: dict[str, Any]) -> dict[str, Any]:
     return admin.set_weights(str(p["model"]), weights)
 
 
-def _payload(raw: bytes) -> dict[str, Any] | None:
-    """The request's JSON object, or None."""
-    try:
-        payload = json.loads(raw)
-    except ValueError:
-        return None
-    return payload if isinstance(payload, dict) else None
-
-
 class AdminRoutes:
     """The admin endpoint's routes; every one answers 404 unless both an `Admin` and a token
     are given."""
 
-    def __init__(self, table: RoutingTable, admin: Admin | None, token: str | None) -> None:
+    def __init__(
+        self,
+        table: RoutingTable,
+        admin: Admin | None,
+        token: str | None,
+        limits: RequestLimits = DEFAULT_LIMITS,
+    ) -> None:
         self.table = table
         self.admin = admin
-        self._token = token
+        self._tokens = Tokens([token] if token else [])
+        self.limits = limits
 
     def routes(self) -> list[Route]:
         return [
@@ -136,14 +136,16 @@ class AdminRoutes:
     def _denied(self, request: Request) -> Response | None:
         """Why `request` may not use the endpoint (404 disabled, 403 not loopback, 401 wrong
         token), or None."""
-        if self.admin is None or not self._token:
+        if self.admin is None or not self._tokens:
             return error(404, "the admin endpoint is not enabled", "not_found")
         host = request.client.host if request.client else ""
         if host not in LOOPBACK:
             return error(403, "the admin endpoint answers loopback clients only", "forbidden")
-        given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-        if not hmac.compare_digest(given.encode(), self._token.encode()):
-            return error(401, "missing or wrong admin token", "unauthorized")
+        if not self._tokens.accept(request):
+            return unauthorized(
+                "missing or wrong admin token: send it as 'Authorization: Bearer <token>'",
+                "unauthorized",
+            )
         return None
 
     async def _call(self, request: Request, call: AdminCall, status: int = 200) -> Response:
@@ -152,8 +154,10 @@ class AdminRoutes:
         denied = self._denied(request)
         if denied is not None:
             return denied
-        payload = _payload(await request.body())
-        if payload is None:
+        payload = await read_json(request, self.limits)
+        if isinstance(payload, Response):
+            return payload
+        if not isinstance(payload, dict):
             return error(400, "the request body must be a JSON object", "invalid_request_error")
         try:
             result = await anyio.to_thread.run_sync(call, self.admin, payload)

@@ -5,14 +5,21 @@
   first byte, SSE relay), `GET /v1/models`, and `GET /metrics` (the app's own registry);
 - `gateway/admin_routes.py` (`AdminRoutes`): `/-/admin/*`, loopback clients with the admin
   token only, driving an `Admin` controller (`gateway/control.py`, `Scaler`).
+
+Both read bodies within `limits` (`gateway/limits.py`); `client_keys`, when given, are the
+bearer tokens `/v1/*` requires (`gateway/auth.py`).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from starlette.applications import Starlette
 from starlette.routing import Route
 
 from xpool.gateway.admin_routes import Admin, AdminRoutes
+from xpool.gateway.auth import Tokens
+from xpool.gateway.limits import DEFAULT_LIMITS, RequestLimits
 from xpool.gateway.metrics import GatewayMetrics
 from xpool.gateway.proxy import FORWARDED, Proxy
 from xpool.gateway.routing import RoutingTable
@@ -30,6 +37,8 @@ def create_app(
     metrics: GatewayMetrics | None = None,
     admin: Admin | None = None,
     admin_token: str | None = None,
+    limits: RequestLimits = DEFAULT_LIMITS,
+    client_keys: Sequence[str] = (),
 ) -> Starlette:
     metrics = metrics or GatewayMetrics(table)
     proxy = Proxy(
@@ -41,11 +50,13 @@ def create_app(
         max_connections=max_connections,
         client_id_header=client_id_header,
         retry_after=retry_after,
+        limits=limits,
+        client_keys=Tokens(client_keys) if client_keys else None,
     )
     routes = [
         Route("/v1/models", proxy.models, methods=["GET"]),
         Route("/metrics", proxy.metrics_page, methods=["GET"]),
-        *AdminRoutes(table, admin, admin_token).routes(),
+        *AdminRoutes(table, admin, admin_token, limits).routes(),
         *(Route(path, proxy.forward, methods=["POST"]) for path in FORWARDED),
     ]
     app = Starlette(routes=routes, lifespan=proxy.lifespan)

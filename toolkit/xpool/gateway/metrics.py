@@ -14,6 +14,11 @@ DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 # The canary gate's TTFT buckets: 1 ms to about 270 s, each 25% wider than the last, so a
 # bucket's middle is within 12% of any time in it (policy/canary_stats.py ranks on them).
 GATE_BUCKETS = tuple(round(0.001 * 1.25**k, 6) for k in range(57))
+# The `model` label of a request for a model the routing table does not know. Label values
+# come only from the table (platform file, routes ConfigMap), never from what a client sends,
+# so the series stay bounded; this is no DNS-1123 label, so no declared model can share it
+# (the reconciler reads demand per `model` label).
+UNKNOWN_MODEL = "(unknown)"
 
 
 class _Inflight(Collector):

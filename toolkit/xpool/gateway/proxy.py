@@ -16,6 +16,11 @@ answers and timeouts are never retried. Every attempt is counted per version
 (`xpool_gateway_upstream_responses_total`): the canary gate's error rate. The Xinference API key
 comes from configuration only: client Authorization headers are never forwarded, and the key is
 never logged.
+
+Before any of that: with client API keys configured, `/v1/*` needs one as a bearer token (401);
+the body is read within spec.gateway's size and nesting limits (413, 400; `gateway/limits.py`).
+Metric labels carry only names the routing table knows: a model it does not know is counted
+as `(unknown)`, so clients cannot create series.
 """
 
 from __future__ import annotations
@@ -33,7 +38,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from xpool.gateway.metrics import GatewayMetrics
+from xpool.gateway.auth import Tokens, unauthorized
+from xpool.gateway.limits import DEFAULT_LIMITS, RequestLimits, read_json
+from xpool.gateway.metrics import UNKNOWN_MODEL, GatewayMetrics
 from xpool.gateway.responses import error
 from xpool.gateway.routing import Lease, Refusal, RoutingTable
 from xpool.gateway.sse import Rewriter, read_head, split_lines
@@ -60,15 +67,8 @@ def _is_gone(status: int, content: bytes) -> bool:
     return status in (400, 404) and b"model not found" in content.lower()
 
 
-def _request_body(raw: bytes) -> dict[str, Any] | Response:
-    """The client's JSON body, which names a model, or the 400 answer."""
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        return error(400, "the request body is not JSON", "invalid_request_error")
-    if not isinstance(body, dict) or not isinstance(body.get("model"), str):
-        return error(400, "the request needs a 'model' field", "invalid_request_error")
-    return body
+def _names_a_model(body: Any) -> bool:
+    return isinstance(body, dict) and isinstance(body.get("model"), str)
 
 
 class Proxy:
@@ -86,6 +86,8 @@ class Proxy:
         max_connections: int = 256,
         client_id_header: str = "X-Client-Id",
         retry_after: int = 1,
+        limits: RequestLimits = DEFAULT_LIMITS,
+        client_keys: Tokens | None = None,
     ) -> None:
         self.table = table
         self.metrics = metrics
@@ -93,6 +95,8 @@ class Proxy:
         self.timeout = timeout
         self.max_connections = max_connections
         self.retry_after = str(retry_after)
+        self.limits = limits
+        self._client_keys = client_keys
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client_header = client_id_header.lower()
         self._rewrite = Rewriter()
@@ -115,8 +119,21 @@ class Proxy:
 
     # -- read endpoints ----------------------------------------------------------------------
 
-    async def models(self, _: Request) -> Response:
+    def _denied(self, request: Request) -> Response | None:
+        """401 when client API keys are configured and `request` carries none of them."""
+        if self._client_keys is None or self._client_keys.accept(request):
+            return None
+        return unauthorized(
+            "missing or wrong API key: send it as 'Authorization: Bearer <key>'",
+            "invalid_request_error",
+            code="invalid_api_key",
+        )
+
+    async def models(self, request: Request) -> Response:
         """`GET /v1/models`: public models with instances, their tier and instance count."""
+        denied = self._denied(request)
+        if denied is not None:
+            return denied
         data = [
             {
                 "id": r.model,
@@ -141,9 +158,14 @@ class Proxy:
         """Admit the request, send it to an instance, and retry a failure before the first
         byte on an instance not tried yet; when every attempt failed, the last failure."""
         started = time.perf_counter()
-        body = _request_body(await request.body())
-        if not isinstance(body, dict):
+        denied = self._denied(request)
+        if denied is not None:
+            return denied
+        body = await read_json(request, self.limits)
+        if isinstance(body, Response):
             return body
+        if not _names_a_model(body):
+            return error(400, "the request needs a 'model' field", "invalid_request_error")
         name = body["model"]
         client_id = request.headers.get(self._client_header)  # sticky canary pick
         path = request.url.path
@@ -156,7 +178,7 @@ class Proxy:
                     return self.refused(name, lease)
                 break
             if failed is not None:
-                self.metrics.retries.labels(name, failed.code).inc()
+                self.metrics.retries.labels(failed.lease.model, failed.code).inc()
             tried.append(lease.uid)
             body["model"] = lease.uid
             outcome = await self._attempt(path, json.dumps(body).encode(), lease, started)
@@ -181,9 +203,10 @@ class Proxy:
     def refused(self, name: str, refusal: Refusal) -> JSONResponse:
         """A request the table did not admit: 429 with Retry-After when shed (priority
         admission, request limits), else 404 (unknown model, no instance) or 503."""
-        self.metrics.requests.labels(name, "", refusal.tier, str(refusal.status)).inc()
+        label = UNKNOWN_MODEL if refusal.reason == "unknown_model" else name
+        self.metrics.requests.labels(label, "", refusal.tier, str(refusal.status)).inc()
         if refusal.status == 429:
-            self.metrics.shed.labels(name, refusal.tier, refusal.reason).inc()
+            self.metrics.shed.labels(label, refusal.tier, refusal.reason).inc()
             response = error(
                 429,
                 refusal.message,

@@ -1,15 +1,17 @@
 """The gateway's wiring from the platform file: the routing table with every declared model
-and its canary weights, tier ranks, per-model limits for the admin controller, and the admin
-token file of `xpool up`."""
+and its canary weights, tier ranks, per-model limits for the admin controller, the admin
+token file of `xpool up`, and the client API keys from the environment."""
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from xpool.errors import InputError, Problem
 from xpool.gateway.routing import RoutingTable
 from xpool.render.launch import MODEL_TYPES
 
@@ -36,6 +38,23 @@ def write_token(state_dir: Path) -> Path:
     with os.fdopen(fd, "w") as f:
         f.write(secrets.token_urlsafe(32) + "\n")
     return path
+
+
+def client_keys(platform: Any) -> list[str]:
+    """The client API keys in the variable spec.gateway.apiKeysEnv names, separated by commas
+    (or whitespace, as a Secret file may hold them); none when the file names no variable.
+    Exit 2, naming the variable and never a key, when it is unset or a key cannot be sent."""
+    name = platform.spec.gateway.api_keys_env
+    if name is None:
+        return []
+    keys = [k for k in re.split(r"[\s,]+", os.environ.get(name, "")) if k]
+    if not keys:
+        message = f"{name} is not set; export the clients' API keys as {name}, comma-separated"
+    elif not all(k.isascii() and k.isprintable() for k in keys):
+        message = f"{name} holds a key a header cannot carry; use printable ASCII keys"
+    else:
+        return keys
+    raise InputError([Problem("environment", "spec.gateway.apiKeysEnv", message)])
 
 
 def tier_ranks(platform: Any) -> dict[str, int]:

@@ -1,6 +1,8 @@
 """Requests through a local gateway: the example `curl` lines `xpool up` prints, and the smoke
 requests `xpool up --smoke` sends (one per embedding or chat model, each answer summarised in
-one line). Rerank models get an example line only.
+one line). Rerank models get an example line only. With client API keys configured, the
+example lines read the first key from its variable (never printing it) and the smoke requests
+send it.
 """
 
 from __future__ import annotations
@@ -28,13 +30,15 @@ def _example_body(want: Want) -> tuple[str, dict[str, Any]]:
     }
 
 
-def example_requests(gateway: str, wants: list[Want]) -> list[str]:
-    """One `curl` command line per model, ready to paste."""
+def example_requests(gateway: str, wants: list[Want], key_env: str | None = None) -> list[str]:
+    """One `curl` command line per model, ready to paste; with `key_env`, the first key of
+    that variable as the bearer token (the shell expands it, so no key is printed)."""
+    auth = f'-H "authorization: Bearer ${{{key_env}%%,*}}" ' if key_env else ""
     lines = []
     for want in wants:
         path, body = _example_body(want)
         lines.append(
-            f"curl {gateway}/v1/{path} -H 'content-type: application/json' "
+            f"curl {gateway}/v1/{path} {auth}-H 'content-type: application/json' "
             f"-d '{json.dumps(body, separators=(',', ':'))}'"
         )
     return lines
@@ -71,11 +75,12 @@ def _chat(http: httpx.Client, model: str) -> str:
     )
 
 
-def smoke_requests(gateway: str, wants: list[Want]) -> list[str]:
-    """One request per embedding or chat model through the gateway, a line per answer;
-    RemoteError naming the model when one fails."""
+def smoke_requests(gateway: str, wants: list[Want], api_key: str | None = None) -> list[str]:
+    """One request per embedding or chat model through the gateway (with `api_key` as the
+    bearer token), a line per answer; RemoteError naming the model when one fails."""
     out = []
-    with httpx.Client(base_url=gateway, timeout=SMOKE_TIMEOUT) as http:
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    with httpx.Client(base_url=gateway, headers=headers, timeout=SMOKE_TIMEOUT) as http:
         for want in wants:
             if want.model_type == "embedding":
                 out.append(_embedding(http, want.model))

@@ -7,7 +7,13 @@ from typing import Any
 
 from xpool.capacity.borrowing import TierPoolShare, tier_pool_shares
 from xpool.config.models import KubernetesSpec, Platform, PlatformSpec, Tier
-from xpool.render.object_names import MOUNT, PLATFORM_CONFIGMAP
+from xpool.render.object_names import CREDENTIALS_SECRET, MOUNT, PLATFORM_CONFIGMAP
+
+
+def _from_secret(name: str, *, optional: bool) -> dict[str, Any]:
+    """Environment variable `name` from the key of the same name in the credentials Secret."""
+    ref = {"name": CREDENTIALS_SECRET, "key": name, "optional": optional}
+    return {"name": name, "valueFrom": {"secretKeyRef": ref}}
 
 
 @dataclass(frozen=True)
@@ -62,16 +68,14 @@ class BuildContext:
     def secret_env(self) -> list[dict[str, Any]]:
         """The Xinference API key from Secret xpool-credentials, when the platform names one."""
         key_env = self.spec.xinference.api_key_env
-        if not key_env:
-            return []
-        return [
-            {
-                "name": key_env,
-                "valueFrom": {
-                    "secretKeyRef": {"name": "xpool-credentials", "key": key_env, "optional": True}
-                },
-            }
-        ]
+        return [_from_secret(key_env, optional=True)] if key_env else []
+
+    @property
+    def client_keys_env(self) -> list[dict[str, Any]]:
+        """The gateway's client API keys from Secret xpool-credentials, when the platform
+        requires them: not optional, so without them the gateway pod does not start."""
+        keys_env = self.spec.gateway.api_keys_env
+        return [_from_secret(keys_env, optional=False)] if keys_env else []
 
     @property
     def platform_path(self) -> str:

@@ -100,6 +100,7 @@ def _gateway(ctx: BuildContext, out: Built) -> None:
             # the replica id (`--replica` default): the pod name, unique among the replicas
             {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
             *ctx.secret_env,
+            *ctx.client_keys_env,
         ],
         ports=[{"name": "http", "port": gateway_port}],
         resources={"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "2Gi"}},

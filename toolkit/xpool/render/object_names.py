@@ -22,6 +22,7 @@ STATE_CONFIGMAP = "xpool-reconciler-state"  # reconcile/memory_store.py
 ROLLOUTS_CONFIGMAP = "xpool-rollouts"  # reconcile/rollout_store.py
 PLATFORM_CONFIGMAP = "xpool-platform"
 LAUNCH_CONFIGMAP = "xpool-launch-specs"
+CREDENTIALS_SECRET = "xpool-credentials"  # created by the operator: API keys, one key each
 LEASE = "xpool-reconciler"
 MOUNT = "/etc/xpool"
 VOLCANO_NAMESPACE = "volcano-system"
