@@ -1,6 +1,7 @@
 """`xpool rollout start|status|promote|abort` as a subprocess on a local state directory (no
 Xinference needed: the commands record intent; the reconciler acts). A corrupt canary source,
-unknown versions and bad steps are refused with one line, exit 2, and nothing recorded."""
+unknown versions, bad steps and steps too short for the gate's minimum sample are refused with
+one line, exit 2, and nothing recorded."""
 
 from __future__ import annotations
 
@@ -36,11 +37,19 @@ def test_start_status_abort_and_refusals(tmp_path: Path):
     assert unknown.returncode == 2 and "has no version '7' (versions: 1, 2)" in unknown.stderr
     assert not (state / "rollouts.json").exists()  # nothing recorded by a refusal
 
+    # at the model's peak (2 QPS) a 10 % step of 30 s gets 6 requests: the gate needs 50
+    short = xpool("rollout", "start", str(platform), "embedding", "--to", "2", "--steps",
+                  "10,100", "--interval", "30s", *common)  # fmt: skip
+    assert short.returncode == 2 and "--steps/--interval: at peak demand (2 QPS)" in short.stderr
+    assert "make interval at least 250 s or the first step at least 84%" in short.stderr
+    assert not (state / "rollouts.json").exists()
+
     started = xpool("rollout", "start", str(platform), "embedding", "--to", "2", "--steps",
-                    "10,100", "--interval", "30s", *common, "-o", "json")  # fmt: skip
+                    "50,100", "--interval", "60s", *common, "-o", "json")  # fmt: skip
     assert started.returncode == 0, started.stderr
     (r,) = json.loads(started.stdout)["rollouts"]
-    assert (r["stable"], r["canary"], r["phase"], r["steps"]) == ("1", "2", "launching", [10, 100])
+    assert (r["stable"], r["canary"], r["phase"], r["steps"]) == ("1", "2", "launching", [50, 100])
+    assert r["gate"]["min_requests"] == 50 and r["gate"]["significance"] == 0.01
     again = xpool("rollout", "start", str(platform), "embedding", "--to", "2", *common)
     assert again.returncode == 2 and "promote or abort it first" in again.stderr
     early = xpool("rollout", "promote", str(platform), "embedding", *common)

@@ -19,6 +19,7 @@ from xpool.actions.reconciler_wiring import AUDIT_FILE
 from xpool.actions.runtime import Runtime
 from xpool.adapters.kube_client import KubeClient
 from xpool.adapters.sources import check_source
+from xpool.config.checks import gate_sample_shortfall
 from xpool.config.models import Model, ModelVersion
 from xpool.errors import InputError, Problem, RemoteError
 from xpool.local.admin import AdminClient
@@ -208,6 +209,10 @@ def start_rollout(options: StartOptions, runtime: Runtime) -> rollouts.Rollout:
             seconds = flag_seconds("--interval", options.interval)
         else:
             seconds = declared.interval if declared else DEFAULT_INTERVAL
+        gate = gate_of(records.resolved.platform, model.name)
+        short = gate_sample_shortfall(model.demand.peak_qps, steps[0], seconds, gate.min_requests)
+        if short is not None:
+            raise InputError([Problem("--steps/--interval", "", short)])
         spec = _placed(records, model.name)
         now = runtime.clock()
         started: list[rollouts.Rollout] = []
@@ -229,7 +234,7 @@ def start_rollout(options: StartOptions, runtime: Runtime) -> rollouts.Rollout:
                 options.to,
                 steps,
                 seconds,
-                gate_of(records.resolved.platform, model.name),
+                gate,
                 now,
                 "started with `xpool rollout start`",
             )

@@ -190,23 +190,30 @@ def _rollout_problems(model: Model, base: tuple[PathElem, ...]) -> Iterator[Foun
     yield from _gate_sample_problems(model, base)
 
 
-def _gate_sample_problems(model: Model, base: tuple[PathElem, ...]) -> Iterator[Found]:
-    """A first step that cannot reach the gate's minimum sample even at peak demand would be
-    extended and then held every time: refuse it with the interval or weight that would do."""
-    assert model.rollout is not None
-    rollout, peak = model.rollout, model.demand.peak_qps
-    need = rollout.gate.min_requests
-    share = rollout.steps[0] / 100
-    expected = peak * share * rollout.interval
+def gate_sample_shortfall(peak: float, first_step: float, interval: float, need: int) -> str | None:
+    """Why a first step cannot reach the gate's minimum sample even at peak demand (it would
+    be extended and then held every time), naming the interval or weight that would; None
+    when it can."""
+    share = first_step / 100
+    expected = peak * share * interval
     if peak <= 0 or expected >= need:
-        return
-    yield (
-        (*base, "gate", "minRequests"),
-        f"at peak demand ({peak:g} QPS) a {rollout.steps[0]:g}% first step of "
-        f"{rollout.interval:g} s gets about {expected:.0f} canary requests, fewer than the "
-        f"{need} the gate needs; make interval at least {math.ceil(need / (peak * share))} s "
-        f"or the first step at least {min(100.0, math.ceil(100 * need / (peak * rollout.interval))):g}%",
+        return None
+    return (
+        f"at peak demand ({peak:g} QPS) a {first_step:g}% first step of {interval:g} s gets "
+        f"about {expected:.0f} canary requests, fewer than the {need} the gate needs; make "
+        f"interval at least {math.ceil(need / (peak * share))} s or the first step at least "
+        f"{min(100.0, math.ceil(100 * need / (peak * interval))):g}%"
     )
+
+
+def _gate_sample_problems(model: Model, base: tuple[PathElem, ...]) -> Iterator[Found]:
+    assert model.rollout is not None
+    rollout = model.rollout
+    why = gate_sample_shortfall(
+        model.demand.peak_qps, rollout.steps[0], rollout.interval, rollout.gate.min_requests
+    )
+    if why is not None:
+        yield ((*base, "gate", "minRequests"), why)
 
 
 def fp8_problems(platform: Platform) -> Iterator[Found]:
