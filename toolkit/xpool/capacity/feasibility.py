@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 from xpool.capacity.memory import GIB
 from xpool.capacity.plan import CapacityPlan, ModelPlan
 from xpool.config.models import Platform
@@ -14,13 +16,21 @@ def _gib(n: int) -> str:
     return f"{n / GIB:.1f} GiB"
 
 
+def rows_by_version(rows: list[ModelPlan]) -> dict[tuple[str, str], list[ModelPlan]]:
+    """Plan rows by (model, version), in plan order: one pass, where scanning every row for
+    each version made a large platform quadratic (1,000 models x 3 versions on 20 pools)."""
+    grouped: dict[tuple[str, str], list[ModelPlan]] = defaultdict(list)
+    for row in rows:
+        grouped[(row.model, row.version)].append(row)
+    return grouped
+
+
 def fit_problems(platform: Platform, plan: CapacityPlan) -> list[Found]:
     found: list[Found] = []
+    grouped = rows_by_version(plan.models)
     for i, model in enumerate(platform.spec.models):
         for j, version in enumerate(model.versions):
-            rows = [
-                r for r in plan.models if r.model == model.name and r.version == version.version
-            ]
+            rows = grouped.get((model.name, version.version), [])
             if any(r.fits for r in rows):
                 continue
             closest = min(

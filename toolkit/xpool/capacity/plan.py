@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from xpool.capacity.memory import (
     GIB,
@@ -214,6 +214,37 @@ def plan_version(
     return size_instance(platform, model, version, arch, pool, accel, fp, fits=fitting is not None)
 
 
+def sizing_key(model: Model, version: ModelVersion, pool: Pool) -> tuple:
+    """All that `plan_version` reads of a version and a pool besides their names: versions
+    and pools equal in it size alike."""
+    return (
+        version.weight_precision,
+        version.kv_precision,
+        pool.accelerator,
+        pool.accelerators_per_node,
+        pool.memory_utilization,
+        measured_qps(model, pool),
+    )
+
+
+def model_rows(platform: Platform, model: Model, arch: Architecture) -> list[ModelPlan]:
+    """Every version of `model` on every pool it may use. Each kind of version and pool
+    (`sizing_key`) is sized once and the row copied under the others' names: 3 versions in
+    one precision on 20 pools of two kinds are sized twice, not 60 times."""
+    pools = platform.model_pools(model)
+    sized: dict[tuple, ModelPlan] = {}
+    rows: list[ModelPlan] = []
+    for version in model.versions:
+        for pool in pools:
+            first = sized.get(key := sizing_key(model, version, pool))
+            if first is None:
+                first = sized[key] = plan_version(platform, model, version, arch, pool)
+                rows.append(first)
+            else:
+                rows.append(replace(first, version=version.version, pool=pool.name))
+    return rows
+
+
 def size_instance(
     platform: Platform,
     model: Model,
@@ -272,13 +303,18 @@ def size_instance(
     )
 
 
-def _sizing_row(rows: list[ModelPlan], pool: str) -> ModelPlan | None:
-    """The version that needs the most accelerators on `pool` (versions run side by side
-    during a rollout), or None when no version fits there."""
-    candidates = [r for r in rows if r.pool == pool and r.fits]
-    if not candidates:
-        return None
-    return max(candidates, key=lambda r: (r.instances_needed * (r.tp or 0), r.version))
+def _sizing_rows(rows: list[ModelPlan]) -> dict[str, ModelPlan]:
+    """Per pool, the version that needs the most accelerators there (versions run side by
+    side during a rollout); a pool where no version fits is absent. One pass over the rows."""
+    best: dict[str, ModelPlan] = {}
+    for row in rows:
+        if row.fits and (row.pool not in best or _need(row) > _need(best[row.pool])):
+            best[row.pool] = row
+    return best
+
+
+def _need(row: ModelPlan) -> tuple[int, str]:
+    return row.instances_needed * (row.tp or 0), row.version
 
 
 def _place(
@@ -297,11 +333,8 @@ def _place(
     tiers = sorted(platform.spec.tiers, key=lambda t: -t.priority)
     for tier in tiers:
         for model in (m for m in platform.spec.models if m.tier == tier.name):
-            options = [
-                row
-                for pool in platform.model_pools(model)
-                if (row := _sizing_row(rows_by_model[model.name], pool.name)) is not None
-            ]
+            sizing = _sizing_rows(rows_by_model[model.name])
+            options = [sizing[p.name] for p in platform.model_pools(model) if p.name in sizing]
             if not options:
                 continue
             need = {r.pool: r.instances_needed * (r.tp or 0) for r in options}
@@ -318,12 +351,7 @@ def _place(
 
 def plan_platform(platform: Platform, archs: dict[str, Architecture]) -> CapacityPlan:
     rows_by_model = {
-        model.name: [
-            plan_version(platform, model, version, archs[model.name], pool)
-            for version in model.versions
-            for pool in platform.model_pools(model)
-        ]
-        for model in platform.spec.models
+        model.name: model_rows(platform, model, archs[model.name]) for model in platform.spec.models
     }
     splits = {
         pool.name: tier_accelerators(platform.spec.tiers, pool.nodes * pool.accelerators_per_node)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 from xpool.catalog.architectures import Architecture, Quantization
 from xpool.catalog.layers import LM_HEAD, WeightMatrix, weight_matrices
@@ -49,8 +50,13 @@ def layout(arch: Architecture, precision: str) -> Quantization | None:
     return DEFAULT_LAYOUTS.get(precision)
 
 
+@lru_cache(maxsize=1024)
 def weight_bytes_split(arch: Architecture, precision: str) -> WeightBytes:
-    """All weight bytes, and the routed experts' share of them."""
+    """All weight bytes, and the routed experts' share of them.
+
+    Cached (both arguments are immutable): the planner asks at every TP degree it tries and
+    again to size throughput, and walking the weight matrices dominated planning.
+    """
     quant = layout(arch, precision)
     matrices = weight_matrices(arch)
     if quant is None:

@@ -295,7 +295,12 @@ def _kv_heads(keys: Keys, heads: int) -> int:
     if keys.data.get("multi_query_attention") is False:
         return heads
     name, _ = keys.first("num_key_value_heads", "multi_query_group_num")
-    kv = keys.count("num_key_value_heads", "multi_query_group_num", default=heads)
+    return _kv_groups(name, keys.count(name, default=heads), heads)
+
+
+def _kv_groups(name: str, kv: int, heads: int) -> int:
+    """`kv`, which must divide the query heads: each KV head serves a group of them, and
+    vLLM refuses a model whose groups are uneven."""
     if heads % kv:
         raise ConfigJsonError(
             f"{name} {kv} does not divide num_attention_heads {heads}; one of them is wrong", name
@@ -517,7 +522,8 @@ def _falcon(
     """
     new = model_type == "RefinedWeb" or keys.flag("new_decoder_architecture", False)
     if new:
-        kv = keys.count("num_kv_heads", "n_head_kv", default=heads)
+        name, _ = keys.first("num_kv_heads", "n_head_kv")
+        kv = _kv_groups(name, keys.count(name, default=heads), heads)
         norms = keys.count("num_ln_in_parallel_attn", default=2)
     else:
         kv = _falcon_multi_query_heads(keys, heads)

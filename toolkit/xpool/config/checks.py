@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 from xpool.catalog.accelerators import accelerators
 from xpool.config.credentials import credential_problems
+from xpool.config.kube_values import kube_value_problems
 from xpool.config.models import CandidatePool, Model, PlacementConstraint, Platform, Pool
 from xpool.config.name_checks import derived_name_problems
 from xpool.config.positions import PathElem
@@ -33,6 +34,7 @@ def cross_field_problems(platform: Platform) -> list[Found]:
     found += list(hardware_selection_problems(platform))
     found += list(derived_name_problems(platform))
     found += list(credential_problems(platform))
+    found += list(kube_value_problems(platform))
     return found
 
 

@@ -5,11 +5,15 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, PlainSerializer, WithJsonSchema
 
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 DURATION_PATTERN = r"^(\d+(\.\d+)?(ms|s|m|h|d))+$"
+# A year: more than any timeout or interval of the platform needs. Far longer ones fail at
+# run time (Python's locks and sockets refuse waits beyond about 292 years, Kubernetes grace
+# periods beyond int64 seconds) or lose whole seconds as floats.
+MAX_SECONDS = 365 * 86400
 
 
 def parse_duration(value: Any) -> float:
@@ -30,6 +34,12 @@ def parse_duration(value: Any) -> float:
     return sum(float(n) * _UNIT_SECONDS[u] for n, u in _PART.findall(text))
 
 
+def at_most_a_year(seconds: float) -> float:
+    if seconds > MAX_SECONDS:
+        raise ValueError("longer than 365d, the most a timeout or interval may be; shorten it")
+    return seconds
+
+
 def format_duration(seconds: float) -> str:
     """Shortest exact rendering, so a parsed duration prints the way users write it."""
     if seconds and seconds % 3600 == 0:
@@ -44,14 +54,15 @@ def format_duration(seconds: float) -> str:
 Duration = Annotated[
     float,
     BeforeValidator(parse_duration),
+    AfterValidator(at_most_a_year),
     PlainSerializer(format_duration, return_type=str),
     WithJsonSchema(
         {
             "anyOf": [
                 {"type": "string", "pattern": DURATION_PATTERN},
-                {"type": "number", "minimum": 0},
+                {"type": "number", "minimum": 0, "maximum": MAX_SECONDS},
             ],
-            "description": "A duration: 30s, 5m, 1h30m, or seconds as a number.",
+            "description": "A duration: 30s, 5m, 1h30m, or seconds as a number; at most 365d.",
         }
     ),
 ]

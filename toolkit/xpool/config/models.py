@@ -14,6 +14,8 @@ from pydantic.alias_generators import to_camel
 
 from xpool.config.cron import check_cron
 from xpool.config.durations import Duration
+from xpool.config.ports import listen_port, url_port
+from xpool.config.quantities import MEMORY_PATTERN, at_most_node_memory
 from xpool.config.sizes import ByteSize
 
 API_VERSION = "xpool.io/v1alpha1"
@@ -41,6 +43,17 @@ DnsLabel = Annotated[
 TierName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?$")]
 EnvVarName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 Fraction = Annotated[float, Field(gt=0, le=1)]
+HttpUrl = Annotated[
+    str, StringConstraints(pattern=r"^https?://[^\s/]+(/.*)?$"), AfterValidator(url_port)
+]
+
+# Upper bounds above anything real, so that counts derived from them (accelerators, each
+# tier's share, CPU and memory requests) stay exact integers within what a Kubernetes
+# quantity holds: no cluster has more nodes (upstream supports 5,000, the largest managed
+# ones 65,000), no node more cores, and no model more instances than such a cluster holds.
+MAX_NODES = 100_000
+MAX_CPU_PER_NODE = 10_000
+MAX_INSTANCES = 1_000_000
 
 
 class Spec(BaseModel):
@@ -87,9 +100,11 @@ class KubernetesSpec(Spec):
 
 
 class XinferenceSpec(Spec):
-    endpoint: Annotated[str, StringConstraints(pattern=r"^(embedded|https?://[^\s/]+(/.*)?)$")] = (
-        "embedded"
-    )
+    endpoint: Annotated[
+        str,
+        StringConstraints(pattern=r"^(embedded|https?://[^\s/]+(/.*)?)$"),
+        AfterValidator(url_port),
+    ] = "embedded"
     api_key_env: EnvVarName | None = Field(
         default=None, description="Environment variable holding the API key (never the key itself)."
     )
@@ -114,7 +129,7 @@ class PrometheusQueries(Spec):
 
 
 class PrometheusSpec(Spec):
-    url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s/]+(/.*)?$")] | None = Field(
+    url: HttpUrl | None = Field(
         default=None,
         description="Prometheus the reconciler queries (default: the one `xpool up` starts).",
     )
@@ -125,7 +140,9 @@ class PrometheusSpec(Spec):
 
 
 class GatewaySpec(Spec):
-    listen: Annotated[str, StringConstraints(pattern=r"^[^\s:]+:\d{1,5}$")] = "127.0.0.1:8000"
+    listen: Annotated[
+        str, StringConstraints(pattern=r"^[^\s:]+:\d{1,5}$"), AfterValidator(listen_port)
+    ] = "127.0.0.1:8000"
     max_inflight: Annotated[int, Field(ge=1)] | None = Field(
         default=None,
         description="Requests in flight across all models before priority admission sheds "
@@ -172,7 +189,7 @@ class Pool(Spec):
     accelerator: str = Field(
         description="Catalog key, e.g. rtx-5090, ascend-910b (see `xpool plan`)."
     )
-    nodes: Annotated[int, Field(ge=1)]
+    nodes: Annotated[int, Field(ge=1, le=MAX_NODES)]
     accelerators_per_node: Annotated[int, Field(ge=1, le=16)] = 8
     memory_utilization: Fraction = Field(
         default=0.9,
@@ -184,11 +201,11 @@ class Pool(Spec):
     resource_name: str | None = Field(
         default=None, description="Default: nvidia.com/gpu or huawei.com/Ascend910."
     )
-    cpu_per_node: Annotated[int, Field(ge=1)] = Field(
+    cpu_per_node: Annotated[int, Field(ge=1, le=MAX_CPU_PER_NODE)] = Field(
         default=64, description="CPU cores per node xpool may request (node allocatable)."
     )
     memory_per_node: Annotated[
-        str, StringConstraints(pattern=r"^[1-9][0-9]*(Ki|Mi|Gi|Ti|k|M|G|T)?$")
+        str, StringConstraints(pattern=MEMORY_PATTERN), AfterValidator(at_most_node_memory)
     ] = Field(default="512Gi", description="Memory per node xpool may request, e.g. 512Gi.")
 
 
@@ -333,8 +350,8 @@ class Demand(Spec):
 
 
 class Instances(Spec):
-    min: Annotated[int, Field(ge=0)] = 1
-    max: Annotated[int, Field(ge=1)] = 8
+    min: Annotated[int, Field(ge=0, le=MAX_INSTANCES)] = 1
+    max: Annotated[int, Field(ge=1, le=MAX_INSTANCES)] = 8
 
 
 class Model(Spec):
@@ -405,7 +422,7 @@ class CandidatePool(Pool):
     """A pool not yet bought, for `xpool plan --compare`: same shape as a pool; `nodes` may be
     omitted ("size it for me")."""
 
-    nodes: Annotated[int, Field(ge=1)] | None = None  # type: ignore[assignment]
+    nodes: Annotated[int, Field(ge=1, le=MAX_NODES)] | None = None  # type: ignore[assignment]
     server: str | None = Field(
         default=None,
         description="Server profile key (catalog servers.yaml); default: the first that hosts the accelerator.",

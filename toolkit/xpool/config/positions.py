@@ -11,11 +11,13 @@ PathElem = str | int
 
 
 def format_path(path: Sequence[PathElem]) -> str:
-    """("spec", "models", 0, "tier") -> "spec.models[0].tier"."""
+    """("spec", "models", 0, "tier") -> "spec.models[0].tier"; an empty key is `[""]`."""
     out = ""
     for elem in path:
         if isinstance(elem, int):
             out += f"[{elem}]"
+        elif elem == "":
+            out += '[""]'
         else:
             out += f".{elem}" if out else str(elem)
     return out

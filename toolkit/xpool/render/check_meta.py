@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from xpool.render import check_names as names
+from xpool.config import kube_names as names
 from xpool.render.check_types import CheckProblem, join_path, object_ref
 
 # Kinds the API server stores without a namespace (the ones xpool renders or might).

@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from xpool.render import check_names as names
+from xpool.config import kube_names as names
 from xpool.render.check_pods import containers, pod_templates
 from xpool.render.check_quantity import format_quantity, parse_quantity, quantity_value_problem
 from xpool.render.check_types import CheckProblem, as_dict, as_list, dig, join_path, object_ref

@@ -8,7 +8,8 @@ what it sets agrees with what `xpool render` wrote.
 from __future__ import annotations
 
 from xpool.config.models import Pool
-from xpool.render.quantities import format_cpu, format_memory, memory_bytes
+from xpool.config.quantities import memory_bytes
+from xpool.render.quantities import format_cpu, format_memory
 
 DEFAULT_RESOURCE = {"nvidia": "nvidia.com/gpu", "ascend": "huawei.com/Ascend910"}
 
