@@ -6,10 +6,14 @@ one line, exit 2, and nothing recorded."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from tests.cli.test_models_cli import CHECKSUMS, version, write_model_dir, write_platform
 from tests.conftest import run_xpool as xpool
+from xpool.local.up_state import UpState
 
 
 def setup(tmp_path: Path) -> tuple[Path, Path, Path]:
@@ -86,3 +90,28 @@ def test_a_corrupt_canary_source_is_refused_before_anything_changes(tmp_path: Pa
     (line,) = refused.stderr.strip().splitlines()
     assert "model 'embedding' version '2'" in line and "model.safetensors" in line, line
     assert not (state / "rollouts.json").exists()
+
+
+def test_an_xpool_up_in_front_of_a_remote_xinference_keeps_rollouts_local(tmp_path: Path):
+    """`xpool up` serves a remote Xinference too; its --state-dir, not a cluster, then holds
+    the rollouts. Without a running `xpool up` there, the platform is a cluster's."""
+    platform, state, _ = setup(tmp_path)
+    remote = platform.read_text().replace('"embedded"', '"http://127.0.0.1:9"')
+    platform.write_text(remote)
+    start = ("rollout", "start", str(platform), "embedding", "--to", "2", "--state-dir", str(state))
+    env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"} | {"HOME": str(tmp_path)}
+    cluster = subprocess.run(
+        [sys.executable, "-m", "xpool.cli", *start], capture_output=True, text=True, env=env
+    )
+    assert cluster.returncode == 2 and "no Kubernetes configuration" in cluster.stderr
+    state.mkdir()
+    token = tmp_path / "admin.token"
+    token.write_text("secret\n")
+    UpState(
+        "rollout-cli", "http://127.0.0.1:9", "http://127.0.0.1:1", token, pid=os.getpid()
+    ).write(state)
+    local = xpool(*start)
+    assert local.returncode == 0, local.stderr
+    assert (
+        json.loads((state / "rollouts.json").read_text())["rollouts"]["embedding"]["canary"] == "2"
+    )

@@ -12,7 +12,7 @@ from xpool.actions.flag_values import check_listen, flag_seconds
 from xpool.actions.reconciler_wiring import Wired, kube_reconciler, local_reconciler
 from xpool.actions.runtime import Runtime
 from xpool.errors import InputError, Problem, RemoteError
-from xpool.local.up_state import state_dir_for
+from xpool.local.up_state import state_dir_for, supervised_locally
 from xpool.logs import get_logger
 from xpool.reconcile.leader import Leadership, wait_for_leadership
 from xpool.reconcile.metrics import ReconcilerMetrics
@@ -53,10 +53,11 @@ class ReconcileOptions:
 
 
 def wire(options: ReconcileOptions, runtime: Runtime, metrics: ReconcilerMetrics) -> Wired:
-    """The reconciler of the options' platform: local (`endpoint: embedded`) or Kubernetes."""
+    """The reconciler of the options' platform: local (`endpoint: embedded`, or `--state-dir`
+    of a running `xpool up`) or Kubernetes."""
     resolved = resolve_platform(options.file, namespace=options.namespace)
     audit = Path(options.audit_log) if options.audit_log else None
-    if resolved.platform.spec.xinference.endpoint == "embedded":
+    if supervised_locally(resolved.platform.spec.xinference.endpoint, options.state_dir):
         wired = local_reconciler(
             resolved,
             state_dir_for(resolved.name, options.state_dir),

@@ -23,7 +23,7 @@ from xpool.config.checks import gate_sample_shortfall
 from xpool.config.models import Model, ModelVersion
 from xpool.errors import InputError, Problem, RemoteError
 from xpool.local.admin import AdminClient
-from xpool.local.up_state import read_up_state, state_dir_for
+from xpool.local.up_state import read_up_state, state_dir_for, supervised_locally
 from xpool.policy import rollout as rollouts
 from xpool.policy.spec import ModelSpec, policy_spec
 from xpool.reconcile.audit import AuditLog
@@ -104,7 +104,8 @@ class RolloutRecords:
 
     def __init__(self, scope: RolloutScope, runtime: Runtime) -> None:
         self.resolved: ResolvedPlatform = resolve_platform(scope.file, namespace=scope.namespace)
-        self.local = self.resolved.platform.spec.xinference.endpoint == "embedded"
+        endpoint = self.resolved.platform.spec.xinference.endpoint
+        self.local = supervised_locally(endpoint, scope.state_dir)
         self.state: Path | None = None
         self._kube: KubeClient | None = None
         self.store: RolloutStore

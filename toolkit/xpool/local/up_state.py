@@ -75,6 +75,15 @@ def read_up_state(state_dir: Path) -> UpState | None:
         return None
 
 
+def supervised_locally(endpoint: str, state_dir: str | Path | None) -> bool:
+    """Whether `xpool up` supervises the platform rather than a cluster: its Xinference is the
+    embedded one, or `--state-dir` names a running `xpool up` (which may front a remote
+    Xinference: `xpool up` serves either)."""
+    if endpoint == "embedded":
+        return True
+    return state_dir is not None and read_up_state(Path(state_dir)) is not None
+
+
 def require_up_state(platform_name: str, state_dir: Path) -> UpState:
     """The running `xpool up`, or exit 3 saying how to start one."""
     up = read_up_state(state_dir)
