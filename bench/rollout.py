@@ -248,7 +248,7 @@ def run_rollout(platform: Path, state: Path, target: str, args: argparse.Namespa
     deadline = started + args.timeout
     while time.time() < deadline:
         r = current(state)
-        held = r.get("history") and r["history"][-1]["event"] == "held"
+        held = r.get("extended", 0) > r.get("gate", {}).get("extensions", 0)  # for an operator
         if r.get("canary") == target and (r.get("phase") not in ("launching", "shifting") or held):
             judged = sum(1 for e in r["history"] if (e.get("signals") or {}).get("gate"))
             phase = "held" if held else r["phase"]

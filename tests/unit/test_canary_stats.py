@@ -8,7 +8,7 @@ import random
 import pytest
 from scipy.stats import binom, mannwhitneyu
 
-from xpool.gateway.metrics import GATE_BUCKETS
+from tests.unit.gate_samples import buckets
 from xpool.policy.canary_gate import Gate, VersionSignals, judge
 from xpool.policy.canary_stats import (
     binomial_tail,
@@ -17,15 +17,6 @@ from xpool.policy.canary_stats import (
     mann_whitney_slower,
     quantile,
 )
-
-BOUNDS = (*GATE_BUCKETS, float("inf"))
-
-
-def buckets(times: list[float]) -> tuple[tuple[float, int], ...]:
-    counts = dict.fromkeys(BOUNDS, 0)
-    for t in times:
-        counts[next(b for b in BOUNDS if t <= b)] += 1
-    return tuple(counts.items())
 
 
 def middles(hist: tuple[tuple[float, int], ...], ratio: float = 1.0, slack: float = 0.0):

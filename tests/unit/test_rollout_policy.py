@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 
-from xpool.gateway.metrics import GATE_BUCKETS
+from tests.unit.gate_samples import buckets
 from xpool.policy.canary_gate import Gate, VersionSignals
 from xpool.policy.rollout import (
     CanaryObs,
@@ -23,14 +23,6 @@ from xpool.policy.rollout import (
 
 READY = CanaryObs(ready=1, loading=0, wanted=1)
 GATE = Gate()  # the defaults: 1.25 x + 50 ms, 1 point of errors, 50 samples, 1%, 2 extensions
-BOUNDS = (*GATE_BUCKETS, float("inf"))
-
-
-def buckets(times: list[float]) -> tuple[tuple[float, int], ...]:
-    counts = dict.fromkeys(BOUNDS, 0)
-    for t in times:
-        counts[next(b for b in BOUNDS if t <= b)] += 1
-    return tuple(counts.items())
 
 
 def version(n: int, errors: int = 0, added: float = 0.0, seed: int = 1) -> VersionSignals:
