@@ -28,9 +28,10 @@ from dataclasses import dataclass, field
 from xpool.gateway.policy import admit, client_point, pick_version
 
 DEFAULT_LIMIT = 1_000_000  # an instance without a declared request limit
-# An instance's first requests are slower (lazy initialisation, cold caches): measured on the
-# embedded default, the first 2-3 after a load take up to 3x the steady time. Leases of those
-# are marked cold, and the canary gate leaves them out for both versions alike.
+# An instance's first requests may be slower (lazy initialisation, kernels built for new
+# shapes, cold caches). Leases of those are marked cold and the canary gate leaves them out,
+# for both versions alike. Five is a cheap precaution, not a measured knee: on the embedded
+# default under load, the first requests were within the noise of the later ones.
 WARMUP_REQUESTS = 5
 
 
