@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -68,3 +69,13 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except Exception as exc:  # a bug: one line, not a traceback, unless asked for
+        if os.environ.get("XPOOL_DEBUG"):
+            raise
+        message = redact_userinfo(" ".join(str(exc).split()))[:500]
+        click.echo(
+            f"error: unexpected {type(exc).__name__}: {message} (an xpool bug: please report "
+            "it; XPOOL_DEBUG=1 shows the traceback)",
+            err=True,
+        )
+        sys.exit(1)
