@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,7 +30,6 @@ from tenacity import (
     retry_if_exception_type,
     stop_after_attempt,
     stop_after_delay,
-    wait_exponential_jitter,
 )
 
 from xpool.errors import RemoteError, XpoolError
@@ -338,11 +338,10 @@ class KubeClient:
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, _Transient) and exc.retry_after is not None:
             return min(exc.retry_after, self.policy.max_seconds)
-        return wait_exponential_jitter(
-            initial=self.policy.base_seconds,
-            max=self.policy.cap_seconds,
-            jitter=self.policy.base_seconds,
-        )(state)
+        # exponential from base_seconds, capped, plus up to base_seconds of jitter (computed
+        # here: tenacity renamed the parameters of its own version between 8.x and 9.x)
+        base, attempt = self.policy.base_seconds, max(1, state.attempt_number)
+        return min(self.policy.cap_seconds, base * 2 ** (attempt - 1) + random.uniform(0, base))
 
     def _log_retry(self, state: RetryCallState, method: str, what: str) -> None:
         exc = state.outcome.exception() if state.outcome else None
