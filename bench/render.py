@@ -84,14 +84,13 @@ def platform(*, every_pool: bool) -> dict:
 
 def in_process(path: Path, runs: int) -> None:
     """Median seconds of each phase `xpool render` runs, in this process."""
-    text = path.read_text(encoding="utf-8")
     load_times, render_times, check_times = [], [], []
     for _ in range(runs):
         t0 = time.perf_counter()
         resolved = resolve_platform(path)
         loaded, plan = resolved.loaded, resolved.plan
         t1 = time.perf_counter()
-        rendering = render_platform(loaded.platform, plan, loaded.architectures, text)
+        rendering = render_platform(loaded.platform, plan, loaded.architectures, resolved.mount)
         t2 = time.perf_counter()
         problems = check_objects([o.obj for o in rendering.objects])
         t3 = time.perf_counter()

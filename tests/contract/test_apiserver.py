@@ -553,7 +553,7 @@ def test_injected_disconnect_closes_without_a_response(kube_api: ContractApiServ
 # --- kubectl as an independent client ---------------------------------------------------------
 
 KUBECTL = shutil.which("kubectl")
-# CI installs kubectl (.ci/run); there a missing kubectl fails instead of skipping.
+# scripts/test installs kubectl as root (CI); there a missing kubectl fails instead of skipping.
 needs_kubectl = pytest.mark.skipif(
     KUBECTL is None and not os.environ.get("CI"), reason="kubectl is not installed"
 )

@@ -112,9 +112,7 @@ def rendered(kind: str) -> dict[str, dict[str, Any]]:
     path = EXAMPLES / "platform.yaml"
     resolved = resolve_platform(path)
     loaded, plan = resolved.loaded, resolved.plan
-    rendering = render_platform(
-        loaded.platform, plan, loaded.architectures, path.read_text(encoding="utf-8")
-    )
+    rendering = render_platform(loaded.platform, plan, loaded.architectures, resolved.mount)
     return {o.obj["metadata"]["name"]: o.obj for o in rendering.objects if o.kind == kind}
 
 

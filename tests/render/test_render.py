@@ -22,9 +22,7 @@ def render(example: str) -> Rendering:
     path = EXAMPLES / example
     resolved = resolve_platform(path)
     loaded, plan = resolved.loaded, resolved.plan
-    return render_platform(
-        loaded.platform, plan, loaded.architectures, path.read_text(encoding="utf-8")
-    )
+    return render_platform(loaded.platform, plan, loaded.architectures, resolved.mount)
 
 
 def of_kind(rendering: Rendering, kind: str) -> list[dict]:

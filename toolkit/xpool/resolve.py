@@ -2,8 +2,9 @@
 needs, so that no command reads the file twice or derives the same thing its own way.
 
 `resolve_platform(path, namespace=...)` applies the `-n/--namespace` override to the model
-*and* to the source text (which the platform ConfigMap carries into the cluster), so the
-rendered objects, the ConfigMap and the in-cluster commands that load it agree.
+*and* to the source text (which the platform ConfigMap carries into the cluster, with the
+config.json files it names: `mount`), so the rendered objects, the ConfigMap and the
+in-cluster commands that load it agree.
 """
 
 from __future__ import annotations
@@ -22,14 +23,15 @@ from xpool.capacity.plan import CapacityPlan, plan_platform
 from xpool.catalog.architectures import Architecture
 from xpool.config.loader import LoadedPlatform, load_platform
 from xpool.config.models import Model, Platform, not_a_system_namespace
+from xpool.config.mounted import PLATFORM_KEY, SCALAR, Mount, mounted
 from xpool.errors import InputError, Problem
+from xpool.render.check_meta import MAX_CONFIGMAP_BYTES
 from xpool.render.instances import VersionWants, Want, stable_wants, version_wants
 from xpool.render.launch import launch_specs
+from xpool.render.object_names import PLATFORM_CONFIGMAP
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 DEFAULT_NAMESPACE = "xpool"
-# A plain or quoted YAML scalar where the parser says a value starts.
-SCALAR = re.compile(r"""'(?:[^']|'')*'|"(?:[^"\\]|\\.)*"|[^\s#,\]}]+""")
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,12 @@ class ResolvedPlatform:
         """spec.kubernetes.namespace (after -n); for a file without it, -n or the default."""
         kube = self.platform.spec.kubernetes
         return kube.namespace if kube is not None else self.fallback_namespace
+
+    @cached_property
+    def mount(self) -> Mount:
+        """The platform ConfigMap: `text` and the config.json files it names, laid out as the
+        in-cluster commands find them in the folder it is mounted as (config/mounted.py)."""
+        return mounted(self.text, self.loaded.config_files)
 
     @cached_property
     def launch_specs(self) -> list[dict[str, Any]]:
@@ -94,7 +102,39 @@ def resolve_platform(path: str | Path, *, namespace: str | None = None) -> Resol
     if problems:
         raise InputError(problems)
     platform, text = _with_namespace(loaded, namespace)
-    return ResolvedPlatform(loaded, platform, plan, text, namespace or DEFAULT_NAMESPACE)
+    resolved = ResolvedPlatform(loaded, platform, plan, text, namespace or DEFAULT_NAMESPACE)
+    if platform.spec.kubernetes is not None:
+        _refuse_oversized_configmap(resolved)
+    return resolved
+
+
+def _refuse_oversized_configmap(resolved: ResolvedPlatform) -> None:
+    """The platform ConfigMap must hold the file and its config.json files within the API
+    server's limit; the error points at the file, or at the config that crosses the limit."""
+    mount = resolved.mount
+    size = 0
+    for key, text in mount.data.items():
+        size += len(text.encode())
+        if size <= MAX_CONFIGMAP_BYTES:
+            continue
+        over = (
+            f"the ConfigMap {PLATFORM_CONFIGMAP}, which carries the platform file and the "
+            f"config.json files it names into the cluster, would hold {size:,} bytes, over "
+            f"the {MAX_CONFIGMAP_BYTES:,} bytes (1 MiB) a ConfigMap holds"
+        )
+        if key == PLATFORM_KEY:
+            problem = Problem(
+                str(resolved.path), "", f"{over}; shorten the file or split the platform"
+            )
+        else:
+            where = ("spec", "models", mount.first_model[key], "architecture", "config")
+            problem = resolved.problem(
+                where,
+                f"with this config.json ({len(text.encode()):,} bytes) {over}; keep only the "
+                "keys the planner reads (drop tokenizer and generation settings) or name a "
+                "catalog architecture",
+            )
+        raise InputError([problem])
 
 
 def _with_namespace(loaded: LoadedPlatform, namespace: str | None) -> tuple[Platform, str]:

@@ -1,5 +1,6 @@
-"""`apply`: validate and render a platform file, server-side apply its Kubernetes objects,
-then make the remote Xinference hold its models (actions/apply_models.py).
+"""`apply`: validate and render a platform file, check the models' inputs (sources, the API
+key), server-side apply its Kubernetes objects, then make the remote Xinference hold its
+models (actions/apply_models.py). Bad input stops it before the first write.
 
 Kubernetes: discovery (every kind must be served before the first write), server-side apply
 with field manager `xpool` in the renderer's order, writes only where a dry run shows a
@@ -12,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from xpool.actions.apply_models import InstanceOutcome, apply_models
+from xpool.actions.apply_models import InstanceOutcome, apply_models, prepare_models
 from xpool.actions.render import check_kubernetes_version, render_file
 from xpool.actions.runtime import Runtime
 from xpool.adapters.kube import Applier, ConflictError, Outcome
@@ -68,6 +69,9 @@ def apply(
     resolved, rendering = render_file(
         options.file, options.kubernetes_version, runtime, namespace=options.namespace
     )
+    models = None
+    if not options.skip_models:  # every input checked before the first write
+        models = prepare_models(resolved, dry_run=options.dry_run, runtime=runtime)
     kube = resolved.platform.spec.kubernetes
     objects = None
     if kube is None:
@@ -77,9 +81,11 @@ def apply(
     if options.skip_models:
         runtime.log("--skip-models: Xinference registrations and instances left as they are")
         return ApplyResult(objects, None)
-    instances = apply_models(
-        resolved, dry_run=options.dry_run, timeout=options.timeout, runtime=runtime
-    )
+    instances = None
+    if models is not None:
+        instances = apply_models(
+            models, dry_run=options.dry_run, timeout=options.timeout, runtime=runtime
+        )
     return ApplyResult(objects, instances)
 
 

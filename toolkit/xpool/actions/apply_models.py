@@ -1,6 +1,7 @@
 """The Xinference half of `apply`: every model version registered and `instances.min` ready
 instances of each model's stable version on the platform's remote Xinference (idempotent:
-one model UID per instance, running ones adopted; see adapters/xinference.py)."""
+one model UID per instance, running ones adopted; see adapters/xinference.py). Its inputs
+are checked first (`prepare_models`), before the Kubernetes half writes anything."""
 
 from __future__ import annotations
 
@@ -26,23 +27,51 @@ class InstanceOutcome:
     action: str  # launched | relaunched | unchanged
 
 
-def apply_models(
-    resolved: ResolvedPlatform, *, dry_run: str, timeout: float, runtime: Runtime
-) -> list[InstanceOutcome] | None:
-    """One outcome per wanted instance, or None when nothing was ensured (an embedded
-    Xinference, which `xpool up` runs, or a dry run, whose findings go to the log)."""
+@dataclass(frozen=True)
+class PreparedModels:
+    """What the Xinference half needs, every input of it checked."""
+
+    endpoint: str
+    api_key: str | None
+    wants: list[Want]  # stable versions with instances, sources readable by that Xinference
+
+
+def prepare_models(
+    resolved: ResolvedPlatform, *, dry_run: str, runtime: Runtime
+) -> PreparedModels | None:
+    """Check every input of the Xinference half, so that `apply` stops before the Kubernetes
+    half writes anything: sources only this host can serve, for a remote Xinference; the API
+    key's variable; file:// and s3:// sources (s3:// ones downloaded, exit 3 when the
+    endpoint fails) and built-in models written. A client dry run contacts nothing, so it
+    checks only the first. None for an embedded Xinference, which `xpool up` runs."""
     endpoint = resolved.platform.spec.xinference.endpoint
     if endpoint == "embedded":
         runtime.log(
             "xinference.endpoint is embedded: `xpool up FILE` runs it and its models; skipping"
         )
         return None
-    wants = _here_readable([w for w in resolved.wants() if w.count > 0], resolved, endpoint)
+    wants = [w for w in resolved.wants() if w.count > 0]
+    here_only = _refuse_here_only(wants, endpoint)
+    if dry_run == "client":
+        return PreparedModels(endpoint, None, wants)
+    api_key = api_key_from_env(resolved.platform)
+    if here_only:
+        state = state_dir_for(resolved.name, None)
+        state.mkdir(parents=True, exist_ok=True)
+        wants = resolve_local_sources(wants, state, resolved.platform)
+    return PreparedModels(endpoint, api_key, wants)
+
+
+def apply_models(
+    prepared: PreparedModels, *, dry_run: str, timeout: float, runtime: Runtime
+) -> list[InstanceOutcome] | None:
+    """One outcome per wanted instance, or None for a dry run, whose findings go to the log."""
+    endpoint, wants = prepared.endpoint, prepared.wants
     if dry_run == "client":
         for want in wants:
             runtime.log(f"--dry-run=client: would ensure {', '.join(want.uids())} at {endpoint}")
         return None
-    with runtime.xinference(endpoint, api_key_from_env(resolved.platform)) as client:
+    with runtime.xinference(endpoint, prepared.api_key) as client:
         runtime.log(f"Xinference {client.check_version()} at {endpoint}")
         if dry_run == "server":
             running = {i.uid for i in client.instances()}
@@ -58,8 +87,9 @@ def apply_models(
     )
 
 
-def _here_readable(wants: list[Want], resolved: ResolvedPlatform, endpoint: str) -> list[Want]:
-    """Wants whose local:// and s3:// sources are resolved into this host's state directory.
+def _refuse_here_only(wants: list[Want], endpoint: str) -> bool:
+    """Whether a want's source is served from this host's state directory (local://, s3://);
+    refused (exit 2) unless Xinference runs on this host.
 
     Built-in models live in xpool's state directory and s3:// sources are downloaded into
     it (Xinference reads no s3:// URI): only a Xinference on this host can use them."""
@@ -69,9 +99,7 @@ def _here_readable(wants: list[Want], resolved: ResolvedPlatform, endpoint: str)
         for scheme in THIS_HOST_SCHEMES
         if scheme in json.dumps(w.registration)
     }
-    if not here_only:
-        return wants
-    if urlsplit(endpoint).hostname not in LOOPBACK:
+    if here_only and urlsplit(endpoint).hostname not in LOOPBACK:
         raise InputError(
             [
                 Problem(
@@ -83,6 +111,4 @@ def _here_readable(wants: list[Want], resolved: ResolvedPlatform, endpoint: str)
                 )
             ]
         )
-    state = state_dir_for(resolved.name, None)
-    state.mkdir(parents=True, exist_ok=True)
-    return resolve_local_sources(wants, state, resolved.platform)
+    return bool(here_only)

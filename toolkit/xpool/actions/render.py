@@ -32,11 +32,12 @@ def check_kubernetes_version(kubernetes_version: str) -> None:
 
 
 def render_checked(resolved: ResolvedPlatform, kubernetes_version: str) -> Rendering:
-    """Render from the resolved text (so the platform ConfigMap carries any -n override),
-    then check every object; refuse (exit 2) a set that fails."""
+    """Render from the resolved mount (so the platform ConfigMap carries any -n override and
+    the config.json files the file names), then check every object; refuse (exit 2) a set
+    that fails."""
     check_kubernetes_version(kubernetes_version)
     rendering = render_platform(
-        resolved.platform, resolved.plan, resolved.architectures, resolved.text
+        resolved.platform, resolved.plan, resolved.architectures, resolved.mount
     )
     problems = check_objects(
         [o.obj for o in rendering.objects], kubernetes_version=kubernetes_version

@@ -39,6 +39,16 @@ from xpool.errors import InputError, Problem
 
 
 @dataclass(frozen=True)
+class ConfigFile:
+    """A config.json the platform file names, as read: commands that load the platform in
+    the cluster need its text there too (config/mounted.py)."""
+
+    model: int  # index in spec.models
+    path: Path  # resolved against the platform file's folder
+    text: str
+
+
+@dataclass(frozen=True)
 class LoadedPlatform:
     """A valid platform file with its architectures resolved and its source map kept."""
 
@@ -46,6 +56,7 @@ class LoadedPlatform:
     architectures: dict[str, Architecture]  # model name -> architecture
     source: SourceMap
     path: Path
+    config_files: tuple[ConfigFile, ...] = ()  # in model order
 
     def problem(self, path: tuple[PathElem, ...], message: str) -> Problem:
         return Problem(self.source.locate(path), format_path(path), message)
@@ -146,40 +157,42 @@ def _load(path: Path, data: dict, source: SourceMap, *, careful: bool) -> Loaded
     problems = [
         Problem(source.locate(p), format_path(p), msg) for p, msg in cross_field_problems(platform)
     ]
-    archs, arch_problems = _resolve_architectures(platform, path.parent, source)
+    archs, configs, arch_problems = _resolve_architectures(platform, path.parent, source)
     problems += arch_problems
     if problems:
         if not careful:
             raise _RetryWithPositions
         raise InputError(problems)
-    return LoadedPlatform(platform, archs, source, path)
+    return LoadedPlatform(platform, archs, source, path, configs)
 
 
 def _resolve_architectures(
     platform: Platform, base: Path, source: SourceMap
-) -> tuple[dict[str, Architecture], list[Problem]]:
+) -> tuple[dict[str, Architecture], tuple[ConfigFile, ...], list[Problem]]:
     by_index: dict[int, Architecture] = {}
+    configs: list[ConfigFile] = []
     found: list[tuple[tuple[PathElem, ...], str]] = []
     for i, model in enumerate(platform.spec.models):
         where: tuple[PathElem, ...] = ("spec", "models", i, "architecture")
         ref = model.architecture
-        if isinstance(ref, ArchitectureConfig):
-            where = (*where, "config")
         try:
-            by_index[i] = _architecture(ref, base)
+            if isinstance(ref, ArchitectureConfig):
+                where = (*where, "config")
+                by_index[i], text = _read_hf_config(base / ref.config)
+                configs.append(ConfigFile(i, base / ref.config, text))
+            else:
+                by_index[i] = _catalog_architecture(ref)
         except (OSError, ValueError) as exc:
             found.append((where, str(exc)))
     for i, arch in by_index.items():
         found += _architecture_problems(platform.spec.models[i], i, arch)
     problems = [Problem(source.locate(path), format_path(path), msg) for path, msg in found]
     resolved = {platform.spec.models[i].name: arch for i, arch in by_index.items()}
-    return resolved, problems
+    return resolved, tuple(configs), problems
 
 
-def _architecture(ref: str | ArchitectureConfig, base: Path) -> Architecture:
-    """A catalog key's architecture, or the one a config.json describes; ValueError if neither."""
-    if isinstance(ref, ArchitectureConfig):
-        return _read_hf_config(base / ref.config)
+def _catalog_architecture(ref: str) -> Architecture:
+    """A catalog key's architecture; ValueError naming the keys (and the config form) if not."""
     catalog = architectures()
     if ref not in catalog:
         hint = difflib.get_close_matches(ref, catalog, n=1)
@@ -225,7 +238,8 @@ def _architecture_problems(
     return found
 
 
-def _read_hf_config(path: Path) -> Architecture:
+def _read_hf_config(path: Path) -> tuple[Architecture, str]:
+    """The architecture a config.json describes, and the file's text."""
     try:
         text = decode_utf8(read_regular_file(path, CONFIG_JSON_LIMIT))
         check_number_lengths(text)
@@ -247,12 +261,12 @@ def _read_hf_config(path: Path) -> Architecture:
     if not isinstance(config, dict):
         raise ValueError(f"{path}: expected a JSON object (a Hugging Face config.json)")
     try:
-        return from_hf_config(config, key=_config_key(path), source=str(path))
+        return from_hf_config(config, key=config_key(path), source=str(path)), text
     except ConfigJsonError as exc:
         raise ValueError(f"{path}{_key_line(text, exc.key)}: {exc}") from None
 
 
-def _config_key(path: Path) -> str:
+def config_key(path: Path) -> str:
     """A name for the architecture: the folder of a `config.json` (as models are stored),
     else the file's own name, so that configs side by side in one folder stay apart."""
     return path.parent.name if path.name == "config.json" and path.parent.name else path.stem

@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from xpool.config.models import Platform
+from xpool.config.mounted import Mount
 from xpool.render.build_configmaps import build_configmaps, launch_configmaps
 from xpool.render.build_context import BuildContext
 from xpool.render.build_monitoring import build_monitoring
@@ -35,16 +36,16 @@ from xpool.render.items import Built
 
 def build(
     platform: Platform,
-    platform_text: str,
+    mount: Mount,
     specs: list[dict[str, Any]],
 ) -> Built:
-    ctx = BuildContext.of(platform)
+    ctx = BuildContext.of(platform, mount)
     out = Built()
     launch_chunks = launch_configmaps(specs)
     _namespace(ctx, out)
     build_priority_classes(ctx, out)
     build_rbac(ctx, out, [name for name, _ in launch_chunks])
-    build_configmaps(ctx, out, platform_text, launch_chunks)
+    build_configmaps(ctx, out, mount.data, launch_chunks)
     build_queues(ctx, out)
     build_services(ctx, out)
     build_workers(ctx, out)

@@ -23,11 +23,12 @@ LAUNCH_CONFIGMAP_BYTES = 768 * 1024
 def build_configmaps(
     ctx: BuildContext,
     out: Built,
-    platform_text: str,
+    platform_files: dict[str, str],
     launch_chunks: list[tuple[str, dict[str, str]]],
 ) -> None:
     """Volcano's scheduler configuration (hierarchical queues when asked), the platform file
-    as given (`platform_text`), and the launch specs split by `launch_configmaps`."""
+    and the config.json files it names (`platform_files`: `Mount.data`, config/mounted.py),
+    and the launch specs split by `launch_configmaps`."""
     ns = ctx.namespace
     conf = "volcano-scheduler-hierarchy.conf" if ctx.kubernetes.queue_hierarchy else None
     out.add(
@@ -50,8 +51,11 @@ def build_configmaps(
         name=PLATFORM_CONFIGMAP,
         namespace=ns,
         labels=ctx.labels("platform"),
-        comment="The platform file, as given; the gateway and the reconciler read it.",
-        data={"platform.yaml": platform_text},
+        comment=(
+            "The platform file and the config.json files it names; the gateway and the "
+            "reconciler read them."
+        ),
+        data=platform_files,
     )
     for name, data in launch_chunks:
         out.add(

@@ -7,6 +7,7 @@ from typing import Any
 
 from xpool.capacity.borrowing import TierPoolShare, tier_pool_shares
 from xpool.config.models import KubernetesSpec, Platform, PlatformSpec, Tier
+from xpool.config.mounted import PLATFORM_KEY, Mount
 from xpool.render.object_names import CREDENTIALS_SECRET, MOUNT, PLATFORM_CONFIGMAP
 
 
@@ -22,9 +23,10 @@ class BuildContext:
     namespace: str
     tiers: list[Tier]  # highest priority first, then by name
     shares: dict[str, dict[str, TierPoolShare]]  # pool -> tier -> its accelerators there
+    mount: Mount  # the platform ConfigMap and where its volume places each key
 
     @classmethod
-    def of(cls, platform: Platform) -> BuildContext:
+    def of(cls, platform: Platform, mount: Mount) -> BuildContext:
         kubernetes = platform.spec.kubernetes
         assert kubernetes is not None
         tiers = sorted(platform.spec.tiers, key=lambda t: (-t.priority, t.name))
@@ -34,7 +36,7 @@ class BuildContext:
             )
             for pool in platform.spec.pools
         }
-        return cls(platform, kubernetes.namespace, tiers, shares)
+        return cls(platform, kubernetes.namespace, tiers, shares, mount)
 
     @property
     def spec(self) -> PlatformSpec:
@@ -80,11 +82,12 @@ class BuildContext:
     @property
     def platform_path(self) -> str:
         """Where the gateway and the reconciler read the platform file (`config_mount`)."""
-        return f"{MOUNT}/platform.yaml"
+        return f"{MOUNT}/{PLATFORM_KEY}"
 
     @property
     def config_volume(self) -> list[dict[str, Any]]:
-        return [{"name": "platform", "configMap": {"name": PLATFORM_CONFIGMAP}}]
+        config_map = {"name": PLATFORM_CONFIGMAP, "items": self.mount.items()}
+        return [{"name": "platform", "configMap": config_map}]
 
     @property
     def config_mount(self) -> list[dict[str, Any]]:

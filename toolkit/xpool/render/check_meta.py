@@ -196,7 +196,7 @@ def check_labels_and_annotations(
 
 # k8s pkg/apis/core/validation ValidateConfigMap: keys like file names, data at most 1 MiB.
 _CONFIGMAP_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
-_MAX_CONFIGMAP_BYTES = 1024 * 1024
+MAX_CONFIGMAP_BYTES = 1024 * 1024
 
 
 def check_configmap(obj: dict[str, Any]) -> list[CheckProblem]:
@@ -221,7 +221,7 @@ def check_configmap(obj: dict[str, Any]) -> list[CheckProblem]:
                 )
             if isinstance(value, str):
                 size += len(value.encode())
-    if size > _MAX_CONFIGMAP_BYTES:
+    if size > MAX_CONFIGMAP_BYTES:
         problems.append(
             CheckProblem(
                 where,

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from xpool.capacity.plan import CapacityPlan
 from xpool.catalog.architectures import Architecture
 from xpool.config.models import Platform
+from xpool.config.mounted import Mount
 from xpool.errors import InputError
 from xpool.render.build import build
 from xpool.render.environment import environment, parse_yaml
@@ -83,8 +84,10 @@ def render_platform(
     platform: Platform,
     plan: CapacityPlan,
     archs: dict[str, Architecture],
-    platform_text: str,
+    mount: Mount,
 ) -> Rendering:
+    """`mount`: the platform ConfigMap, the platform file and the config.json files it names
+    (`ResolvedPlatform.mount`)."""
     specs = launch_specs(platform, plan, archs)
     if platform.spec.kubernetes is None:
         return Rendering(
@@ -97,7 +100,7 @@ def render_platform(
                 f"pool {pool.name}: vendor cpu runs only in the embedded default (xpool up, "
                 "no spec.kubernetes); Kubernetes pools need vendor nvidia or ascend"
             )
-    built = build(platform, platform_text, specs)
+    built = build(platform, mount, specs)
     env = environment()
     objects: list[RenderedObject] = []
     for item in sorted(built.items, key=lambda i: i.order):  # stable: builder order within
