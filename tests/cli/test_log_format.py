@@ -205,7 +205,7 @@ def test_the_gateway_logs_json_lines(
                         "--listen", url.removeprefix("http://"), "--log-format", "json",
                         *kube_flags(kubeconfig))  # fmt: skip
     wait_for("the gateway's start line", lambda: any("gateway on" in x for x in lines.lines))
-    assert lease(kube_api) is not None
+    assert lease(kube_api, "xpool-gateway-r1") is not None
     # the client keys came from the environment: one of them opens /v1/*, nothing else does
     assert httpx.get(f"{url}/v1/models").status_code == 401
     wrong = httpx.get(f"{url}/v1/models", headers={"Authorization": f"Bearer {SECRET}"})

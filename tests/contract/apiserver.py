@@ -105,8 +105,12 @@ class ResourceType:
 
     @property
     def tracks_generation(self) -> bool:
-        """Deployment, CronJob and every custom resource set metadata.generation; ConfigMap etc. not."""
-        return self.kind in ("Deployment", "CronJob") or not self.builtin
+        """Deployment, StatefulSet, CronJob, NetworkPolicy and every custom resource set
+        metadata.generation; ConfigMap etc. not."""
+        return (
+            self.kind in ("Deployment", "StatefulSet", "CronJob", "NetworkPolicy")
+            or not self.builtin
+        )
 
     @property
     def builtin(self) -> bool:
@@ -134,6 +138,7 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("", "v1", "Service", "services", True, ("svc",), ("all",)),
     ResourceType("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",)),
     ResourceType("apps", "v1", "Deployment", "deployments", True, ("deploy",), ("all",)),
+    ResourceType("apps", "v1", "StatefulSet", "statefulsets", True, ("sts",), ("all",)),
     ResourceType("batch", "v1", "CronJob", "cronjobs", True, ("cj",), ("all",)),
     ResourceType("rbac.authorization.k8s.io", "v1", "Role", "roles", True),
     ResourceType("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", True),
@@ -143,6 +148,7 @@ RESOURCES: tuple[ResourceType, ...] = (
     ),
     ResourceType("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", False, ("pc",)),
     ResourceType("coordination.k8s.io", "v1", "Lease", "leases", True),
+    ResourceType("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", True, ("netpol",)),
     ResourceType(
         "scheduling.volcano.sh", "v1beta1", "Queue", "queues", False, ("q", "queue-v1beta1")
     ),

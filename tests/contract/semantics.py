@@ -510,8 +510,26 @@ def _default_pod_spec(spec: dict[str, Any]) -> None:
                     _set_default(port, "protocol", "TCP")
 
 
+def _default_template(spec: dict[str, Any]) -> None:
+    template = spec.get("template")
+    if isinstance(template, dict) and isinstance(template.get("spec"), dict):
+        _default_pod_spec(template["spec"])
+
+
+def _default_network_policy(spec: dict[str, Any]) -> None:
+    """policyTypes: Ingress, plus Egress when egress rules are given; ports default to TCP."""
+    egress = spec.get("egress")
+    _set_default(spec, "policyTypes", ["Ingress", *(["Egress"] if egress else [])])
+    for direction in ("ingress", "egress"):
+        for rule in spec.get(direction) or []:
+            for port in (rule.get("ports") or []) if isinstance(rule, dict) else []:
+                if isinstance(port, dict):
+                    _set_default(port, "protocol", "TCP")
+
+
 def apply_defaults(kind: str, obj: dict[str, Any]) -> None:
-    """Defaults for Deployment, CronJob, Service, Namespace and pod templates (as the API server)."""
+    """Defaults for Deployment, StatefulSet, CronJob, Service, NetworkPolicy, Namespace and pod
+    templates (as the API server)."""
     spec = obj.get("spec")
     if kind == "Namespace":
         obj.setdefault("metadata", {}).setdefault("labels", {})["kubernetes.io/metadata.name"] = (
@@ -534,9 +552,22 @@ def apply_defaults(kind: str, obj: dict[str, Any]) -> None:
                 "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"},
             },
         )
-        template = spec.get("template")
-        if isinstance(template, dict) and isinstance(template.get("spec"), dict):
-            _default_pod_spec(template["spec"])
+        _default_template(spec)
+    elif kind == "StatefulSet":
+        _set_default(spec, "replicas", 1)
+        _set_default(spec, "revisionHistoryLimit", 10)
+        _set_default(spec, "podManagementPolicy", "OrderedReady")
+        _set_default(
+            spec, "updateStrategy", {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}
+        )
+        _set_default(
+            spec,
+            "persistentVolumeClaimRetentionPolicy",
+            {"whenDeleted": "Retain", "whenScaled": "Retain"},
+        )
+        _default_template(spec)
+    elif kind == "NetworkPolicy":
+        _default_network_policy(spec)
     elif kind == "CronJob":
         for key, value in (
             ("concurrencyPolicy", "Allow"),
@@ -733,7 +764,7 @@ def validate_semantics(kind: str, obj: dict[str, Any]) -> list[Problem]:
     """A few rules of the API server's Go validation beyond the OpenAPI schema."""
     spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
     problems = []
-    if kind == "Deployment":
+    if kind in ("Deployment", "StatefulSet"):
         selector = (spec.get("selector") or {}).get("matchLabels") or {}
         labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
         if selector and any(labels.get(k) != v for k, v in selector.items()):

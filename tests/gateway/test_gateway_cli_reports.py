@@ -43,7 +43,8 @@ from xpool.render import render_platform
 from xpool.resolve import resolve_platform
 
 NS = "default"
-LEASE = "xpool-gateway-r1"
+POD = "xpool-gateway-0"  # the gateway StatefulSet's first pod: the replica id (POD_NAME)
+LEASE = f"xpool-gateway-{POD}"
 APPLY = "application/apply-patch+yaml"
 RESOURCE_PATH = re.compile(
     r"^/(?:api/(?P<core>v1)|apis/(?P<group>[^/]+)/[^/]+)/namespaces/(?P<ns>[^/]+)"
@@ -100,8 +101,8 @@ def seed_routes(kube_api: ContractApiServer, generation: int) -> None:
     )
 
 
-def lease(kube_api: ContractApiServer) -> dict[str, Any] | None:
-    return kube_api.get("coordination.k8s.io/v1", "Lease", LEASE, NS)
+def lease(kube_api: ContractApiServer, name: str = LEASE) -> dict[str, Any] | None:
+    return kube_api.get("coordination.k8s.io/v1", "Lease", name, NS)
 
 
 # -- RBAC, as the API server evaluates it ----------------------------------------------------
@@ -121,7 +122,9 @@ def rendered_role(name: str) -> list[dict[str, Any]]:
 
 
 def test_the_rendered_gateway_reports_under_its_own_identity() -> None:
-    pod = rendered("Deployment")["xpool-gateway"]["spec"]["template"]["spec"]
+    gateway = rendered("StatefulSet")["xpool-gateway"]
+    assert gateway["spec"]["replicas"] == 2
+    pod = gateway["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "xpool-gateway"
     assert pod["automountServiceAccountToken"] is True
     (env,) = [e for e in pod["containers"][0]["env"] if e["name"] == "POD_NAME"]
@@ -193,6 +196,17 @@ def test_forbidden_finds_what_a_role_lacks() -> None:
         "GET", f"/apis/coordination.k8s.io/v1/namespaces/{NS}/leases", {}, "", b"", {}
     )
     assert len(forbidden(rules, [delete_other, list_leases])) == 2
+    # the Leases of other components and of pods outside the StatefulSet are out of reach
+    leases = f"/apis/coordination.k8s.io/v1/namespaces/{NS}/leases"
+    others = [
+        Recorded(method, f"{leases}/{name}", {}, APPLY if method == "PATCH" else "", b"", {})
+        for method in ("PATCH", "DELETE")
+        for name in ("xpool-reconciler", "xpool-gateway-xpool-gateway-2", "xpool-gateway-r1")
+    ]
+    refused = {line.split(":")[0] for line in forbidden(rules, others)}
+    assert refused == {f"{r.method} {r.path}" for r in others}
+    own = [Recorded("DELETE", f"{leases}/{LEASE}", {}, "", b"", {})]
+    assert forbidden(rules, own) == []
 
 
 # -- the gateway process -----------------------------------------------------------------------
@@ -202,8 +216,7 @@ def test_forbidden_finds_what_a_role_lacks() -> None:
 def gateway(
     kube_api: ContractApiServer, kubeconfig: Path, tmp_path: Path
 ) -> Iterator[subprocess.Popen[str]]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "toolkit")}
-    env.pop("POD_NAME", None)
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "toolkit"), "POD_NAME": POD}
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -217,8 +230,6 @@ def gateway(
             "contract",
             "-n",
             NS,
-            "--replica",
-            "r1",
             "--interval",
             "0.5",
             "--listen",
@@ -242,7 +253,7 @@ def test_the_gateway_reports_before_routing_and_withdraws_on_sigterm(
     kube_api: ContractApiServer, gateway: subprocess.Popen[str]
 ) -> None:
     first = wait_for("the report Lease", lambda: lease(kube_api))
-    assert first["spec"]["holderIdentity"] == "r1"
+    assert first["spec"]["holderIdentity"] == POD
     assert first["metadata"]["labels"][COMPONENT_LABEL] == COMPONENT
     assert first["metadata"]["labels"]["xpool.io/routes"] == "xpool-routes"
     # no routes yet: the report promises nothing about any generation

@@ -6,7 +6,7 @@ import base64
 import hashlib
 import json
 
-from tests.kube.conftest import NS, ONE_POOL, run, two_pools
+from tests.kube.conftest import NS, ONE_POOL, VOLCANO_NS, run, two_pools
 
 PART_OF = "applyset.kubernetes.io/part-of"
 
@@ -76,9 +76,13 @@ def test_apply_creates_everything_in_order(cluster, kubeconfig, platform):
             o["apiVersion"], o["kind"], o["metadata"]["name"], o["metadata"].get("namespace")
         )
         assert live is not None, o["metadata"]["name"]
-        assert live["metadata"]["labels"][PART_OF] == expected_id()
         managers = {e["manager"] for e in live["metadata"]["managedFields"]}
         assert managers == {"xpool"}
+        if o["metadata"].get("namespace") == VOLCANO_NS:
+            # the cluster's scheduler configuration: shared, no platform's ApplySet member
+            assert PART_OF not in live["metadata"]["labels"]
+        else:
+            assert live["metadata"]["labels"][PART_OF] == expected_id()
 
     parent = cluster.get("v1", "ConfigMap", "xpool-applyset", NS)
     assert parent["metadata"]["labels"]["applyset.kubernetes.io/id"] == expected_id()
@@ -89,7 +93,7 @@ def test_apply_creates_everything_in_order(cluster, kubeconfig, platform):
     assert {"Namespace", "ConfigMap", "Queue.scheduling.volcano.sh", "Job.batch.volcano.sh"} <= set(
         kinds
     )
-    assert notes["applyset.kubernetes.io/additional-namespaces"] == "volcano-system"
+    assert "applyset.kubernetes.io/additional-namespaces" not in notes  # members live in NS
     assert PART_OF not in parent["metadata"]["labels"]
 
 
@@ -147,19 +151,26 @@ def test_dry_run_client_sends_nothing(cluster, kubeconfig, platform):
     assert set(outcomes(result).values()) == {"would apply"}
 
 
-def test_conflict_with_another_manager(cluster, kubeconfig, platform):
-    cluster.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
-    cluster.seed(
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": "xpool-platform", "namespace": NS},
-            "data": {"platform.yaml": "edited by hand\n"},
-        },
-        manager="ops-console",
+def edit(cluster, api_version: str, kind: str, name: str, namespace: str, patch: dict) -> None:
+    """Another client's change (a merge patch, recorded as an Update by `ops-console`)."""
+    cluster.patch(
+        cluster.resource_type(api_version, kind),
+        namespace,
+        name,
+        json.dumps(patch).encode(),
+        {"fieldManager": "ops-console"},
+        "application/merge-patch+json",
+        "kubectl",
     )
-    cluster.clear_log()
+
+
+def test_conflict_with_another_manager(cluster, kubeconfig, platform):
     path = platform()
+    assert apply(path, kubeconfig).returncode == 0
+    edit(cluster, "v1", "ConfigMap", "xpool-platform", NS, {"data": {"platform.yaml": "edited\n"}})
+    # an object after the contested one, to be created again
+    cluster.delete(cluster.resource_type("v1", "ConfigMap"), NS, "xpool-launch-specs", b"", {})
+    cluster.clear_log()
     result = apply(path, kubeconfig)
     assert result.returncode == 1, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
@@ -171,12 +182,12 @@ def test_conflict_with_another_manager(cluster, kubeconfig, platform):
     assert "--force-conflicts" in line and "remove the field from the other manager" in line
     assert "Traceback" not in result.stderr
     live = cluster.get("v1", "ConfigMap", "xpool-platform", NS)
-    assert live["data"]["platform.yaml"] == "edited by hand\n"
-    # stopped at the conflict: earlier objects applied, later ones not
-    assert cluster.get("v1", "ConfigMap", "volcano-scheduler-configmap", "volcano-system")
+    assert live["data"]["platform.yaml"] == "edited\n"
+    # stopped at the conflict: objects after it were not applied
     assert cluster.get("v1", "ConfigMap", "xpool-launch-specs", NS) is None
     # the partial summary is still data on stdout
-    assert outcomes(result)["ConfigMap volcano-system/volcano-scheduler-configmap"] == "created"
+    assert outcomes(result)[f"ConfigMap {VOLCANO_NS}/volcano-scheduler-configmap"] == "unchanged"
+    assert f"ConfigMap {NS}/xpool-launch-specs" not in outcomes(result)
 
     result = apply(path, kubeconfig, "--force-conflicts")
     assert result.returncode == 0, result.stderr
@@ -253,7 +264,7 @@ def test_namespace_flag_overrides_the_platform_namespace(cluster, kubeconfig, pl
     assert cluster.get("v1", "ConfigMap", "xpool-platform", "team-b") is not None
     assert cluster.get("v1", "ConfigMap", "xpool-applyset", "team-b") is not None
     binding = cluster.get(
-        "rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "xpool-npu-qa-queues"
+        "rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "xpool-team-b-queues"
     )
     assert {s["namespace"] for s in binding["subjects"]} == {"team-b"}
     assert binding["metadata"]["labels"][PART_OF] == expected_id("team-b")

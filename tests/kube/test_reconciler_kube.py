@@ -5,6 +5,7 @@ rollouts changed by two writers at once keep both changes."""
 
 from __future__ import annotations
 
+from tests.kube.conftest import run
 from tests.kube.test_queue_shares import ACC, P0, P1, QUEUES, apply
 from xpool.actions.reconciler_wiring import VolcanoQueueSink
 from xpool.adapters.kube_client import Connection, KubeClient, RetryPolicy
@@ -42,6 +43,29 @@ def test_policy_shares_reach_the_queues_once(cluster, kubeconfig, platform):
     cluster.clear_log()
     assert sink.apply(lend) == []
     assert cluster.writes() == []
+
+
+def test_shares_follow_the_namespace_the_platform_was_applied_to(
+    cluster, kubeconfig, platform, tmp_path
+):
+    """Applied with -n team-a and -n team-b, each reconciler (loading its namespace's copy of
+    the file, as in the pod) sets its own queues' shares and leaves the other's alone."""
+    path = platform()
+    for team in ("team-a", "team-b"):
+        result = run(
+            "apply", str(path), "--kubeconfig", str(kubeconfig), "-n", team, "--skip-models"
+        )
+        assert result.returncode == 0, result.stderr
+    text = cluster.get("v1", "ConfigMap", "xpool-platform", "team-b")["data"]["platform.yaml"]
+    copy = tmp_path / "in-cluster.yaml"
+    copy.write_text(text, encoding="utf-8")
+    sink = VolcanoQueueSink(client(kubeconfig), load_platform(str(copy)).platform)
+    lend = [SetQueue("P0", "ascend910b", 4, 6, "lends 2 idle accelerator(s) of its share 6")]
+    cluster.clear_log()
+    assert [c.queue for c in sink.apply(lend)] == ["team-b-p0-ascend910b"]
+    assert cluster.get(QUEUES, "Queue", "team-b-p0-ascend910b")["spec"]["deserved"][ACC] == "4"
+    assert cluster.get(QUEUES, "Queue", "team-a-p0-ascend910b")["spec"]["deserved"][ACC] == 6
+    assert {r.path.rsplit("/", 1)[1] for r in cluster.writes()} == {"team-b-p0-ascend910b"}
 
 
 def test_memory_survives_in_its_configmap(cluster, kubeconfig, platform):

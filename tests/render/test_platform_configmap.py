@@ -72,7 +72,7 @@ def in_cluster(path: Path, folder: Path, *extra: str) -> dict[str, str]:
     volumes = [
         v
         for o in items
-        if o["kind"] in ("Deployment", "CronJob")
+        if o["kind"] in ("StatefulSet", "CronJob")
         for v in _pod(o).get("volumes", [])
         if v.get("configMap", {}).get("name") == "xpool-platform"
     ]

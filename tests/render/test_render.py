@@ -76,10 +76,12 @@ def test_apply_order() -> None:
         "ClusterRoleBinding",
         "Role",
         "RoleBinding",
+        "NetworkPolicy",
         "ConfigMap",
         "Queue",
         "Deployment",
         "Service",
+        "StatefulSet",
         "Job",
         "CronJob",
         "PrometheusRule",
@@ -95,19 +97,16 @@ def test_queue_shares_match_the_planner() -> None:
     plan = resolved.plan
     queues = {q["metadata"]["name"]: q["spec"] for q in of_kind(rendering, "Queue")}
     for tier in plan.tiers:
-        spec = queues[f"qa-platform-{tier.tier.lower()}-{tier.pool}"]
+        spec = queues[f"xpool-{tier.tier.lower()}-{tier.pool}"]
         resource = "nvidia.com/gpu" if tier.pool == "rtx5090" else "huawei.com/Ascend910"
         assert spec["deserved"][resource] == tier.deserved_accelerators
         if tier.guarantee_accelerators:
             assert spec["guarantee"]["resource"][resource] == tier.guarantee_accelerators
         assert spec["capability"][resource] >= spec["deserved"][resource]
     # P0 does not borrow: capability = deserved. P1 borrows up to 16 - P0's guarantee (3).
-    assert (
-        queues["qa-platform-p0-rtx5090"]["capability"]
-        == queues["qa-platform-p0-rtx5090"]["deserved"]
-    )
-    assert queues["qa-platform-p1-rtx5090"]["capability"]["nvidia.com/gpu"] == 13
-    assert queues["qa-platform-p0-rtx5090"]["deserved"]["cpu"] == "48"  # 6 of 8 GPUs x 64 / 8
+    assert queues["xpool-p0-rtx5090"]["capability"] == queues["xpool-p0-rtx5090"]["deserved"]
+    assert queues["xpool-p1-rtx5090"]["capability"]["nvidia.com/gpu"] == 13
+    assert queues["xpool-p0-rtx5090"]["deserved"]["cpu"] == "48"  # 6 of 8 GPUs x 64 / 8
 
 
 def test_p0_is_never_reclaimed_nor_preempted() -> None:
@@ -129,7 +128,7 @@ def test_worker_jobs_fit_serving() -> None:
     for job in of_kind(render("platform.yaml"), "Job"):
         spec = job["spec"]
         assert spec["schedulerName"] == "volcano"
-        assert spec["priorityClassName"].startswith("qa-platform-")
+        assert spec["priorityClassName"].startswith("xpool-")
         for policy in spec.get("policies", []):
             assert policy.get("action") != "RestartJob"
         for task in spec["tasks"]:
@@ -164,13 +163,19 @@ def test_rbac_is_least_privilege() -> None:
                 assert "*" not in rule.get(key, []), (role["metadata"]["name"], rule)
             assert set(rule["verbs"]) <= ALLOWED_VERBS, rule
             assert "secrets" not in rule["resources"]
-            if "create" in rule["verbs"]:
-                # unnamed only for Leases; ConfigMaps are created by apply, under their names
-                assert rule["resources"] == ["leases"] or rule.get("resourceNames"), rule
+            assert "xpool-platform" not in rule.get("resourceNames", []), rule
+            if "create" in rule["verbs"] and not rule.get("resourceNames"):
+                # only the reconciler's leader Lease, created by POST
+                assert role["metadata"]["name"] == "xpool-reconciler", rule
+                assert rule == {**rule, "resources": ["leases"], "verbs": ["create"]}
             if "delete" in rule["verbs"]:
-                # only a gateway replica withdrawing its own report Lease
+                # only the gateway replicas withdrawing their own report Leases, by name
                 assert role["metadata"]["name"] == "xpool-gateway", rule
                 assert rule["resources"] == ["leases"], rule
+                assert rule["resourceNames"] == [
+                    "xpool-gateway-xpool-gateway-0",
+                    "xpool-gateway-xpool-gateway-1",
+                ]
 
 
 def _containers(obj: dict) -> list[dict]:
@@ -189,7 +194,7 @@ def test_client_api_keys_reach_the_gateway_only_from_the_secret() -> None:
     rendering = render("platform.yaml")
     holders = {}
     for obj in rendering.objects:
-        if obj.kind in ("Deployment", "CronJob", "Job"):
+        if obj.kind in ("Deployment", "StatefulSet", "CronJob", "Job"):
             for container in _containers(obj.obj):
                 for env in container.get("env", []):
                     if env["name"] == "XPOOL_GATEWAY_API_KEYS":
@@ -210,10 +215,18 @@ def test_client_api_keys_reach_the_gateway_only_from_the_secret() -> None:
 
 
 def test_labels_on_everything() -> None:
+    """The platform's label on each of its objects; not on the one the cluster's platforms
+    share (Volcano's scheduler configuration), which no platform may call its own."""
+    shared = []
     for obj in render("platform.yaml").objects:
         labels = obj.obj["metadata"]["labels"]
         assert labels["app.kubernetes.io/managed-by"] == "xpool"
-        assert labels["app.kubernetes.io/part-of"] == "qa-platform"
+        if obj.shared:
+            shared.append((obj.kind, obj.namespace, obj.name))
+            assert "app.kubernetes.io/part-of" not in labels
+        else:
+            assert labels["app.kubernetes.io/part-of"] == "qa-platform"
+    assert shared == [("ConfigMap", "volcano-system", "volcano-scheduler-configmap")]
 
 
 def test_launch_specs() -> None:

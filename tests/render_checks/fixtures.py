@@ -121,6 +121,21 @@ _OBJECTS: list[dict[str, Any]] = [
         },
     },
     {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "xinference-supervisor", "namespace": NS, "labels": _labels()},
+        "spec": {
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "xinference-supervisor"}},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {
+                    "from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "gw"}}}],
+                    "ports": [{"protocol": "TCP", "port": 9997}],
+                }
+            ],
+        },
+    },
+    {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {"name": "xinference-supervisor", "namespace": NS, "labels": _labels()},

@@ -2,7 +2,8 @@
 key), server-side apply its Kubernetes objects, then make the remote Xinference hold its
 models (actions/apply_models.py). Bad input stops it before the first write.
 
-Kubernetes: discovery (every kind must be served before the first write), server-side apply
+Kubernetes: discovery (every kind must be served before the first write), every target read
+and refused when it exists and is not this platform's (unless --adopt), server-side apply
 with field manager `xpool` in the renderer's order, writes only where a dry run shows a
 change, ApplySet pruning, bounded retries (adapters/kube.py).
 """
@@ -31,6 +32,7 @@ class ApplyOptions:
     namespace: str | None = None  # -n: replaces spec.kubernetes.namespace
     dry_run: str = "none"
     force_conflicts: bool = False
+    adopt: bool = False  # take over existing objects that are not this platform's
     prune: bool = True
     skip_models: bool = False
     timeout: float = 600.0  # seconds per Xinference instance; unused with --skip-models
@@ -46,6 +48,11 @@ class ApplyOptions:
             raise InputError(
                 "--force-conflicts with --dry-run=client: a client dry run sends nothing, so "
                 "nothing can be forced; drop one of the two (--dry-run=server shows conflicts)"
+            )
+        if self.adopt and self.dry_run == "client":
+            raise InputError(
+                "--adopt with --dry-run=client: a client dry run reads nothing, so there is "
+                "nothing to adopt; drop one of the two (--dry-run=server shows what would be)"
             )
         check_kubernetes_version(self.kubernetes_version)
 
@@ -126,13 +133,17 @@ def _send(
     client = runtime.kube()
     try:
         applier = Applier(client, namespace, log=runtime.log)
-        targets = applier.resolve(o.obj for o in rendering.objects)
+        targets = applier.resolve((o.obj, o.shared) for o in rendering.objects)
         runtime.log(
             f"applying {len(targets)} objects to {client.host} (namespace {namespace}, "
             f"field manager xpool{', server dry run' if server else ''})"
         )
         return applier.apply(
-            targets, dry_run=server, force=options.force_conflicts, prune=options.prune
+            targets,
+            dry_run=server,
+            force=options.force_conflicts,
+            prune=options.prune,
+            adopt=options.adopt,
         )
     finally:
         client.close()

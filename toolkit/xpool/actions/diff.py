@@ -29,7 +29,8 @@ class DiffResult:
 
     @property
     def counts(self) -> Counter[str]:
-        """Objects per change (create, update, delete, conflict), unchanged ones left out."""
+        """Objects per change (create, update, delete, conflict, adopt), unchanged ones left
+        out."""
         return Counter(d.change for d in self.diffs if d.change != "none")
 
     @property
@@ -49,7 +50,7 @@ def diff(options: DiffOptions, runtime: Runtime) -> DiffResult:
     client = runtime.kube()
     try:
         applier = Applier(client, kube.namespace, log=runtime.log)
-        targets = applier.resolve(o.obj for o in rendering.objects)
+        targets = applier.resolve((o.obj, o.shared) for o in rendering.objects)
         return DiffResult(kubernetes=True, diffs=applier.diff(targets, prune=options.prune))
     finally:
         client.close()

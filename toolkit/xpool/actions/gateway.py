@@ -1,4 +1,4 @@
-"""`xpool gateway`: one standalone gateway replica (the gateway Deployment's pods), routing by
+"""`xpool gateway`: one standalone gateway replica (the gateway StatefulSet's pods), routing by
 the ConfigMap the reconciler writes, until told to stop.
 
 The replica reports itself in its own Lease from before its first read of the routes until
@@ -54,7 +54,7 @@ class GatewayOptions:
 
 
 def default_replica() -> str:
-    """The pod name on Kubernetes (POD_NAME, set by the rendered Deployment), else the host."""
+    """The pod name on Kubernetes (POD_NAME, set by the rendered StatefulSet), else the host."""
     return os.environ.get("POD_NAME") or socket.gethostname()
 
 

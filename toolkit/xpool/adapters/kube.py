@@ -7,7 +7,12 @@
 - Pruning follows the ApplySet KEP (KEP-3659): every applied object carries the label
   `applyset.kubernetes.io/part-of: <id>`; the parent is the ConfigMap `xpool-applyset` in the
   platform namespace, listing the group-kinds (and other namespaces) its members may live in.
-  Only objects carrying our id are ever listed for pruning, let alone deleted.
+  Only objects carrying our id are ever listed for pruning, let alone deleted. A shared object
+  (Volcano's scheduler configuration, `Item.shared`) is applied but never a member.
+- Every target is read before the first write: one that exists and is not this platform's
+  (another ApplySet's, Helm's, anyone's without our label; for a shared object, one `xpool`
+  does not manage) stops the run, naming it and its managers, unless `--adopt` (exit 2,
+  nothing written). The platform Namespace made by someone else is used as it is, not written.
 - A field owned by another manager stops the run at that object (exit 1) unless
   --force-conflicts; everything before it stays applied and a re-run converges.
 - Queue shares the reconciler owns (field manager `xpool-reconciler`) are left out of what is
@@ -38,12 +43,14 @@ from xpool.adapters.kube_client import (
     Resource,
     RetryPolicy,
 )
+from xpool.adapters.ownership import PART_OF, field_managers, member_of, owners
 from xpool.adapters.queue_shares import without_reconciler_shares
 from xpool.errors import RemoteError, XpoolError
 
 __all__ = [
     "FIELD_MANAGER",
     "PARENT_NAME",
+    "AdoptionError",
     "Applier",
     "ConflictError",
     "Connection",
@@ -58,7 +65,6 @@ __all__ = [
 
 FIELD_MANAGER = "xpool"
 PARENT_NAME = "xpool-applyset"
-PART_OF = "applyset.kubernetes.io/part-of"
 ID_LABEL = "applyset.kubernetes.io/id"
 TOOLING = "applyset.kubernetes.io/tooling"
 GROUP_KINDS = "applyset.kubernetes.io/contains-group-kinds"
@@ -89,6 +95,13 @@ class ConflictError(XpoolError):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.outcomes: list[Outcome] = []
+
+
+class AdoptionError(XpoolError):
+    """Rendered objects exist that are not this platform's, and --adopt was not given:
+    nothing was written."""
+
+    exit_code = 2
 
 
 class UnservedError(XpoolError):
@@ -145,6 +158,11 @@ class Target:
     obj: dict[str, Any]
     resource: Resource
     key: Key
+    shared: bool = False  # the cluster's, not a member of this ApplySet (render Item.shared)
+
+    @property
+    def is_namespace(self) -> bool:
+        return self.key.group == "" and self.key.kind == "Namespace"
 
     @property
     def path(self) -> str:
@@ -157,7 +175,7 @@ class Outcome:
     kind: str
     namespace: str | None
     name: str
-    action: str  # created | configured | unchanged | pruned
+    action: str  # created | configured | unchanged | adopted | exists | pruned
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -172,9 +190,18 @@ class Outcome:
 @dataclass
 class ObjectDiff:
     key: Key
-    change: str  # create | update | delete | none | conflict
+    change: str  # create | update | delete | none | conflict | adopt
     text: str  # unified diff (empty when nothing changes)
     conflict: str | None = None
+    refused: str | None = None  # why `apply` would refuse it without --adopt
+
+
+def members_record(targets: Iterable[Target]) -> tuple[set[str], set[str]]:
+    """The group-kinds and namespaces the ApplySet parent records for `targets`: those of its
+    members, so not of a shared object."""
+    members = [t for t in targets if not t.shared]
+    kinds = {group_kind(t.key.group, t.key.kind) for t in members}
+    return kinds, {t.key.namespace for t in members if t.key.namespace}
 
 
 def normalize(obj: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -250,19 +277,22 @@ class Applier:
 
     # -- discovery --------------------------------------------------------------------------
 
-    def resolve(self, objects: Iterable[dict[str, Any]]) -> list[Target]:
-        """Targets for every object, labelled as ApplySet members; refuse (exit 2) when any
-        kind is not served, before anything is written."""
-        objects = list(objects)
+    def resolve(self, objects: Iterable[tuple[dict[str, Any], bool]]) -> list[Target]:
+        """Targets for every (object, shared), labelled as ApplySet members unless shared;
+        refuse (exit 2) when any kind is not served, before anything is written."""
+        parent: tuple[dict[str, Any], bool] = (
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {}},
+            False,
+        )
         missing: dict[tuple[str, str], list[str]] = {}
-        resolved: list[tuple[dict[str, Any], Resource]] = []
-        for obj in [*objects, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {}}]:
+        resolved: list[tuple[dict[str, Any], Resource, bool]] = []
+        for obj, shared in [*objects, parent]:
             api_version, kind = str(obj["apiVersion"]), str(obj["kind"])
             res = self.client.resource(api_version, kind)
             if res is None:
                 missing.setdefault((api_version, kind), []).append(obj["metadata"].get("name", ""))
             elif obj["metadata"]:
-                resolved.append((obj, res))
+                resolved.append((obj, res, shared))
         if missing:
             lines = []
             for (api_version, kind), names in missing.items():
@@ -275,12 +305,12 @@ class Applier:
                 )
             raise UnservedError("\n".join(lines))
         targets = []
-        for obj, res in resolved:
+        for obj, res, shared in resolved:
             self._by_version.setdefault(res.group, res.api_version)
-            targets.append(self._target(obj, res))
+            targets.append(self._target(obj, res, shared))
         return targets
 
-    def _target(self, obj: dict[str, Any], res: Resource) -> Target:
+    def _target(self, obj: dict[str, Any], res: Resource, shared: bool) -> Target:
         body = copy.deepcopy(obj)
         meta = body.setdefault("metadata", {})
         if res.namespaced:
@@ -288,10 +318,11 @@ class Applier:
         else:
             meta.pop("namespace", None)
         labels = meta.get("labels") or {}
-        labels[PART_OF] = self.applyset
+        if not shared:
+            labels[PART_OF] = self.applyset
         meta["labels"] = labels
         key = Key(res.group, res.kind, meta.get("namespace"), str(meta["name"]))
-        return Target(body, res, key)
+        return Target(body, res, key, shared)
 
     def _resource_for(self, gk: str) -> Resource | None:
         group, kind = split_group_kind(gk)
@@ -355,13 +386,15 @@ class Applier:
             hint = "; check the RBAC of this user (docs/operations.md)" if exc.status == 403 else ""
             raise RemoteError(f"{target.key}: {verb} refused: {exc.summary()}{hint}") from None
 
-    def apply_one(self, target: Target, *, dry_run: bool, force: bool) -> str:
-        """created | configured | unchanged; writes only when the dry run shows a change."""
+    def apply_one(
+        self, target: Target, live: dict[str, Any] | None, *, dry_run: bool, force: bool
+    ) -> str:
+        """created | configured | unchanged, given the `live` object read before; writes only
+        when the dry run shows a change."""
         if target.key.namespace in self._pending:
             return "created"  # its namespace does not exist yet: a dry run cannot ask
-        live = self.get(target)
         if live is None:
-            if dry_run and target.key.kind == "Namespace" and target.key.group == "":
+            if dry_run and target.is_namespace:
                 self._pending.add(target.key.name)
                 return "created"
             self.ssa(target, dry_run=dry_run, force=force)
@@ -434,55 +467,90 @@ class Applier:
         self, group_kinds: set[str], namespaces: set[str], *, dry_run: bool, force: bool
     ) -> None:
         target = self.parent_target(group_kinds, namespaces)
-        action = self.apply_one(target, dry_run=dry_run, force=force)
+        action = self.apply_one(target, self.get(target), dry_run=dry_run, force=force)
         if action != "unchanged":
             self.log(f"applyset: {target.key} {action}")
+
+    # -- ownership -------------------------------------------------------------------------
+
+    def owned(self, target: Target, live: dict[str, Any]) -> bool:
+        """`live` is this platform's: a member of its ApplySet; a shared object, one xpool
+        manages (whichever platform applied it)."""
+        if target.shared:
+            return FIELD_MANAGER in field_managers(live)
+        return member_of(live, self.applyset)
+
+    def refusal(self, target: Target, live: dict[str, Any] | None) -> str | None:
+        """Why `target` may not be applied without --adopt; None when it may."""
+        if live is None or target.is_namespace or self.owned(target, live):
+            return None
+        return (
+            f"{target.key} exists and is not this platform's ({owners(live)}): re-run with "
+            "--adopt to take it over, or delete or rename it"
+        )
+
+    def survey(self, targets: list[Target], *, adopt: bool) -> dict[Key, dict[str, Any] | None]:
+        """Every target's live object (None: absent), read before anything is written.
+        AdoptionError names every one that is not this platform's, unless `adopt`."""
+        lives = {t.key: self.get(t) for t in targets}
+        refused = [r for t in targets if (r := self.refusal(t, lives[t.key])) is not None]
+        if refused and not adopt:
+            raise AdoptionError("\n".join(f"{line}; nothing was applied" for line in refused))
+        return lives
 
     # -- apply, prune, diff -----------------------------------------------------------------
 
     def apply(
-        self, targets: list[Target], *, dry_run: bool, force: bool, prune: bool
+        self, targets: list[Target], *, dry_run: bool, force: bool, prune: bool, adopt: bool
     ) -> list[Outcome]:
         old_kinds, old_namespaces = self.read_parent()
-        new_kinds = {group_kind(t.key.group, t.key.kind) for t in targets}
-        new_namespaces = {t.key.namespace for t in targets if t.key.namespace}
+        lives = self.survey(targets, adopt=adopt)
+        new_kinds, new_namespaces = members_record(targets)
+        union = (old_kinds | new_kinds, old_namespaces | new_namespaces)
         outcomes: list[Outcome] = []
         parent_ready = False
         try:
             for target in targets:
-                if not parent_ready and target.key.kind != "Namespace":
+                if not parent_ready and not target.is_namespace:
                     # union of old and new until pruning is done (KEP-3659)
-                    self.ensure_parent(
-                        old_kinds | new_kinds,
-                        old_namespaces | new_namespaces,
-                        dry_run=dry_run,
-                        force=force,
-                    )
+                    self.ensure_parent(*union, dry_run=dry_run, force=force)
                     parent_ready = True
-                action = self.apply_one(target, dry_run=dry_run, force=force)
+                action = self._apply_target(target, lives[target.key], dry_run, force)
                 outcomes.append(self._outcome(target.resource, target.key, action))
                 self.log(f"{target.key}: {action}{' (server dry run)' if dry_run else ''}")
             if not parent_ready:
-                self.ensure_parent(
-                    old_kinds | new_kinds,
-                    old_namespaces | new_namespaces,
-                    dry_run=dry_run,
-                    force=force,
-                )
+                self.ensure_parent(*union, dry_run=dry_run, force=force)
             if prune:
-                keep = {t.key for t in targets}
-                for res, key, item in self.prune_candidates(
-                    old_kinds | new_kinds, old_namespaces | new_namespaces, keep
-                ):
-                    uid = str((item.get("metadata") or {}).get("uid") or "")
-                    if self.delete(res, key, uid, dry_run=dry_run):
-                        outcomes.append(self._outcome(res, key, "pruned"))
-                        self.log(f"{key}: pruned{' (server dry run)' if dry_run else ''}")
+                outcomes += self._prune(*union, {t.key for t in targets}, dry_run=dry_run)
                 self.ensure_parent(new_kinds, new_namespaces, dry_run=dry_run, force=force)
         except ConflictError as exc:
             exc.outcomes = outcomes
             raise
         return outcomes
+
+    def _apply_target(
+        self, target: Target, live: dict[str, Any] | None, dry_run: bool, force: bool
+    ) -> str:
+        """apply_one, but for what is not this platform's (survey let it through): a Namespace
+        is used as it is (`exists`), anything else taken over (`adopted`)."""
+        if live is None or self.owned(target, live):
+            return self.apply_one(target, live, dry_run=dry_run, force=force)
+        if target.is_namespace:
+            return "exists"
+        self.log(f"{target.key}: adopting it ({owners(live)})")
+        self.apply_one(target, live, dry_run=dry_run, force=force)
+        return "adopted"
+
+    def _prune(
+        self, group_kinds: set[str], namespaces: set[str], keep: set[Key], *, dry_run: bool
+    ) -> list[Outcome]:
+        pruned = []
+        for res, key, item in self.prune_candidates(group_kinds, namespaces, keep):
+            uid = str((item.get("metadata") or {}).get("uid") or "")
+            if self.delete(res, key, uid, dry_run=dry_run):
+                pruned.append(self._outcome(res, key, "pruned"))
+                self.log(f"{key}: pruned{' (server dry run)' if dry_run else ''}")
+        return pruned
 
     @staticmethod
     def _outcome(res: Resource, key: Key, action: str) -> Outcome:
@@ -550,37 +618,38 @@ class Applier:
     def diff(self, targets: list[Target], *, prune: bool) -> list[ObjectDiff]:
         """What `apply` would change, computed with dry runs only (no writes)."""
         old_kinds, old_namespaces = self.read_parent()
-        out: list[ObjectDiff] = []
-        for target in targets:
-            live = self.get(target)
-            conflict = None
-            if target.key.namespace in self._pending:
-                after: dict[str, Any] | None = target.obj
-            elif live is None and target.key.kind == "Namespace" and target.key.group == "":
-                self._pending.add(target.key.name)
-                after = target.obj
-            else:
-                try:
-                    after = self.ssa(
-                        self.yield_to_reconciler(target, live), dry_run=True, force=False
-                    )
-                except ConflictError as exc:
-                    conflict, after = str(exc), None
-            if conflict is not None:
-                out.append(ObjectDiff(target.key, "conflict", "", conflict))
-                continue
-            text = unified(target.key, normalize(live), normalize(after))
-            change = "none" if not text else ("create" if live is None else "update")
-            out.append(ObjectDiff(target.key, change, text))
+        out = [self._diff_one(target) for target in targets]
         if prune:
-            new_kinds = {group_kind(t.key.group, t.key.kind) for t in targets}
-            new_namespaces = {t.key.namespace for t in targets if t.key.namespace}
+            new_kinds, new_namespaces = members_record(targets)
             keep = {t.key for t in targets}
             for _res, key, item in self.prune_candidates(
                 old_kinds | new_kinds, old_namespaces | new_namespaces, keep
             ):
                 out.append(ObjectDiff(key, "delete", unified(key, normalize(item), None)))
         return out
+
+    def _diff_one(self, target: Target) -> ObjectDiff:
+        live = self.get(target)
+        if live is not None and target.is_namespace and not self.owned(target, live):
+            return ObjectDiff(target.key, "none", "")  # used as it is: apply writes nothing
+        refused = self.refusal(target, live)
+        if target.key.namespace in self._pending:
+            after: dict[str, Any] | None = target.obj
+        elif live is None and target.is_namespace:
+            self._pending.add(target.key.name)
+            after = target.obj
+        else:
+            try:
+                after = self.ssa(self.yield_to_reconciler(target, live), dry_run=True, force=False)
+            except ConflictError as exc:
+                if refused is None:
+                    return ObjectDiff(target.key, "conflict", "", str(exc))
+                after = None
+        text = unified(target.key, normalize(live), normalize(after)) if after else ""
+        if refused is not None:
+            return ObjectDiff(target.key, "adopt", text, refused=refused)
+        change = "none" if not text else ("create" if live is None else "update")
+        return ObjectDiff(target.key, change, text)
 
 
 def unified(key: Key, live: dict[str, Any] | None, after: dict[str, Any] | None) -> str:

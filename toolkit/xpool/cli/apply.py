@@ -50,7 +50,15 @@ def _print_instances(instances: list[InstanceOutcome], output: str) -> None:
     "--force-conflicts",
     is_flag=True,
     help="Take ownership of fields another field manager owns (server-side apply force); "
-    "not with --dry-run=client, which sends nothing.",
+    "not with --dry-run=client, which sends nothing. Never adopts an object (see --adopt).",
+)
+@click.option(
+    "--adopt",
+    is_flag=True,
+    help="Take over rendered objects that exist but are not this platform's (no ApplySet "
+    "label of ours, another's, or Helm's): they join this platform's ApplySet, so a later "
+    "prune may delete them. Without it such objects are refused, each named with its "
+    "managers, and nothing is written.",
 )
 @click.option(
     "--prune/--no-prune",
@@ -81,6 +89,7 @@ def apply_command(
     namespace: str | None,
     dry_run: str,
     force_conflicts: bool,
+    adopt: bool,
     prune: bool,
     output: str,
     skip_models: bool,
@@ -91,13 +100,15 @@ def apply_command(
     `xpool`) in order, writing only what changed, and prune what is no longer rendered.
 
     Exit codes: 0 applied; 1 a field is owned by another field manager (use
-    --force-conflicts); 2 bad input or a kind the cluster does not serve; 3 the API server
-    or Xinference still failed after retries."""
+    --force-conflicts); 2 bad input, a kind the cluster does not serve, or an existing object
+    that is not this platform's (use --adopt); 3 the API server or Xinference still failed
+    after retries."""
     options = ApplyOptions(
         file,
         namespace=namespace,
         dry_run=dry_run,
         force_conflicts=force_conflicts,
+        adopt=adopt,
         prune=prune,
         skip_models=skip_models,
         timeout=timeout,

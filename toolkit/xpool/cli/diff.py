@@ -33,14 +33,16 @@ def diff_command(
     """Show a unified diff (YAML) per object between the live state and what a server-side
     apply would produce (dryRun=All), and the objects pruning would delete. Writes nothing.
 
-    Exit codes: 0 nothing would change; 1 something would change (or a field conflict would
-    stop the apply); 2 bad input or a kind the cluster does not serve; 3 the API server failed."""
+    Exit codes: 0 nothing would change; 1 something would change (or a field conflict, or an
+    existing object that is not this platform's, would stop the apply); 2 bad input or a kind the cluster does not serve; 3 the API server failed."""
     options = DiffOptions(file, namespace, prune, kubernetes_version)
     options.validate()
     result = diff(options, Runtime(kubeconfig=kubeconfig, context=context))
     if not result.kubernetes:
         return
     for d in result.diffs:
+        if d.refused:
+            click.echo(f"not ours: {d.refused}", err=True)
         if d.conflict:
             click.echo(f"conflict: {d.conflict}", err=True)
         elif d.text:

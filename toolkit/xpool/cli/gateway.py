@@ -1,4 +1,4 @@
-"""`xpool gateway FILE`: run the gateway standalone (e.g. the gateway Deployment), routing by
+"""`xpool gateway FILE`: run the gateway standalone (e.g. the gateway StatefulSet), routing by
 the ConfigMap the reconciler writes (polled every --interval seconds), until SIGINT/SIGTERM.
 
 The replica reports itself in its own Lease (gateway/replica_report.py) from before its first

@@ -1,9 +1,11 @@
 """Names that are valid one by one but not together, or not once xpool derives from them.
 
 Two model versions whose Xinference registrations or instance UIDs are spelled alike would
-serve each other's weights; a tier name that differs only in case, or a name that makes a
-Kubernetes object name longer than a DNS label, fails only when rendering, without a place
-in the file. Each is refused here, at the second name involved.
+serve each other's weights; a tier name that differs only in case, two tier and pool names
+that join into one Queue or Job name (`a-b` + `c` and `a` + `b-c`), or a name that makes a
+worker Job's name longer than a DNS label, fails only when rendering or applying, without a
+place in the file. Each is refused here, at the second name involved. Cluster-scoped names
+never get too long: `derived_names.bounded` shortens them.
 """
 
 from __future__ import annotations
@@ -11,26 +13,25 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from xpool.config.derived_names import (
+    MAX_OBJECT_NAME,
     instance_uid,
     job_name,
     parent_queue_name,
-    priority_class_name,
     queue_name,
     registered_name,
+    slug,
 )
-from xpool.config.models import Platform
+from xpool.config.models import Platform, Pool
 from xpool.config.positions import PathElem, format_path
 
 Found = tuple[tuple[PathElem, ...], str]
-
-# RFC 1123 label: the limit for Volcano queues, Jobs and PriorityClass names as xpool uses them.
-MAX_OBJECT_NAME = 63
 
 
 def derived_name_problems(platform: Platform) -> Iterator[Found]:
     yield from _model_name_separator_problems(platform)
     yield from _version_name_collisions(platform)
     yield from _tier_case_collisions(platform)
+    yield from _object_name_collisions(platform)
     yield from _object_name_lengths(platform)
 
 
@@ -81,18 +82,43 @@ def _tier_case_collisions(platform: Platform) -> Iterator[Found]:
             )
 
 
-def _object_name_lengths(platform: Platform) -> Iterator[Found]:
-    """The longest object name derived from each tier, and each pool's parent queue."""
-    pools = platform.spec.pools
-    for i, tier in enumerate(platform.spec.tiers):
-        names = [priority_class_name(platform, tier)]
-        names += [queue_name(platform, tier, pool) for pool in pools]
-        names += [job_name(tier, pool, burst=True) for pool in pools]
-        yield from _too_long(("spec", "tiers", i, "name"), names)
+def _object_name_collisions(platform: Platform) -> Iterator[Found]:
+    """Each (tier, pool) has its own Queue and worker Job, each pool its own parent Queue;
+    one line per (tier, pool) that takes another's name. Tiers equal but for case, and pools
+    of one name, are reported by their own checks."""
     kubernetes = platform.spec.kubernetes
+    seen: dict[tuple[str, str], str] = {}
+    tiers: set[str] = set()
+    unique: dict[str, Pool] = {}
+    for pool in platform.spec.pools:
+        unique.setdefault(pool.name, pool)
+    pools = list(unique.values())
     if kubernetes is not None and kubernetes.queue_hierarchy:
-        for i, pool in enumerate(pools):
-            yield from _too_long(("spec", "pools", i, "name"), [parent_queue_name(platform, pool)])
+        for pool in pools:
+            seen["Queue", parent_queue_name(platform, pool)] = f"pool '{pool.name}' (its parent)"
+    for i, tier in enumerate(platform.spec.tiers):
+        if slug(tier.name) in tiers:
+            continue
+        tiers.add(slug(tier.name))
+        for pool in pools:
+            this = f"tier '{tier.name}' on pool '{pool.name}'"
+            names = [("Queue", queue_name(platform, tier, pool)), ("Job", job_name(tier, pool))]
+            taken = [(kind, name, seen[kind, name]) for kind, name in names if (kind, name) in seen]
+            seen.update((key, this) for key in names if key not in seen)
+            if taken:
+                kind, name, first = taken[0]
+                yield (
+                    ("spec", "tiers", i, "name"),
+                    f"{this} would name its {kind} '{name}', as {first} does: tier and pool "
+                    "names are joined with '-'; rename the tier or the pool",
+                )
+
+
+def _object_name_lengths(platform: Platform) -> Iterator[Found]:
+    """The longest worker Job name derived from each tier (namespaced: not shortened)."""
+    for i, tier in enumerate(platform.spec.tiers):
+        names = [job_name(tier, pool, burst=True) for pool in platform.spec.pools]
+        yield from _too_long(("spec", "tiers", i, "name"), names)
 
 
 def _too_long(where: tuple[PathElem, ...], names: list[str]) -> Iterator[Found]:
@@ -101,6 +127,6 @@ def _too_long(where: tuple[PathElem, ...], names: list[str]) -> Iterator[Found]:
         yield (
             where,
             f"the derived Kubernetes object name '{longest}' is {len(longest)} characters; "
-            f"names are at most {MAX_OBJECT_NAME} (RFC 1123 label): shorten this name, the "
-            "pool name or metadata.name",
+            f"names are at most {MAX_OBJECT_NAME} (RFC 1123 label): shorten this name or the "
+            "pool name",
         )

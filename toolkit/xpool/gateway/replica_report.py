@@ -40,6 +40,7 @@ from xpool.adapters.leases import (
 from xpool.errors import InputError, RemoteError
 from xpool.gateway.routing import RoutingTable
 from xpool.gateway.source import ConfigMapRoutingSource
+from xpool.render.object_names import gateway_report_lease as lease_name
 
 COMPONENT = "gateway-report"
 COMPONENT_LABEL = "app.kubernetes.io/component"
@@ -49,10 +50,6 @@ INFLIGHT_ANNOTATION = "xpool.io/inflight"
 FIELD_MANAGER = "xpool-gateway"
 UNKNOWN_GENERATION = -1  # never read the routes, or an unreadable report: blocks every drain
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-
-
-def lease_name(replica: str) -> str:
-    return f"xpool-gateway-{replica}"
 
 
 @dataclass(frozen=True)

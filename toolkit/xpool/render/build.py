@@ -9,9 +9,10 @@ Apply order (`Item.order`; objects of one group keep the order below):
   0 Namespace                     this module
   1 PriorityClasses               build_queues.py
   2 ServiceAccounts and RBAC      build_rbac.py
+    NetworkPolicies               build_network.py
   3 ConfigMaps                    build_configmaps.py
   4 Queues                        build_queues.py
-  5 Deployments and Services      build_services.py
+  5 workloads and Services       build_services.py
   6 Worker Jobs                   build_workers.py
   7 the reconciler's CronJob      build_reconciler.py
   8 monitoring                    build_monitoring.py
@@ -26,6 +27,7 @@ from xpool.config.mounted import Mount
 from xpool.render.build_configmaps import build_configmaps, launch_configmaps
 from xpool.render.build_context import BuildContext
 from xpool.render.build_monitoring import build_monitoring
+from xpool.render.build_network import build_network_policies
 from xpool.render.build_queues import build_priority_classes, build_queues
 from xpool.render.build_rbac import build_rbac
 from xpool.render.build_reconciler import build_reconciler
@@ -44,7 +46,8 @@ def build(
     launch_chunks = launch_configmaps(specs)
     _namespace(ctx, out)
     build_priority_classes(ctx, out)
-    build_rbac(ctx, out, [name for name, _ in launch_chunks])
+    build_rbac(ctx, out)
+    build_network_policies(ctx, out)
     build_configmaps(ctx, out, mount.data, launch_chunks)
     build_queues(ctx, out)
     build_services(ctx, out)

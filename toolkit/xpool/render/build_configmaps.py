@@ -28,19 +28,26 @@ def build_configmaps(
 ) -> None:
     """Volcano's scheduler configuration (hierarchical queues when asked), the platform file
     and the config.json files it names (`platform_files`: `Mount.data`, config/mounted.py),
-    and the launch specs split by `launch_configmaps`."""
+    and the launch specs split by `launch_configmaps`.
+
+    The scheduler configuration is the cluster's, read by Volcano under its chart's name:
+    shared by every platform on the cluster, so it carries no platform's labels and is never
+    part of a platform's ApplySet (no prune deletes it from under the scheduler)."""
     ns = ctx.namespace
     conf = "volcano-scheduler-hierarchy.conf" if ctx.kubernetes.queue_hierarchy else None
+    labels = ctx.labels("volcano-scheduler")
+    del labels["app.kubernetes.io/part-of"]
     out.add(
         ORDER,
         "ConfigMap",
         "configmap.yaml.j2",
+        shared=True,
         name=VOLCANO_CONFIGMAP,
         namespace=VOLCANO_NAMESPACE,
-        labels=ctx.labels("volcano-scheduler"),
+        labels=labels,
         comment=(
             "Volcano's scheduler configuration (cluster-wide: it replaces the one the Volcano "
-            "chart installs)."
+            "chart installs, for every platform on the cluster)."
         ),
         data={"volcano-scheduler.conf": policy_text(conf or "volcano-scheduler.conf")},
     )

@@ -1,8 +1,10 @@
 """ServiceAccounts, Roles and their bindings: the reconciler's and the gateway's.
 
 Each rule carries the reason it is needed as a comment of the rendered Role; nothing is
-granted by wildcard, no secrets, and deletes only of a gateway's own Lease
-(docs/scheduling.md, RBAC).
+granted by wildcard, no secrets, nothing on the ConfigMaps a component mounts (its
+configuration comes from `xpool apply` alone), and every write to a Lease or ConfigMap names
+its object, but the reconciler's creation of its leader Lease (docs/scheduling.md, RBAC;
+render/check_access.py checks the rendered set for exactly this).
 """
 
 from __future__ import annotations
@@ -15,27 +17,28 @@ from xpool.render.items import Built
 from xpool.render.object_names import (
     GATEWAY,
     LEASE,
-    PLATFORM_CONFIGMAP,
     RECONCILER,
     ROLLOUTS_CONFIGMAP,
     ROUTES_CONFIGMAP,
     SERVICE_ACCOUNT,
     STATE_CONFIGMAP,
+    gateway_pods,
+    gateway_report_lease,
     queue_name,
+    queues_cluster_role_name,
 )
 
 ORDER = 2  # after the Namespace and the PriorityClasses, before what runs under them
 
 
-def build_rbac(ctx: BuildContext, out: Built, launch_configmaps: list[str]) -> None:
+def build_rbac(ctx: BuildContext, out: Built) -> None:
     """The reconciler's identity and rights (its Queues cluster-wide, the rest in the
-    namespace; `launch_configmaps` are the launch-spec ConfigMaps it may update), then the
-    gateway's."""
-    _reconciler_rbac(ctx, out, launch_configmaps)
+    namespace), then the gateway's."""
+    _reconciler_rbac(ctx, out)
     _gateway_rbac(ctx, out)
 
 
-def _reconciler_rbac(ctx: BuildContext, out: Built, launch_configmaps: list[str]) -> None:
+def _reconciler_rbac(ctx: BuildContext, out: Built) -> None:
     ns = ctx.namespace
     queue_names = sorted(queue_name(ctx.platform, t, p) for t in ctx.tiers for p in ctx.spec.pools)
     rbac_labels = ctx.labels("reconciler")
@@ -48,7 +51,7 @@ def _reconciler_rbac(ctx: BuildContext, out: Built, launch_configmaps: list[str]
         labels=rbac_labels,
         comment="The identity of the reconciler.",
     )
-    cluster_role = f"xpool-{ctx.part_of}-queues"
+    cluster_role = queues_cluster_role_name(ctx.platform)
     out.add(
         ORDER,
         "ClusterRole",
@@ -78,7 +81,7 @@ def _reconciler_rbac(ctx: BuildContext, out: Built, launch_configmaps: list[str]
             "Everything the reconciler (`xpool reconcile`) touches in this namespace, and "
             "nothing else: no create/delete of workloads, no secrets, no wildcards."
         ),
-        rules=reconciler_rules([*launch_configmaps, PLATFORM_CONFIGMAP]),
+        rules=reconciler_rules(),
     )
     out.add(
         ORDER,
@@ -115,7 +118,7 @@ def _gateway_rbac(ctx: BuildContext, out: Built) -> None:
             "What each gateway replica (`xpool gateway`) touches: it reads the routes and "
             "reports, in a Lease of its own, what it routes. Nothing else, no secrets."
         ),
-        rules=gateway_rules(),
+        rules=gateway_rules([gateway_report_lease(pod) for pod in gateway_pods()]),
     )
     out.add(
         ORDER,
@@ -147,8 +150,10 @@ def rbac_rule(
     }
 
 
-def reconciler_rules(configmaps: list[str]) -> list[dict[str, Any]]:
-    """Everything `xpool reconcile` touches in the platform namespace, and nothing else."""
+def reconciler_rules() -> list[dict[str, Any]]:
+    """Everything `xpool reconcile` touches in the platform namespace, and nothing else. The
+    platform file and the launch specs are not among them: it reads the file where the pod
+    mounts it, so a reconciler cannot change what it runs from."""
     return [
         rbac_rule(
             "Worker groups: observe them and scale a tier's workers (tasks[*].replicas is the "
@@ -168,13 +173,6 @@ def reconciler_rules(configmaps: list[str]) -> list[dict[str, Any]]:
             "",
             "pods",
             ["get", "list", "watch"],
-        ),
-        rbac_rule(
-            "xpool's own ConfigMaps only (the platform file and the launch specs), by name.",
-            "",
-            "configmaps",
-            ["get", "patch", "update"],
-            configmaps,
         ),
         rbac_rule(
             f"The routes every gateway follows ({ROUTES_CONFIGMAP}), the reconciler's memory "
@@ -214,8 +212,8 @@ def reconciler_rules(configmaps: list[str]) -> list[dict[str, Any]]:
     ]
 
 
-def gateway_rules() -> list[dict[str, Any]]:
-    """What `xpool gateway` needs: its routes and its own report Lease."""
+def gateway_rules(leases: list[str]) -> list[dict[str, Any]]:
+    """What `xpool gateway` needs: its routes and its replicas' report `leases`."""
     return [
         rbac_rule(
             "The routes the reconciler writes, read-only, by name.",
@@ -225,14 +223,15 @@ def gateway_rules() -> list[dict[str, Any]]:
             [ROUTES_CONFIGMAP],
         ),
         rbac_rule(
-            "This replica's drain report, the Lease xpool-gateway-<pod name>: created and "
-            "renewed by server-side apply (patch; create when absent), deleted when the "
-            "replica stops. Its name holds the pod name, unknown when this Role is written, so "
-            "these verbs cannot be restricted by name and reach every Lease of the namespace: "
-            "keep the namespace for xpool alone. The gateway never reads Leases (no get, list, "
-            "update).",
+            "Each replica's drain report, the Lease xpool-gateway-<pod name>: created and "
+            "renewed by server-side apply (patch; create when absent, which the API server "
+            "authorizes as `create` of the name in the URL, so resourceNames restricts it), "
+            "deleted when the replica stops. The StatefulSet's pod names are fixed, so these "
+            "are the only Leases it may touch: not the reconciler's, nor another platform's. "
+            "The gateway never reads Leases (no get, list, update).",
             "coordination.k8s.io",
             "leases",
             ["create", "patch", "delete"],
+            leases,
         ),
     ]

@@ -1,4 +1,5 @@
-"""Deployments and Services: the Xinference supervisor and the xpool gateway."""
+"""Workloads and Services: the Xinference supervisor (a Deployment) and the xpool gateway (a
+StatefulSet: its pods' names are fixed, so its Role can name the report Leases they write)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,12 @@ import math
 
 from xpool.render.build_context import BuildContext
 from xpool.render.items import Built
-from xpool.render.object_names import GATEWAY, SUPERVISOR, SUPERVISOR_PORT
+from xpool.render.object_names import (
+    GATEWAY,
+    GATEWAY_REPLICAS,
+    SUPERVISOR,
+    SUPERVISOR_PORT,
+)
 
 ORDER = 5  # after the ConfigMaps they mount, before the workers that register with them
 SUPERVISOR_RPC_PORT = 9999
@@ -27,7 +33,8 @@ def _supervisor(ctx: BuildContext, out: Built) -> None:
     out.add(
         ORDER,
         "Deployment",
-        "deployment.yaml.j2",
+        "workload.yaml.j2",
+        workload_kind="Deployment",
         name=SUPERVISOR,
         namespace=ctx.namespace,
         labels=supervisor_labels,
@@ -74,17 +81,19 @@ def _gateway(ctx: BuildContext, out: Built) -> None:
     gateway_labels = ctx.labels(GATEWAY)
     out.add(
         ORDER,
-        "Deployment",
-        "deployment.yaml.j2",
+        "StatefulSet",
+        "workload.yaml.j2",
+        workload_kind="StatefulSet",
         name=GATEWAY,
         namespace=ctx.namespace,
         labels=gateway_labels,
         selector=ctx.selector(GATEWAY),
         comment=(
-            "The xpool gateway: routes, drains and canaries requests; reports in Lease "
-            "xpool-gateway-<pod>."
+            "The xpool gateway: routes, drains and canaries requests; each replica reports in "
+            "Lease xpool-gateway-<pod>, a name its Role grants. Pods are started and replaced "
+            "in parallel; an update replaces one at a time."
         ),
-        replicas=2,
+        replicas=GATEWAY_REPLICAS,
         container="gateway",
         image=spec.images.xpool,
         command=[

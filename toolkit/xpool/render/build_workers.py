@@ -17,6 +17,7 @@ from xpool.render.items import Built
 from xpool.render.object_names import (
     SUPERVISOR,
     SUPERVISOR_PORT,
+    WORKER,
     WORKER_METRICS_PORT,
     job_name,
     priority_class_name,
@@ -63,7 +64,7 @@ def _worker_job(
     burst: bool,
     accelerators: int,
 ) -> None:
-    pod_labels = ctx.labels("xinference-worker", tier=tier.name, pool=pool.name)
+    pod_labels = ctx.labels(WORKER, tier=tier.name, pool=pool.name)
     preemptable = tier.preemptible or burst
     out.add(
         ORDER,

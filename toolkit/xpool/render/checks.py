@@ -19,6 +19,11 @@ What is checked, in this order for each object, then across the set:
 5. Across the set (``check_intent``): borrowing needs ``reclaim``; ``capacity`` xor
    ``proportion``; P0 neither reclaimable nor preemptable; requested resources in the queue's
    deserved; queues, parent queues and priority classes referenced exist.
+6. Access (``check_access``): no Role or ClusterRole grants more than its component needs
+   (wildcards, Secrets, unnamed writes to Leases and ConfigMaps, cluster-wide rules naming
+   nothing or another platform's objects, writes to the ConfigMaps a component mounts).
+7. Network (``check_network``): every Xinference pod is behind a NetworkPolicy that admits
+   only chosen pods of its namespace.
 
 Only the first problem per (object, field) is kept, so a field that breaks both a Volcano rule
 and the CRD schema is reported once, with the rule's more specific message.
@@ -28,6 +33,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from xpool.render.check_access import check_access
 from xpool.render.check_intent import check_intent
 from xpool.render.check_kube import (
     UnsupportedKubernetesVersion,
@@ -36,6 +42,7 @@ from xpool.render.check_kube import (
     supported_kubernetes_versions,
 )
 from xpool.render.check_meta import check_configmap, check_structure
+from xpool.render.check_network import check_network
 from xpool.render.check_pods import check_pod_templates
 from xpool.render.check_types import CheckProblem
 from xpool.render.check_volcano import check_volcano_object, is_volcano
@@ -76,6 +83,8 @@ def check_objects(
         problems += check_pod_templates(obj)
         problems += check_configmap(obj)
     problems += check_intent(sound)
+    problems += check_access(sound)
+    problems += check_network(sound)
     return _first_per_field(problems)
 
 

@@ -8,7 +8,9 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Item:
-    """One object to render: its template, the values, and its apply-order group."""
+    """One object to render: its template, the values, and its apply-order group. A `shared`
+    object is the cluster's, used by every platform on it (Volcano's scheduler configuration):
+    `xpool apply` keeps it out of the platform's ApplySet, so no platform's prune deletes it."""
 
     order: int
     kind: str
@@ -16,6 +18,7 @@ class Item:
     template: str
     values: dict[str, Any]
     volcano: bool = False
+    shared: bool = False
 
 
 @dataclass
@@ -23,9 +26,8 @@ class Built:
     items: list[Item] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
-    def add(self, order: int, kind: str, template: str, **values: Any) -> None:
-        self.items.append(
-            Item(
-                order, kind, values["name"], template, values, kind in ("Queue", "Job", "PodGroup")
-            )
-        )
+    def add(
+        self, order: int, kind: str, template: str, *, shared: bool = False, **values: Any
+    ) -> None:
+        volcano = kind in ("Queue", "Job", "PodGroup")
+        self.items.append(Item(order, kind, values["name"], template, values, volcano, shared))

@@ -37,6 +37,7 @@ class RenderedObject:
     namespace: str | None
     text: str  # the YAML document as the template laid it out (comments kept)
     obj: dict[str, Any]  # the same document parsed
+    shared: bool = False  # the cluster's, not this platform's (items.Item)
 
 
 @dataclass
@@ -111,5 +112,7 @@ def render_platform(
         if item.volcano:
             validate_volcano(obj)
         meta = obj["metadata"]
-        objects.append(RenderedObject(item.kind, meta["name"], meta.get("namespace"), text, obj))
+        objects.append(
+            RenderedObject(item.kind, meta["name"], meta.get("namespace"), text, obj, item.shared)
+        )
     return Rendering(objects=objects, launch_specs=specs, notes=built.notes)
