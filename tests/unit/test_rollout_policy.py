@@ -122,13 +122,20 @@ def test_missing_signals_hold_the_step():
     assert blind.step == 0 and "gate signals missing" in blind.reason
 
 
-def test_the_last_step_compares_with_the_stable_baseline():
+def test_the_last_step_compares_errors_with_the_stable_baseline_and_not_latency():
+    """At 100% no stable traffic runs alongside: errors are judged against the baseline (the
+    last step with stable traffic); latency is not (it was, at every earlier step), since
+    load that changes over time would pass for a regression."""
     r = advance(begun(), 71, READY, signals(version(100)))
     r = advance(r, 132, READY, signals(version(500, seed=3)))  # at 100 %: no stable traffic
     assert r.baseline is not None and r.baseline.requests == 1000
-    slow = signals(version(200, added=0.4, seed=5), VersionSignals(0, 0))
-    out = advance(r, 193, READY, slow)
-    assert out.phase == "rolled-back" and "step 3" in out.reason, out.reason
+    failing = signals(version(200, errors=20, seed=5), VersionSignals(0, 0))
+    out = advance(r, 193, READY, failing)
+    assert out.phase == "rolled-back" and "step 3" in out.reason and "error rate" in out.reason
+    slower = advance(r, 193, READY, signals(version(200, added=0.4, seed=5), VersionSignals(0, 0)))
+    assert slower.phase == "completed", slower.reason
+    latency = slower.history[-1].signals["gate"]["checks"][1]
+    assert latency["test"] == "none" and "not compared" in latency["reason"]
 
 
 def test_a_failed_canary_launch_rolls_back():

@@ -178,12 +178,31 @@ def _errors(gate: Gate, canary: VersionSignals, stable: VersionSignals, alpha: f
     return Check("errors", "inconclusive", f"{rates}, not significant (p={t.p:.2g})", figures)
 
 
-def judge(gate: Gate, canary: VersionSignals, stable: VersionSignals, alpha: float) -> Verdict:
-    """Both checks at significance `alpha` (the look's share: interim or end of step)."""
-    checks = (
-        _errors(gate, canary, stable, alpha),
-        _latency(gate, canary.ttft, stable.ttft, alpha),
-    )
+def judge(
+    gate: Gate,
+    canary: VersionSignals,
+    stable: VersionSignals,
+    alpha: float,
+    *,
+    concurrent: bool = True,
+) -> Verdict:
+    """Both checks at significance `alpha` (the look's share: interim or end of step).
+
+    Latency is compared only with `concurrent` stable figures (the same minutes): against an
+    earlier step's, load that changes over time (other tenants, bursts) would pass for a
+    regression. Errors are compared either way: a failing canary must not get through the
+    last step, and error rates drift far less with load than latency does."""
+    if concurrent:
+        latency = _latency(gate, canary.ttft, stable.ttft, alpha)
+    else:
+        latency = Check(
+            "latency",
+            "pass",
+            "TTFT not compared: the stable version takes no traffic in this step (compared "
+            "at every earlier step, at the same load per instance)",
+            {"test": "none"},
+        )
+    checks = (_errors(gate, canary, stable, alpha), latency)
     outcomes = {c.outcome for c in checks}
     if "fail" in outcomes:
         outcome: Outcome = "fail"

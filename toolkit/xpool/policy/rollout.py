@@ -174,6 +174,11 @@ def _figures(
     return out
 
 
+def _concurrent(r: Rollout) -> bool:
+    """Whether the stable version serves in this step (its figures are of the same minutes)."""
+    return r.weights()[r.stable] > 0
+
+
 def _interim(r: Rollout, now: float, signals: GateSignals, judged: VersionSignals) -> Rollout:
     """A look within the step each time the canary's sample doubles: fail on overwhelming
     evidence, else carry on (a step never passes early)."""
@@ -181,7 +186,7 @@ def _interim(r: Rollout, now: float, signals: GateSignals, judged: VersionSignal
     n = signals.canary.requests
     if n < r.gate.min_requests or n < 2 * r.looked:
         return r
-    verdict = judge(r.gate, signals.canary, judged, r.gate.interim_alpha)
+    verdict = judge(r.gate, signals.canary, judged, r.gate.interim_alpha, concurrent=_concurrent(r))
     if verdict.outcome == "fail":
         return _rollback(
             r,
@@ -198,7 +203,7 @@ def _end_of_step(
     """The look at the end of the step (or of an extension): next step, rollback, extension,
     or a hold for an operator once the extensions are spent."""
     assert signals.canary is not None
-    verdict = judge(r.gate, signals.canary, judged, r.gate.final_alpha)
+    verdict = judge(r.gate, signals.canary, judged, r.gate.final_alpha, concurrent=_concurrent(r))
     figures = _figures(signals, judged, verdict)
     where = f"step {r.step + 1}"
     if verdict.outcome == "fail":
