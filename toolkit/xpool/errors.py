@@ -5,13 +5,24 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-# `scheme://user:password@` in a URL: the part to hide wherever xpool prints text.
-_USERINFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)[^/\s@'\"]+@")
+# `scheme://user@` or `scheme://user:password@` in a URL: the part to hide wherever xpool
+# prints text. A password may hold `/` and quotes (AWS secret keys hold `/`), a user not, so
+# that `hf://org/name@revision` stays as it is.
+USERINFO = r"(?:[^/\s@'\"]+|[^/\s@'\":]+:[^\s@]+)@"
+_USERINFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)" + USERINFO)
+# Control characters would act on the terminal (escape sequences) or split an error line
+# (CR, LF inside a value): shown escaped.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def redact_userinfo(text: str) -> str:
     """`s3://key:secret@bucket` -> `s3://***@bucket`: error lines never carry a credential."""
     return _USERINFO.sub(r"\1***@", text)
+
+
+def printable(text: str) -> str:
+    """`text` with its control characters escaped (`\\x1b`), so one message is one line."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 @dataclass(frozen=True)
@@ -24,7 +35,7 @@ class Problem:
 
     def __str__(self) -> str:
         field = f" {self.path}:" if self.path else ""
-        return redact_userinfo(f"{self.where}:{field} {self.message}")
+        return printable(redact_userinfo(f"{self.where}:{field} {self.message}"))
 
 
 class XpoolError(Exception):

@@ -262,10 +262,14 @@ class KubeClient:
         answer that the caller may interpret, RemoteError when retries ran out."""
         url_path = path + ("?" + urlencode(query) if query else "")
         # The REST client JSON-encodes bodies of any JSON content type itself; other types
-        # (apply-patch+yaml) go through as the text given.
+        # (apply-patch+yaml) go through as the text given: JSON (which is YAML) with every
+        # character as itself, since YAML parsers do not pair JSON's surrogate escapes of
+        # characters beyond U+FFFF (an emoji in a note would be stored broken or refused).
         payload: Any = None
-        if body is not None:
-            payload = body if "json" in content_type else json.dumps(body, separators=(",", ":"))
+        if body is not None and "json" in content_type:
+            payload = body
+        elif body is not None:
+            payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
 
         def once() -> dict[str, Any]:
             return self._once(method, url_path, payload, content_type)

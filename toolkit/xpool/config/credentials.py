@@ -16,11 +16,11 @@ from pydantic import BaseModel
 
 from xpool.config.models import Platform
 from xpool.config.positions import PathElem
-from xpool.errors import redact_userinfo
+from xpool.errors import USERINFO, redact_userinfo
 
 Found = tuple[tuple[PathElem, ...], str]
 
-_URL_WITH_USERINFO = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/\s@]+@")
+_URL_WITH_USERINFO = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://" + USERINFO)
 
 
 def credential_problems(platform: Platform) -> Iterator[Found]:

@@ -35,7 +35,7 @@ from xpool.config.text_checks import (
     decode_utf8,
     nesting_problem,
 )
-from xpool.errors import InputError, Problem
+from xpool.errors import InputError, Problem, redact_userinfo
 
 
 @dataclass(frozen=True)
@@ -331,7 +331,10 @@ def _message(error: dict[str, Any], path: tuple[PathElem, ...]) -> str:
 
 
 def _show(value: Any) -> str:
+    """The value as the error shows it: credentials hidden before it is cut to length (a cut
+    URL would no longer be recognised as one)."""
     text = repr(value) if isinstance(value, str) else json.dumps(value, default=str)
+    text = redact_userinfo(text)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
