@@ -190,12 +190,17 @@ def test_rollout_resumes_after_a_kill_and_a_broken_canary_rolls_back(tmp_path: P
     assert events[-1] == ("completed", 100.0)
     completed_at = done["history"][-1]["time"]
     assert completed_at - done["history"][-2]["time"] >= 25  # the 100 % step ran its interval
-    # every step passed on the gate's tests, with their statistics on record
-    for event in done["history"]:
-        if event["event"] in ("step", "completed") and event["weight"] > 50:
-            gate = event["signals"]["gate"]
-            assert gate["outcome"] == "pass", event
-            assert {c["test"] for c in gate["checks"]} == {"exact-binomial", "mann-whitney-u"}
+    # every step passed on the gate's tests, with their statistics on record; the 100 % step
+    # (no stable traffic alongside) compares errors with the baseline, not latency
+    judged = [
+        e for e in done["history"] if e["event"] in ("step", "completed") and e["weight"] > 50
+    ]
+    tests = [[c["test"] for c in e["signals"]["gate"]["checks"]] for e in judged]
+    assert all(e["signals"]["gate"]["outcome"] == "pass" for e in judged), judged
+    assert tests[0] == ["exact-binomial", "mann-whitney-u"] and tests[-1] == [
+        "exact-binomial",
+        "none",
+    ]
     # the broken canary: rolled back in step 1 (50 %), naming the error rate it was judged on
     last = broken["history"][-1]
     assert last["event"] == "rolled-back" and "error rate" in last["reason"], last
