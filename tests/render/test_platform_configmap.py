@@ -94,7 +94,7 @@ def _pod(obj: dict) -> dict:
 def test_in_cluster_copy_plans_and_renders_as_the_original(tmp_path):
     work = tmp_path / "work"
     copy_config("Qwen__Qwen2.5-0.5B", work / "models" / "qwen" / "config.json")
-    copy_config("mistralai__Mistral-7B-v0.1", tmp_path / "shared" / "mistral" / "config.json")
+    copy_config("mistralai__Mistral-7B-v0.1", tmp_path / "sibling" / "mistral" / "config.json")
     absolute = copy_config("google__gemma-2-9b-it", tmp_path / "abs" / "gemma 2" / "config.json")
     # another file in a folder of the same name: it must get a key of its own
     copy_config("Qwen__Qwen3-30B-A3B", tmp_path / "other" / "qwen" / "config.json")
@@ -103,7 +103,7 @@ def test_in_cluster_copy_plans_and_renders_as_the_original(tmp_path):
         HEADER
         + model("chat", "{config: models/qwen/config.json}")
         + model("chat-again", "{config: ./models/qwen/../qwen/config.json}")  # the same file
-        + model("mistral", "{config: ../shared/mistral/config.json}")
+        + model("mistral", "{config: ../sibling/mistral/config.json}")
         + model("gemma", f"{{config: '{absolute}'}}")
         + model("moe", "\n        config: ../other/qwen/config.json")
         + model("catalog", "qwen2.5-7b-instruct"),
@@ -128,7 +128,7 @@ def test_in_cluster_copy_plans_and_renders_as_the_original(tmp_path):
         ("namespace: configs", f"namespace: {TEAM}"),
         ("models/qwen/config.json}" + kept, "configs/1/qwen/config.json}" + kept),
         ("./models/qwen/../qwen/config.json}" + kept, "configs/1/qwen/config.json}" + kept),
-        ("../shared/mistral/config.json}" + kept, "configs/2/mistral/config.json}" + kept),
+        ("../sibling/mistral/config.json}" + kept, "configs/2/mistral/config.json}" + kept),
         (f"'{absolute}'}}" + kept, '"configs/3/gemma 2/config.json"}' + kept),
         ("../other/qwen/config.json" + kept, "configs/4/qwen/config.json" + kept),
     ]

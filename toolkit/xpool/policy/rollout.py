@@ -197,9 +197,7 @@ def _interim(r: Rollout, now: float, signals: GateSignals, judged: VersionSignal
     return replace(r, looked=n)
 
 
-def _end_of_step(
-    r: Rollout, now: float, canary: CanaryObs, signals: GateSignals, judged: VersionSignals
-) -> Rollout:
+def _end_of_step(r: Rollout, now: float, signals: GateSignals, judged: VersionSignals) -> Rollout:
     """The look at the end of the step (or of an extension): next step, rollback, extension,
     or a hold for an operator once the extensions are spent."""
     assert signals.canary is not None
@@ -249,6 +247,16 @@ def _end_of_step(
         armed=False,
         signals=figures,
     )
+
+
+def _stable_figures(r: Rollout, signals: GateSignals) -> tuple[Rollout, VersionSignals]:
+    """What the canary is judged against: the stable version's figures of this step while it
+    has weight (kept as the baseline); at 100% (a few stray requests of the step's first
+    seconds aside) the baseline, those of the last step where it had."""
+    stable = signals.stable if signals.stable and signals.stable.requests > 0 else None
+    if stable is not None and _concurrent(r):
+        return replace(r, baseline=stable), stable
+    return r, r.baseline or VersionSignals(0.0, 0.0)
 
 
 def _capacity_hold(r: Rollout, now: float, canary: CanaryObs) -> Rollout | None:
@@ -305,13 +313,7 @@ def advance(r: Rollout, now: float, canary: CanaryObs, signals: GateSignals | No
             return r
         missing = ", ".join(signals.missing) if signals and signals.missing else "no data"
         return _hold(r, now, f"step {r.step + 1}: gate signals missing ({missing}); holding")
-    # the stable version's own figures while it has weight; at 100% (a few stray requests
-    # of the step's first seconds aside) those of the last step where it had
-    stable = signals.stable if signals.stable and signals.stable.requests > 0 else None
-    if stable is not None and r.weights()[r.stable] > 0:
-        r = replace(r, baseline=stable)
-    judged = (stable if r.weights()[r.stable] > 0 else None) or r.baseline
-    judged = judged or VersionSignals(0.0, 0.0)
+    r, judged = _stable_figures(r, signals)
     r = _interim(r, now, signals, judged)
     if not r.active or r.exhausted:
         return r
@@ -320,7 +322,7 @@ def advance(r: Rollout, now: float, canary: CanaryObs, signals: GateSignals | No
     held = _capacity_hold(r, now, canary)
     if held is not None:
         return held
-    return _end_of_step(r, now, canary, signals, judged)
+    return _end_of_step(r, now, signals, judged)
 
 
 def promote(r: Rollout, now: float) -> Rollout:
@@ -341,9 +343,7 @@ def _signals_to_json(v: VersionSignals) -> dict[str, Any]:
 
 def _signals_from_json(data: dict[str, Any]) -> VersionSignals:
     """Tolerant of records written before the gate kept buckets (their TTFT is dropped)."""
-    ttft = tuple(
-        (float(b), int(c)) for b, c in data.get("ttft") or () if isinstance(b, str | int | float)
-    )
+    ttft = tuple((float(b), int(c)) for b, c in data.get("ttft") or ())
     return VersionSignals(float(data["requests"]), float(data["errors"]), ttft)
 
 
