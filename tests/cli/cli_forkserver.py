@@ -66,7 +66,12 @@ def _child(request: dict[str, Any]) -> int:
 
 
 def serve() -> None:
-    import xpool.cli.main  # noqa: F401 (the import every child shares)
+    import importlib
+
+    from xpool.cli.main import COMMANDS
+
+    for target in COMMANDS.values():  # the imports every child shares
+        importlib.import_module(target.split(":")[0])
 
     for line in sys.stdin:
         request = json.loads(line)

@@ -25,6 +25,7 @@ from xpool.config.loader import LoadedPlatform, load_platform
 from xpool.config.models import Model, Platform, not_a_system_namespace
 from xpool.config.mounted import PLATFORM_KEY, SCALAR, Mount, mounted
 from xpool.errors import InputError, Problem
+from xpool.gc_paused import gc_paused
 from xpool.render.check_meta import MAX_CONFIGMAP_BYTES
 from xpool.render.instances import VersionWants, Want, stable_wants, version_wants
 from xpool.render.launch import launch_specs
@@ -96,8 +97,9 @@ class ResolvedPlatform:
 
 def resolve_platform(path: str | Path, *, namespace: str | None = None) -> ResolvedPlatform:
     """Load, check and plan `path`; InputError lists every problem (schema, references, fit)."""
-    loaded = load_platform(path)
-    plan = plan_platform(loaded.platform, loaded.architectures)
+    with gc_paused():
+        loaded = load_platform(path)
+        plan = plan_platform(loaded.platform, loaded.architectures)
     problems = [loaded.problem(p, msg) for p, msg in fit_problems(loaded.platform, plan)]
     if problems:
         raise InputError(problems)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from xpool.actions.runtime import Runtime
 from xpool.errors import InputError, Problem
+from xpool.gc_paused import gc_paused
 from xpool.render import Rendering, render_platform
 from xpool.render.check_kube import resolve_kubernetes_version
 from xpool.render.checks import (
@@ -36,12 +37,13 @@ def render_checked(resolved: ResolvedPlatform, kubernetes_version: str) -> Rende
     the config.json files the file names), then check every object; refuse (exit 2) a set
     that fails."""
     check_kubernetes_version(kubernetes_version)
-    rendering = render_platform(
-        resolved.platform, resolved.plan, resolved.architectures, resolved.mount
-    )
-    problems = check_objects(
-        [o.obj for o in rendering.objects], kubernetes_version=kubernetes_version
-    )
+    with gc_paused():
+        rendering = render_platform(
+            resolved.platform, resolved.plan, resolved.architectures, resolved.mount
+        )
+        problems = check_objects(
+            [o.obj for o in rendering.objects], kubernetes_version=kubernetes_version
+        )
     if problems:
         raise InputError(list(problems))
     return rendering

@@ -35,10 +35,13 @@ class _CoreLoader(yaml.CSafeLoader):
     yaml_implicit_resolvers: ClassVar[dict] = {}  # only the YAML 1.2 core resolvers below
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        keys = [self.construct_object(k, deep=deep) for k, _ in node.value]
-        if len(keys) != len(set(map(repr, keys))):
+        # Fewer entries than keys written: two keys were equal (as Python, and ruamel.yaml,
+        # compare them: `1` and `true` too). No `<<` merge key can add entries: only the
+        # core resolvers are registered, so `<<` is a plain string here.
+        mapping = super().construct_mapping(node, deep=deep)
+        if len(mapping) != len(node.value):
             raise DuplicateKey("duplicate key")
-        return super().construct_mapping(node, deep=deep)
+        return mapping
 
 
 def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:

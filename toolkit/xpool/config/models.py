@@ -7,6 +7,7 @@ problem in a file can be reported at once with its position.
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
@@ -525,7 +526,12 @@ class Platform(Spec):
         return next(t for t in self.spec.tiers if t.name == name)
 
     def pool(self, name: str) -> Pool:
-        return next(p for p in self.spec.pools if p.name == name)
+        return self._pools_by_name[name]
+
+    @cached_property
+    def _pools_by_name(self) -> dict[str, Pool]:
+        """Pools by name: a plan looks a pool up once per model and pool it may use."""
+        return {p.name: p for p in self.spec.pools}
 
     def model_pools(self, model: Model) -> list[Pool]:
         """The pools a model may run on, in the user's order of preference."""
