@@ -124,6 +124,33 @@ def test_a_dry_run_pass_logs_json_lines_and_text_as_before(
     assert runs["text"].stderr == NO_PROMETHEUS + "\n"
 
 
+def test_errors_are_json_lines_too(
+    platform: Path,
+    kubeconfig: Path,  # noqa: F811
+) -> None:
+    """An input error under --log-format json is a JSON line at level error (exit 2), so a log
+    pipeline does not drop the one line that says why the pod failed; text keeps `error: `."""
+    text = platform.read_text(encoding="utf-8")
+    platform.write_text(text.replace("apiVersion: xpool.io/v1alpha1", "apiVersion: xpool.io/v9"))
+    runs = {
+        fmt: subprocess.run(
+            command("reconcile", str(platform), "--log-format", fmt, *kube_flags(kubeconfig)),
+            cwd=ROOT,
+            env=environment(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        for fmt in ("json", "text")
+    }
+    assert {fmt: run.returncode for fmt, run in runs.items()} == {"json": 2, "text": 2}
+    (line,) = json_lines(runs["json"].stderr)
+    assert (line["level"], line["logger"]) == ("error", "xpool.cli")
+    assert line["event"].startswith(f"{platform}:") and "apiVersion" in line["event"]
+    assert runs["text"].stderr == f"error: {line['event']}\n"
+
+
 class Lines:
     """A subprocess's stderr read line by line in the background."""
 

@@ -33,11 +33,19 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str, ensure_ascii=False)
 
 
+class TextFormatter(logging.Formatter):
+    """The message alone; an error's line starts `error: `, as every error line of xpool does."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        return f"error: {message}" if record.levelno >= logging.ERROR else message
+
+
 def setup_logging(fmt: str = "text", level: int = logging.INFO) -> None:
     """Send the `xpool` loggers to stderr (stdout carries data only), replacing any handler
     an earlier call installed, so a command may call it once it knows its flags."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter("%(message)s"))
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger(ROOT)
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -9,7 +9,7 @@ import sys
 import click
 
 from xpool.errors import XpoolError, printable, redact_userinfo
-from xpool.logs import setup_logging
+from xpool.logs import get_logger, setup_logging
 
 # Each command's module is imported only when that command runs (or help lists it): `xpool
 # render` should not pay for the Kubernetes client, and the whole CLI imports in ~0.8 s.
@@ -55,18 +55,17 @@ def cli() -> None:
 
 
 def main() -> None:
-    """Entry point: user errors become one line per problem and exit 2 (input) or 3 (remote)."""
+    """Entry point: user errors become one line per problem and exit 2 (input) or 3 (remote),
+    through the log (so `--log-format json` makes them JSON lines too)."""
+    setup_logging("text")  # until a command knows its --log-format
     try:
         cli.main(standalone_mode=False)
     except XpoolError as exc:
         for line in str(exc).splitlines():
-            click.echo(f"error: {printable(redact_userinfo(line))}", err=True)
+            _error(printable(redact_userinfo(line)))
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        _error("interrupted")
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()
@@ -77,9 +76,12 @@ def main() -> None:
         if os.environ.get("XPOOL_DEBUG"):
             raise
         message = redact_userinfo(" ".join(str(exc).split()))[:500]
-        click.echo(
-            f"error: unexpected {type(exc).__name__}: {message} (an xpool bug: please report "
-            "it; XPOOL_DEBUG=1 shows the traceback)",
-            err=True,
+        _error(
+            f"unexpected {type(exc).__name__}: {message} (an xpool bug: please report it; "
+            "XPOOL_DEBUG=1 shows the traceback)"
         )
         sys.exit(1)
+
+
+def _error(line: str) -> None:
+    get_logger("xpool.cli").error(line)
