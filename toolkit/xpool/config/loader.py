@@ -19,7 +19,6 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from xpool.catalog.architectures import Architecture, ConfigJsonError, architectures
 from xpool.catalog.hf_config import from_hf_config
 from xpool.config.checks import cross_field_problems
-from xpool.config.fast_yaml import fast_load
 from xpool.config.files import (
     CONFIG_JSON_LIMIT,
     PLATFORM_FILE_LIMIT,
@@ -36,6 +35,7 @@ from xpool.config.text_checks import (
     nesting_problem,
 )
 from xpool.errors import InputError, Problem, redact_userinfo
+from xpool.fast_yaml import fast_load
 
 
 @dataclass(frozen=True)

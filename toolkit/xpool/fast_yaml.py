@@ -1,4 +1,5 @@
-"""A fast first parse of the platform file with libyaml, read as YAML 1.2 like ruamel.yaml.
+"""A fast parse with libyaml, read as YAML 1.2 like ruamel.yaml: the platform file's first
+parse, and the catalog's files.
 
 The round-trip parser that keeps line and column marks is pure Python and about seven times
 slower; it is needed only to locate problems. The loader therefore parses with libyaml
