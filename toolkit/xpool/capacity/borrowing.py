@@ -45,12 +45,18 @@ def tier_pool_shares(tiers: list[Tier], total: int) -> dict[str, TierPoolShare]:
         mine = split[tier.name]
         # what the other tiers are guaranteed: never lent, so never borrowable
         others = sum(s.guarantee for name, s in split.items() if name != tier.name)
-        capability = max(mine.deserved, total - others) if tier.borrow else mine.deserved
+        capability = queue_capability(mine.deserved, total, others, borrows=tier.borrow)
         burst = (
             max(0, total - others - mine.deserved) if tier.borrow and not tier.preemptible else 0
         )
         out[tier.name] = TierPoolShare(mine.deserved, mine.guarantee, capability, burst)
     return out
+
+
+def queue_capability(deserved: int, total: int, others_guaranteed: int, *, borrows: bool) -> int:
+    """The most a tier's queue may hold on a pool of `total`: its `deserved` share, or, when it
+    borrows, everything the other tiers are not guaranteed (never less than its share)."""
+    return max(deserved, total - others_guaranteed) if borrows else deserved
 
 
 def pool_guarantee(shares: dict[str, TierPoolShare]) -> int:

@@ -6,12 +6,12 @@ whenever the lender asked, killing requests mid-flight. So while a tier borrows,
 `deserved` is raised to what it holds and the lenders' lowered by the same amount (lowest
 priority lender first, so P0 keeps the most); draining instances still count, so a queue
 shrinks only after its drains have finished. The shares always sum to the pool.
-`capability` stays what `xpool render` gives (borrowers: the pool minus the other tiers'
-guarantees; others: their deserved share).
+`capability` stays what `xpool render` gives (`capacity/borrowing.py` `queue_capability`).
 """
 
 from __future__ import annotations
 
+from xpool.capacity.borrowing import queue_capability
 from xpool.policy.actions import SetQueue
 from xpool.policy.ledger import Ledger
 from xpool.policy.spec import PolicySpec
@@ -32,7 +32,7 @@ def queue_shares(spec: PolicySpec, ledger: Ledger) -> list[SetQueue]:
             base = tier.deserved.get(pool.name, 0)
             deserved = base + borrowed[tier.name] - lent[tier.name]
             others = sum(t.guarantee.get(pool.name, 0) for t in spec.tiers if t.name != tier.name)
-            capability = max(base, total - others) if tier.borrow else base
+            capability = queue_capability(base, total, others, borrows=tier.borrow)
             if borrowed[tier.name]:
                 why = f"borrows {borrowed[tier.name]} accelerator(s) beyond its share {base}"
             elif lent[tier.name]:
