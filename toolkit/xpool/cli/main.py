@@ -21,7 +21,7 @@ from xpool.cli.simulate import simulate_command
 from xpool.cli.status import status_command
 from xpool.cli.up import up_command
 from xpool.cli.validate import validate_command
-from xpool.errors import XpoolError, printable, redact_userinfo
+from xpool.errors import XpoolError, printable, redact_credentials
 from xpool.logs import setup_logging
 
 
@@ -56,7 +56,7 @@ def main() -> None:
         cli.main(standalone_mode=False)
     except XpoolError as exc:
         for line in str(exc).splitlines():
-            click.echo(f"error: {printable(redact_userinfo(line))}", err=True)
+            click.echo(f"error: {printable(redact_credentials(line))}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("interrupted", err=True)
@@ -72,7 +72,7 @@ def main() -> None:
     except Exception as exc:  # a bug: one line, not a traceback, unless asked for
         if os.environ.get("XPOOL_DEBUG"):
             raise
-        message = redact_userinfo(" ".join(str(exc).split()))[:500]
+        message = redact_credentials(" ".join(str(exc).split()))[:500]
         click.echo(
             f"error: unexpected {type(exc).__name__}: {message} (an xpool bug: please report "
             "it; XPOOL_DEBUG=1 shows the traceback)",
