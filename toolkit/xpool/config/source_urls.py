@@ -12,7 +12,7 @@ import re
 _HUB_REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*(@[^@\s/]+)?$")
 # S3 bucket names: 3-63 lower-case letters, digits, '.' and '-', starting and ending with a
 # letter or digit (MinIO follows the same rule).
-_S3 = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")
+_S3_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
 def source_problem(source: str) -> str | None:
@@ -23,7 +23,8 @@ def source_problem(source: str) -> str | None:
             f"a {scheme}:// source names a repository as ORG/NAME, optionally @REVISION: "
             f"e.g. {scheme}://Qwen/Qwen2.5-7B-Instruct"
         )
-    if scheme == "s3" and not _S3.match(rest):
+    # userinfo (`s3://key:secret@bucket`) is refused by config/credentials.py on its own
+    if scheme == "s3" and not _S3_BUCKET.match(rest.partition("/")[0].rpartition("@")[2]):
         return (
             "an s3:// source names a bucket (3-63 lower-case letters, digits, '.' or '-') "
             "and a prefix: s3://BUCKET/PREFIX"
