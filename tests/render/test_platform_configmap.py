@@ -189,8 +189,11 @@ def test_a_platform_file_over_1_mib_is_refused_with_spec_kubernetes(tmp_path):
     text = (EXAMPLES / "ascend-only.yaml").read_text(encoding="utf-8")
     platform = tmp_path / "platform.yaml"
     platform.write_text(text + ("# padding\n" * 110_000), encoding="utf-8")
-    result = run_xpool("validate", str(platform))
-    assert result.returncode == 2
-    (error,) = result.stderr.splitlines()
-    assert error.startswith(f"error: {platform}: the ConfigMap xpool-platform")
-    assert "shorten the file or split the platform" in error
+    for command in ("validate", "plan", "render"):
+        result = run_xpool(command, str(platform))
+        assert result.returncode == 2 and result.stdout == ""
+        (error,) = result.stderr.splitlines()
+        assert error.startswith(f"error: {platform}:1:1: the ConfigMap xpool-platform")
+        size = len(platform.read_bytes())
+        assert f"would hold {size:,} bytes, over the 1,048,576 bytes (1 MiB)" in error
+        assert "shorten the file or split the platform" in error

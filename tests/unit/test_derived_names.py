@@ -4,11 +4,16 @@ references to them following (what `xpool render -n` gives two namespaces)."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
+
+import pytest
 
 from tests.conftest import EXAMPLES
+from xpool.actions.render import render_checked
 from xpool.config.derived_names import MAX_OBJECT_NAME, bounded
+from xpool.errors import InputError
 from xpool.render import render_platform
-from xpool.render.checks import check_objects
+from xpool.render.checks import DEFAULT_K8S_VERSION, check_objects
 from xpool.resolve import resolve_platform
 
 CLUSTER_KINDS = {"PriorityClass", "Queue", "ClusterRole", "ClusterRoleBinding"}
@@ -65,3 +70,59 @@ def test_long_namespaces_give_distinct_names_within_a_label() -> None:
     for job in jobs:
         assert job["spec"]["queue"] in queues
         assert job["spec"]["priorityClassName"] in classes
+
+
+PLATFORM = """\
+apiVersion: xpool.io/v1alpha1
+kind: Platform
+metadata:
+  name: mini
+spec:
+  kubernetes:
+    namespace: names
+  tiers:
+    - {{name: {tier}, share: 1.0, priority: 10, borrow: true}}
+  pools:
+    - {{name: {pool}, vendor: nvidia, accelerator: rtx-5090, nodes: {nodes}, acceleratorsPerNode: 8}}
+  models:
+    - name: chat
+      tier: {tier}
+      architecture: qwen2.5-7b-instruct
+      versions:
+        - {{version: "1.0.0", source: "hf://Qwen/Qwen2.5-7B-Instruct"}}
+      demand: {{peakQps: 10, baseQps: 2}}
+"""
+
+
+def validate_then_render(tmp_path: Path, tier: str, pool: str, nodes: int) -> tuple[str, str]:
+    """validate's and render's first error ('' when each passes)."""
+    file = tmp_path / f"{len(tier)}-{len(pool)}-{nodes}.yaml"
+    file.write_text(PLATFORM.format(tier=tier, pool=pool, nodes=nodes), encoding="utf-8")
+    try:
+        resolved = resolve_platform(file)
+    except InputError as exc:
+        return str(exc.problems[0]), ""
+    try:
+        render_checked(resolved, DEFAULT_K8S_VERSION)
+    except InputError as exc:
+        return "", str(exc.problems[0])
+    return "", ""
+
+
+@pytest.mark.parametrize("nodes", [1, 12])
+def test_validate_refuses_every_name_render_would(tmp_path: Path, nodes: int) -> None:
+    """Around the limit, a tier or pool name validate accepts renders, and the longest one
+    accepted is exactly at the limit of the longest pod name (burst Job, a pod per node)."""
+    index = len(str(nodes - 1))
+    longest_tier = MAX_OBJECT_NAME - len("xinference--gpu-burst-worker-8-") - index
+    for length in range(longest_tier - 2, longest_tier + 12):
+        refused, failed = validate_then_render(tmp_path, "t" * length, "gpu", nodes)
+        assert failed == "", failed
+        assert bool(refused) == (length > longest_tier), (length, refused)
+        if refused:
+            assert "spec.tiers[0].name: the derived pod name" in refused, refused
+            assert f"at most {longest_tier} characters" in refused, refused
+    longest_pool = MAX_OBJECT_NAME - len("xinference-t--burst-worker-8-") - index
+    refused, failed = validate_then_render(tmp_path, "t", "p" * (longest_pool + 1), nodes)
+    assert "spec.pools[0].name: the derived pod name" in refused and failed == ""
+    assert f"at most {longest_pool} characters" in refused

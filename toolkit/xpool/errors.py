@@ -10,14 +10,49 @@ from dataclasses import dataclass
 # that `hf://org/name@revision` stays as it is.
 USERINFO = r"(?:[^/\s@'\"]+|[^/\s@'\":]+:[^\s@]+)@"
 _USERINFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)" + USERINFO)
+# Query parameters that carry a credential: pre-signed URLs (S3, GCS, Azure SAS) and links
+# with a token or password. Their values are hidden like a password, up to the next
+# parameter or a space; a quote ends a value only where a quoted URL ends (before a space,
+# `)`, `,`, `:` or the end), since a password may hold one.
+CREDENTIAL_PARAMS = frozenset(
+    {
+        "x-amz-signature",
+        "x-amz-credential",
+        "x-amz-security-token",
+        "x-goog-signature",
+        "x-goog-credential",
+        "sig",
+        "signature",
+        "token",
+        "access_token",
+        "id_token",
+        "refresh_token",
+        "auth",
+        "password",
+        "passwd",
+        "pwd",
+        "secret",
+        "client_secret",
+        "api_key",
+        "apikey",
+        "api-key",
+    }
+)
+_QUERY_CREDENTIAL = re.compile(
+    r"([?&;](?:"
+    + "|".join(sorted(map(re.escape, CREDENTIAL_PARAMS)))
+    + r")=)(?:[^&;#\s'\"]|['\"](?![\s),:]|$))*",
+    re.IGNORECASE,
+)
 # Control characters would act on the terminal (escape sequences) or split an error line
 # (CR, LF inside a value): shown escaped.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
-def redact_userinfo(text: str) -> str:
-    """`s3://key:secret@bucket` -> `s3://***@bucket`: error lines never carry a credential."""
-    return _USERINFO.sub(r"\1***@", text)
+def redact_credentials(text: str) -> str:
+    """`s3://key:secret@bucket` -> `s3://***@bucket`, `?X-Amz-Signature=abc` ->
+    `?X-Amz-Signature=***`: error lines never carry a credential."""
+    return _QUERY_CREDENTIAL.sub(r"\1***", _USERINFO.sub(r"\1***@", text))
 
 
 def printable(text: str) -> str:
@@ -35,7 +70,7 @@ class Problem:
 
     def __str__(self) -> str:
         field = f" {self.path}:" if self.path else ""
-        return printable(redact_userinfo(f"{self.where}:{field} {self.message}"))
+        return printable(redact_credentials(f"{self.where}:{field} {self.message}"))
 
 
 class XpoolError(Exception):

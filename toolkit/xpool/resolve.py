@@ -126,7 +126,7 @@ def _refuse_oversized_configmap(resolved: ResolvedPlatform) -> None:
         )
         if key == PLATFORM_KEY:
             problem = Problem(
-                str(resolved.path), "", f"{over}; shorten the file or split the platform"
+                f"{resolved.path}:1:1", "", f"{over}; shorten the file or split the platform"
             )
         else:
             where = ("spec", "models", mount.first_model[key], "architecture", "config")

@@ -23,5 +23,5 @@ def check_listen(flag: str, address: str) -> None:
     """HOST:PORT with a port in 0..65535 (0: any free port), refused before anything starts
     rather than as a traceback from the server that cannot parse it."""
     _, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit() or int(port) > 65535:
+    if not sep or not (port.isascii() and port.isdigit()) or int(port) > 65535:
         raise InputError([Problem(flag, "", f"'{address}' is not HOST:PORT (port 0: any free)")])

@@ -199,7 +199,7 @@ def run_checks(resolved: ResolvedPlatform, model: Model, data: dict[str, Any]) -
     failures: list[XpoolError] = []
     for v, row in zip(model.versions, data["model"]["versions"], strict=True):
         try:
-            row["check"] = check_source(model.name, v, base_dir=resolved.path.parent).as_dict()
+            row["check"] = check_source(model.name, v).as_dict()
         except (InputError, RemoteError) as exc:
             row["check"] = {"scheme": scheme_of(v.source), "checked": True, "error": str(exc)}
             failures.append(exc)

@@ -176,7 +176,7 @@ def _canary(records: RolloutRecords, model: Model, to: str) -> ModelVersion:
     if records.local or canary.source.startswith("s3://"):
         # a missing or corrupt source fails here, before anything changes (on Kubernetes,
         # file:// paths are on the workers: Xinference reports them when the launch fails)
-        check_source(model.name, canary, base_dir=records.resolved.path.parent)
+        check_source(model.name, canary)
     return canary
 
 

@@ -88,13 +88,12 @@ def check_source(
     model: str,
     version: ModelVersion,
     *,
-    base_dir: Path | None = None,
     s3: S3Client | None = None,
 ) -> SourceReport:
     """Check one version's source; raise InputError (one line) on the first problem.
 
-    `base_dir` (the platform file's directory) only serves to suggest the absolute path for
-    a relative `file://` source; `s3` defaults to a client configured from the environment.
+    A `file://` source is absolute (config/source_urls.py refuses others on loading); `s3`
+    defaults to a client configured from the environment.
     """
     subject = _Subject(model, version)
     scheme = scheme_of(version.source)
@@ -103,7 +102,7 @@ def check_source(
     if scheme == "local":
         return SourceReport(scheme, False, BUILTIN_NOTE)
     if scheme == "file":
-        return _check_file(subject, base_dir)
+        return _check_file(subject)
     with _client(subject, s3) as client:
         return _check_s3(subject, client)
 
@@ -206,14 +205,8 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _check_file(subject: _Subject, base_dir: Path | None) -> SourceReport:
+def _check_file(subject: _Subject) -> SourceReport:
     root = file_path(subject.version.source)
-    if not root.is_absolute():
-        hint = f" (file://{(base_dir / root).resolve()})" if base_dir else ""
-        raise subject.error(
-            f"a file:// source must be an absolute path, as Xinference reads it; write "
-            f"file:///PATH{hint}"
-        )
     if not root.exists():
         raise subject.error(f"{root} does not exist; copy the model there or correct source")
     try:

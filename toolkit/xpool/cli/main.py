@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from xpool.errors import XpoolError, printable, redact_userinfo
+from xpool.errors import XpoolError, printable, redact_credentials
 from xpool.logs import get_logger, setup_logging
 
 # Each command's module is imported only when that command runs (or help lists it): `xpool
@@ -62,7 +62,7 @@ def main() -> None:
         cli.main(standalone_mode=False)
     except XpoolError as exc:
         for line in str(exc).splitlines():
-            _error(printable(redact_userinfo(line)))
+            _error(printable(redact_credentials(line)))
         sys.exit(exc.exit_code)
     except (click.exceptions.Abort, KeyboardInterrupt):
         _error("interrupted")
@@ -75,7 +75,7 @@ def main() -> None:
     except Exception as exc:  # a bug: one line, not a traceback, unless asked for
         if os.environ.get("XPOOL_DEBUG"):
             raise
-        message = redact_userinfo(" ".join(str(exc).split()))[:500]
+        message = redact_credentials(" ".join(str(exc).split()))[:500]
         _error(
             f"unexpected {type(exc).__name__}: {message} (an xpool bug: please report it; "
             "XPOOL_DEBUG=1 shows the traceback)"

@@ -16,6 +16,7 @@ from xpool.config.kube_values import kube_value_problems
 from xpool.config.models import CandidatePool, Model, PlacementConstraint, Platform, Pool
 from xpool.config.name_checks import derived_name_problems
 from xpool.config.positions import PathElem
+from xpool.config.source_urls import source_problem
 
 Found = tuple[tuple[PathElem, ...], str]
 
@@ -149,8 +150,8 @@ def _model_bound_problems(model: Model, base: tuple[PathElem, ...]) -> Iterator[
 
 
 def _version_problems(model: Model, base: tuple[PathElem, ...]) -> Iterator[Found]:
-    """Versions unique; checksums and sizeBytes only where xpool can check them (file://,
-    s3://), and checksum names that stay inside the source."""
+    """Versions unique; sources of a usable form; checksums and sizeBytes only where xpool
+    can check them (file://, s3://), and checksum names that stay inside the source."""
     seen: set[str] = set()
     for j, version in enumerate(model.versions):
         if version.version in seen:
@@ -159,6 +160,9 @@ def _version_problems(model: Model, base: tuple[PathElem, ...]) -> Iterator[Foun
                 f"duplicate version '{version.version}' of model '{model.name}'",
             )
         seen.add(version.version)
+        wrong = source_problem(version.source)
+        if wrong is not None:
+            yield ((*base, "versions", j, "source"), wrong)
         scheme = version.source.partition("://")[0]
         if (version.checksums or version.size_bytes) and scheme not in ("file", "s3"):
             yield (

@@ -74,3 +74,22 @@ def queues_cluster_role_name(platform: Platform) -> str:
 
 def job_name(tier: Tier, pool: Pool, burst: bool = False) -> str:
     return f"xinference-{slug(tier.name)}-{pool.name}" + ("-burst" if burst else "")
+
+
+def worker_task_name(size: int) -> str:
+    """The task of a worker Job whose workers hold `size` accelerators each."""
+    return f"worker-{size}"
+
+
+def worker_pod_name(job: str, task: str, index: int) -> str:
+    """The name Volcano gives a task's pod (`<job>-<task>-<index>`, admit_job.go), which must
+    be a DNS label as well."""
+    return f"{job}-{task}-{index}"
+
+
+def longest_worker_pod_name(tier: Tier, pool: Pool) -> str:
+    """The longest pod name a worker Job of `tier` on `pool` can give: its burst Job's task of
+    whole-node workers (capacity/packing.py: the widest task, the others hold one worker)
+    scaled to every node of the pool."""
+    task = worker_task_name(pool.accelerators_per_node)
+    return worker_pod_name(job_name(tier, pool, burst=True), task, pool.nodes - 1)

@@ -1,4 +1,8 @@
-"""Durations as users write them ("30s", "10m", "1h30m", or plain seconds)."""
+"""Durations as users write them ("30s", "10m", "1h30m", or plain seconds).
+
+Digits are ASCII only: `\\d` and `float()` also take other scripts' digits (fullwidth `３０s`),
+which Kubernetes and Go's time.ParseDuration refuse and a reader may not recognise.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,8 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BeforeValidator, PlainSerializer, WithJsonSchema
 
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-DURATION_PATTERN = r"^(\d+(\.\d+)?(ms|s|m|h|d))+$"
+_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)")
+DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h|d))+$"
 # A year: more than any timeout or interval of the platform needs. Far longer ones fail at
 # run time (Python's locks and sockets refuse waits beyond about 292 years, Kubernetes grace
 # periods beyond int64 seconds) or lose whole seconds as floats.

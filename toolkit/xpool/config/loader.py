@@ -31,10 +31,11 @@ from xpool.config.text_checks import (
     TextProblem,
     check_number_lengths,
     check_yaml_characters,
+    check_yaml_directives,
     decode_utf8,
     nesting_problem,
 )
-from xpool.errors import InputError, Problem, redact_userinfo
+from xpool.errors import InputError, Problem, redact_credentials
 from xpool.fast_yaml import fast_load
 
 
@@ -76,6 +77,7 @@ def read_text(path: Path) -> str:
         text = decode_utf8(data)
         check_yaml_characters(text)
         check_number_lengths(text)
+        check_yaml_directives(text)
     except TextProblem as exc:
         raise _located(str(path), exc) from None
     return text
@@ -334,7 +336,7 @@ def _show(value: Any) -> str:
     """The value as the error shows it: credentials hidden before it is cut to length (a cut
     URL would no longer be recognised as one)."""
     text = repr(value) if isinstance(value, str) else json.dumps(value, default=str)
-    text = redact_userinfo(text)
+    text = redact_credentials(text)
     return text if len(text) <= 60 else text[:57] + "..."
 
 

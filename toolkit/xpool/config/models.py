@@ -15,6 +15,7 @@ from pydantic.alias_generators import to_camel
 
 from xpool.config.cron import check_cron
 from xpool.config.durations import Duration
+from xpool.config.env_names import not_reserved
 from xpool.config.ports import listen_port, url_port
 from xpool.config.quantities import MEMORY_PATTERN, at_most_node_memory
 from xpool.config.sizes import ByteSize
@@ -42,7 +43,9 @@ DnsLabel = Annotated[
     StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=40),
 ]
 TierName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?$")]
-EnvVarName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+EnvVarName = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$"), AfterValidator(not_reserved)
+]
 Fraction = Annotated[float, Field(gt=0, le=1)]
 HttpUrl = Annotated[
     str, StringConstraints(pattern=r"^https?://[^\s/]+(/.*)?$"), AfterValidator(url_port)
@@ -55,6 +58,13 @@ HttpUrl = Annotated[
 MAX_NODES = 100_000
 MAX_CPU_PER_NODE = 10_000
 MAX_INSTANCES = 1_000_000
+# Requests per second: a million is beyond any one platform, and a thousandth (one request
+# in 17 minutes) below any instance that serves at all. Between them the instance counts and
+# shares the planner derives stay finite (`1e308` would print as `inf%`) and exact.
+MAX_QPS = 1_000_000
+MIN_INSTANCE_QPS = 0.001
+Qps = Annotated[float, Field(ge=0, le=MAX_QPS)]
+InstanceQps = Annotated[float, Field(ge=MIN_INSTANCE_QPS, le=MAX_QPS)]
 
 
 class Spec(BaseModel):
@@ -142,7 +152,7 @@ class PrometheusSpec(Spec):
 
 class GatewaySpec(Spec):
     listen: Annotated[
-        str, StringConstraints(pattern=r"^[^\s:]+:\d{1,5}$"), AfterValidator(listen_port)
+        str, StringConstraints(pattern=r"^[^\s:]+:[0-9]{1,5}$"), AfterValidator(listen_port)
     ] = "127.0.0.1:8000"
     max_inflight: Annotated[int, Field(ge=1)] | None = Field(
         default=None,
@@ -230,7 +240,7 @@ SourceFile = Annotated[str, StringConstraints(pattern=r"^[^/\x00][^\x00]*$", max
 class Measured(Spec):
     """Figures measured for one version (by a benchmark or in production), for `xpool models`."""
 
-    qps: Annotated[float, Field(gt=0)] | None = Field(
+    qps: InstanceQps | None = Field(
         default=None, description="Requests per second one instance serves within the SLO."
     )
     ttft_ms: Annotated[float, Field(gt=0)] | None = None
@@ -345,8 +355,8 @@ class Slo(Spec):
 
 
 class Demand(Spec):
-    peak_qps: Annotated[float, Field(ge=0)]
-    base_qps: Annotated[float, Field(ge=0)] = 0
+    peak_qps: Qps
+    base_qps: Qps = 0
     headroom: Annotated[float, Field(ge=0, le=10)] = 0.2
 
 
@@ -365,9 +375,9 @@ class Model(Spec):
     context: Context = Context()
     slo: Slo = Slo()
     demand: Demand
-    per_instance_qps: (
-        Annotated[float, Field(gt=0)] | dict[str, Annotated[float, Field(gt=0)]] | None
-    ) = Field(default=None, description="Measured QPS of one instance; one figure or one per pool.")
+    per_instance_qps: InstanceQps | dict[str, InstanceQps] | None = Field(
+        default=None, description="Measured QPS of one instance; one figure or one per pool."
+    )
     instances: Instances = Instances()
     rollout: Rollout | None = None
 

@@ -4,8 +4,11 @@ Two model versions whose Xinference registrations or instance UIDs are spelled a
 serve each other's weights; a tier name that differs only in case, two tier and pool names
 that join into one Queue or Job name (`a-b` + `c` and `a` + `b-c`), or a name that makes a
 worker Job's name longer than a DNS label, fails only when rendering or applying, without a
-place in the file. Each is refused here, at the second name involved. Cluster-scoped names
-never get too long: `derived_names.bounded` shortens them.
+place in the file. Each is refused here, at the second name involved (a name too long, at the
+tier or pool that makes it so). The lengths are those of the names render gives (both use
+`derived_names`); cluster-scoped names never get too long: `derived_names.bounded` shortens
+them. Model and version names reach no Kubernetes name (their schema bounds keep the launch
+specs' ConfigMap keys far below 253 characters).
 """
 
 from __future__ import annotations
@@ -16,15 +19,17 @@ from xpool.config.derived_names import (
     MAX_OBJECT_NAME,
     instance_uid,
     job_name,
+    longest_worker_pod_name,
     parent_queue_name,
     queue_name,
     registered_name,
     slug,
 )
-from xpool.config.models import Platform, Pool
+from xpool.config.models import Platform, Pool, Tier
 from xpool.config.positions import PathElem, format_path
 
 Found = tuple[tuple[PathElem, ...], str]
+_SHORTEST_TIER = Tier(name="t", share=1, priority=0)  # a pool's names are at least this long
 
 
 def derived_name_problems(platform: Platform) -> Iterator[Found]:
@@ -115,18 +120,35 @@ def _object_name_collisions(platform: Platform) -> Iterator[Found]:
 
 
 def _object_name_lengths(platform: Platform) -> Iterator[Found]:
-    """The longest worker Job name derived from each tier (namespaced: not shortened)."""
+    """The longest worker pod name (longer than its Job's) within a DNS label: refused at a
+    pool whose name is too long even with a one-character tier, else at each tier too long
+    on some pool."""
+    fitting = []
+    for j, pool in enumerate(platform.spec.pools):
+        name = longest_worker_pod_name(_SHORTEST_TIER, pool)
+        if len(name) > MAX_OBJECT_NAME:
+            yield (
+                ("spec", "pools", j, "name"),
+                _too_long(name, pool.name, "pool", " even with a one-character tier name"),
+            )
+        else:
+            fitting.append(pool)
     for i, tier in enumerate(platform.spec.tiers):
-        names = [job_name(tier, pool, burst=True) for pool in platform.spec.pools]
-        yield from _too_long(("spec", "tiers", i, "name"), names)
-
-
-def _too_long(where: tuple[PathElem, ...], names: list[str]) -> Iterator[Found]:
-    longest = max(names, key=len)
-    if len(longest) > MAX_OBJECT_NAME:
-        yield (
-            where,
-            f"the derived Kubernetes object name '{longest}' is {len(longest)} characters; "
-            f"names are at most {MAX_OBJECT_NAME} (RFC 1123 label): shorten this name or the "
-            "pool name",
+        longest = max(
+            (longest_worker_pod_name(tier, pool) for pool in fitting), key=len, default=""
         )
+        if len(longest) > MAX_OBJECT_NAME:
+            yield (
+                ("spec", "tiers", i, "name"),
+                _too_long(longest, tier.name, "tier") + " (or the pool name)",
+            )
+
+
+def _too_long(name: str, part: str, what: str, note: str = "") -> str:
+    room = len(part) - (len(name) - MAX_OBJECT_NAME)
+    return (
+        f"the derived pod name '{name}' (a worker of this {what}'s Volcano Job, with a pod "
+        f"on every node) is {len(name)} characters{note}, over the {MAX_OBJECT_NAME} of a "
+        f"Kubernetes name (RFC 1123 label): shorten the {what} name to at most "
+        f"{max(room, 0)} characters"
+    )

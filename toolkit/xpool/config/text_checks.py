@@ -16,6 +16,10 @@ _NOT_PRINTABLE = re.compile(
     "[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
 )
 _NUMBER = re.compile(r"[0-9][0-9_]*")
+# A %YAML directive; ruamel.yaml reads the version as MAJOR.MINOR integers and stops with an
+# assertion (no line, no column) on any minor version but 1 and 2.
+_YAML_DIRECTIVE = re.compile(r"^%YAML[ \t]+([0-9]+)\.([0-9]+)", re.MULTILINE)
+_YAML_VERSIONS = {(1, 1), (1, 2)}
 _BYTE_ORDER_MARKS = {
     b"\xff\xfe\x00\x00": "UTF-32",
     b"\x00\x00\xfe\xff": "UTF-32",
@@ -84,6 +88,21 @@ def check_number_lengths(text: str) -> None:
         if digits > limit:
             line, col = line_col(text, found.start())
             raise TextProblem(line, col, f"a number with {digits} digits; at most {limit} are read")
+
+
+def check_yaml_directives(text: str) -> None:
+    """TextProblem at a `%YAML` directive naming a version other than 1.1 or 1.2, which the
+    parsers refuse without saying where (YAML 1.0 predates the 1.1 they read)."""
+    for found in _YAML_DIRECTIVE.finditer(text):
+        version = (int(found.group(1)), int(found.group(2)))
+        if version not in _YAML_VERSIONS:
+            line, col = line_col(text, found.start(1))
+            raise TextProblem(
+                line,
+                col,
+                f"%YAML {found.group(1)}.{found.group(2)} is not a YAML version xpool reads "
+                "(1.1 or 1.2; either is read as 1.2); remove the directive",
+            )
 
 
 def nesting_problem(text: str) -> TextProblem:

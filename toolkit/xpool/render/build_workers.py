@@ -22,6 +22,7 @@ from xpool.render.object_names import (
     job_name,
     priority_class_name,
     queue_name,
+    worker_task_name,
 )
 from xpool.render.resources import pool_resources, resource_name
 
@@ -117,7 +118,7 @@ def _tasks(pool: Pool, accelerators: int, burst: bool) -> list[dict[str, Any]]:
     """One task per worker size; a burst group's tasks start at 0 replicas."""
     return [
         {
-            "name": f"worker-{size}",
+            "name": worker_task_name(size),
             "replicas": 0 if burst else count,
             "resources": {
                 "requests": pool_resources(pool, size),

@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from xpool.config import kube_names as names
+from xpool.config.derived_names import MAX_OBJECT_NAME, worker_pod_name
 from xpool.render.check_pods import containers, pod_templates
 from xpool.render.check_quantity import format_quantity, parse_quantity, quantity_value_problem
 from xpool.render.check_types import CheckProblem, as_dict, as_list, dig, join_path, object_ref
@@ -489,11 +490,12 @@ def _task(
     )
     # admit_job.go validateK8sPodNameLength: pod names <job>-<task>-<index> are qualified names.
     if isinstance(job, str) and isinstance(task_name, str):
-        pod_name = f"{job}-{task_name}-{max((replicas or 1) - 1, 0)}"
-        if len(pod_name) > 63:
+        pod_name = worker_pod_name(job, task_name, max((replicas or 1) - 1, 0))
+        if len(pod_name) > MAX_OBJECT_NAME:
             found.add(
                 join_path(*at, "name"),
-                f"pod names such as {pod_name!r} exceed 63 characters: shorten the job or task name",
+                f"pod names such as {pod_name!r} exceed {MAX_OBJECT_NAME} characters: "
+                "shorten the job or task name",
                 "volcano.job.pod-name",
             )
     _task_topology(found, at, task)

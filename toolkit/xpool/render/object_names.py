@@ -11,6 +11,8 @@ from xpool.config.derived_names import parent_queue_name as parent_queue_name
 from xpool.config.derived_names import priority_class_name as priority_class_name
 from xpool.config.derived_names import queue_name as queue_name
 from xpool.config.derived_names import queues_cluster_role_name as queues_cluster_role_name
+from xpool.config.derived_names import worker_pod_name as worker_pod_name
+from xpool.config.derived_names import worker_task_name as worker_task_name
 
 SUPERVISOR = "xinference-supervisor"
 WORKER = "xinference-worker"  # the worker Jobs' pods
