@@ -30,10 +30,12 @@ _ADVICE = "give it through the environment or a Kubernetes Secret instead"
 
 
 def credential_problems(platform: Platform) -> Iterator[Found]:
-    for path, text in _strings(platform, ()):
+    with_urls: list[tuple[_Link, str]] = []
+    _collect_urls(platform, None, with_urls)
+    for link, text in with_urls:
         why = next((w for w in map(_url_credential, _URL.findall(text)) if w), None)
         if why is not None:
-            yield path, why
+            yield _path(link), why
     client_keys = platform.spec.gateway.api_keys_env
     if client_keys is not None and client_keys == platform.spec.xinference.api_key_env:
         # a client holding the Xinference key could call Xinference past the gateway
@@ -61,16 +63,35 @@ def _url_credential(url: str) -> str | None:
     )
 
 
-def _strings(value: Any, path: tuple[PathElem, ...]) -> Iterator[tuple[tuple[PathElem, ...], str]]:
-    """Every string inside a loaded model, with its path as spelled in the file."""
+# A path built only for the strings that hold a URL: (parent link, key) pairs. A large
+# platform has hundreds of thousands of strings and numbers; a tuple per value, or a
+# generator per level, made this check a tenth of loading it.
+_Link = tuple[Any, PathElem] | None
+_SCALARS = (int, float, bool, type(None))
+
+
+def _collect_urls(value: Any, link: _Link, out: list[tuple[_Link, str]]) -> None:
+    """Append every string inside a loaded model that holds `://`, with its link."""
     if isinstance(value, str):
-        yield path, value
+        if "://" in value:
+            out.append((link, value))
+    elif isinstance(value, _SCALARS):
+        return
     elif isinstance(value, BaseModel):
         for name, field in type(value).model_fields.items():
-            yield from _strings(getattr(value, name), (*path, field.alias or name))
+            _collect_urls(getattr(value, name), (link, field.alias or name), out)
     elif isinstance(value, dict):
         for key, item in value.items():
-            yield from _strings(item, (*path, str(key)))
+            _collect_urls(item, (link, str(key)), out)
     elif isinstance(value, list | tuple):
         for i, item in enumerate(value):
-            yield from _strings(item, (*path, i))
+            _collect_urls(item, (link, i), out)
+
+
+def _path(link: _Link) -> tuple[PathElem, ...]:
+    """The path as spelled in the file."""
+    keys: list[PathElem] = []
+    while link is not None:
+        link, key = link
+        keys.append(key)
+    return tuple(reversed(keys))
