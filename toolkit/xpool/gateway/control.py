@@ -27,6 +27,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from xpool.adapters.xinference import (
+    Pin,
     XinferenceClient,
     ensure_instances,
 )
@@ -64,6 +65,7 @@ class _Launch:
     error: str | None = None  # set: failed
     draining: bool = False  # drain asked while loading: joins the table drained
     terminate: bool = False  # terminate asked while loading: done when the load ends
+    pin: Pin | None = None  # the worker (and devices) it was asked to run on
 
     @property
     def state(self) -> str:
@@ -170,6 +172,7 @@ class Scaler:
             inflight=0,
             limit=(lim.request_limit if lim else None) or DEFAULT_LIMIT,
             error=r.error,
+            worker=r.pin[0] if r.pin else None,
         )
 
     def _state_of(self, uid: str, slots: dict[str, Slot]) -> str | None:
@@ -196,11 +199,15 @@ class Scaler:
         version: str | None = None,
         count: int | None = None,
         uids: list[str] | None = None,
+        pin: Pin | None = None,
     ) -> dict[str, Any]:
         """Start `count` instances on the next free UIDs (or exactly `uids`) in the background
         and return at once. UIDs already loading or ready are left alone (a repeat is a no-op);
-        failed ones are launched again. No min/max check: the caller owns the limits."""
+        failed ones are launched again. No min/max check: the caller owns the limits.
+        `pin`: the worker (and devices) of a placed launch, which is one instance."""
         version = self._version(model, version)
+        if pin is not None and (count or len(uids or ())) > 1:
+            raise AdminError(400, "worker: a placed launch is one instance; give count 1")
         if uids is not None:
             uids = _unique(uids)
             if count is not None and count != len(uids):
@@ -216,7 +223,7 @@ class Scaler:
             count = 1
         if uids is None and count < 1:
             raise AdminError(400, "count must be 1 or more")
-        uids, started = self._begin(model, version, count or 0, uids)
+        uids, started = self._begin(model, version, count or 0, uids, pin)
         return {
             "model": model,
             "version": version,
@@ -225,7 +232,7 @@ class Scaler:
         }
 
     def _begin(
-        self, model: str, version: str, count: int, uids: list[str] | None
+        self, model: str, version: str, count: int, uids: list[str] | None, pin: Pin | None
     ) -> tuple[list[str], list[_Launch]]:
         # UIDs Xinference runs but the gateway does not know (an earlier run's) are not reused.
         taken = {i.uid for i in self.client.instances()} if uids is None else set()
@@ -252,7 +259,7 @@ class Scaler:
                 if self._state_of(uid, slots) in ("loading", "ready"):
                     continue
                 previous = self._launches.get(uid)
-                record = self._launches[uid] = _Launch(uid, model, version, time.time())
+                record = self._launches[uid] = _Launch(uid, model, version, time.time(), pin=pin)
                 threading.Thread(
                     target=self._run, args=(record, want), name=f"launch {uid}", daemon=True
                 ).start()
@@ -272,7 +279,13 @@ class Scaler:
                     want.model_type, want.registration, self.client.instances()
                 )
             one = PinnedWant(**{**want.__dict__, "count": 1}, pinned=(record.uid,))
-            ensure_instances(self.client, [one], timeout=self.launch_timeout, progress=self.log)
+            ensure_instances(
+                self.client,
+                [one],
+                timeout=self.launch_timeout,
+                progress=self.log,
+                place=lambda _want, _uid: record.pin,
+            )
         except Exception as exc:  # a launch thread records every failure instead of dying
             error = str(exc) or type(exc).__name__
         self._landed(record, want, error)
