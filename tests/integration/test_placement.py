@@ -1,6 +1,6 @@
 """Placement on real Xinference workers: a multi-worker `xpool up` (a supervisor and one
 `xinference-worker` process per node, one tier per node) launches each instance on a worker of
-its own tier, and so does `xpool reconcile`. Where an instance runs is read back from the
+its own tier, and so do `xpool scale` and `xpool reconcile`. Where an instance runs is read back from the
 supervisor (GET /v1/workers), and which tier a worker serves from the environment of the
 process listening on that address, not from xpool's bookkeeping."""
 
@@ -131,6 +131,32 @@ def test_up_starts_one_worker_per_node_and_places_each_instance_on_its_tier(up: 
         assert tier_of_worker(address) == TIERS[uid.split("--")[0]], (uid, address)
 
 
+def xpool(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "xpool.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=400,
+        check=False,
+    )
+
+
+def test_scale_places_on_the_tier_and_refuses_when_its_workers_are_full(up: Up) -> None:
+    """`xpool scale` through the gateway: chat's second instance goes to P0's worker; a third
+    has no room there (2 accelerators), although P2's worker is idle."""
+    platform = str(up.tmp / "platform.yaml")
+    state = ["--state-dir", str(up.state)]
+    done = xpool("scale", platform, "chat", "--instances", "2", *state)
+    assert done.returncode == 0, done.stderr
+    where = up.where()
+    assert tier_of_worker(where["chat--1--2"]) == "P0", where
+    refused = xpool("scale", platform, "chat", "--instances", "3", *state)
+    assert refused.returncode != 0
+    assert "no worker of tier P0 on local has 1 free accelerator(s)" in refused.stderr
+    assert "chat--1--3" not in up.where()
+
+
 def test_reconcile_places_new_instances_on_their_tier_and_says_when_there_is_no_room(
     up: Up,
 ) -> None:
@@ -139,19 +165,19 @@ def test_reconcile_places_new_instances_on_their_tier_and_says_when_there_is_no_
     so (growing the tier's worker group is a later step)."""
     platform = platform_file(up.tmp / "more.yaml", up.port, chat=2, embedding=3)
     audit = up.tmp / "audit.jsonl"
-    cmd = [sys.executable, "-m", "xpool.cli", "reconcile", str(platform), "--once"]
-    done = subprocess.run(
-        [*cmd, "--state-dir", str(up.state), "--audit-log", str(audit)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,  # exit 3: no Prometheus to read load from; floors are restored anyway
+    # exit 3: no Prometheus to read load from; floors are restored anyway
+    done = xpool(
+        "reconcile",
+        str(platform),
+        "--once",
+        "--state-dir",
+        str(up.state),
+        "--audit-log",
+        str(audit),
     )
     records = [json.loads(line) for line in audit.read_text().splitlines()]
-    launched = {r["fields"]["model"]: r["fields"] for r in records if r["action"] == "launch"}
-    assert sorted(launched) == ["chat", "embedding"], done.stderr
-    assert all(f["count"] == 1 and f["worker"] for f in launched.values()), launched
+    launched = [r["fields"] for r in records if r["action"] == "launch"]
+    assert [(f["model"], f["count"]) for f in launched] == [("embedding", 1)], done.stderr
     assert "no worker of tier P1 on local has 1 free accelerator(s)" in done.stderr, done.stderr
     deadline = time.monotonic() + 300
     while len(where := up.where()) < 4 and time.monotonic() < deadline:
@@ -159,7 +185,7 @@ def test_reconcile_places_new_instances_on_their_tier_and_says_when_there_is_no_
     assert set(where) == {"chat--1--1", "chat--1--2", "embedding--1--1", "embedding--1--2"}
     for uid, address in where.items():
         assert tier_of_worker(address) == TIERS[uid.split("--")[0]], (uid, address)
-    assert launched["chat"]["worker"] == where["chat--1--2"]
+    assert launched[0]["worker"] == where["embedding--1--2"]
 
 
 def test_stopping_up_ends_every_worker(up: Up) -> None:

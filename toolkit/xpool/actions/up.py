@@ -27,6 +27,7 @@ from xpool.adapters.xinference import (
     ensure_instances,
 )
 from xpool.errors import InputError, Problem, RemoteError
+from xpool.gateway.admin_routes import AdminError
 from xpool.gateway.app import create_app
 from xpool.gateway.control import Scaler
 from xpool.gateway.limits import RequestLimits
@@ -84,6 +85,7 @@ class UpSession:
         self._client_keys = client_keys(self.platform)
         self.wants: list[Want] = self.resolved.wants(at_least=1)
         self._by_version, self._canaries = self.resolved.version_wants(at_least=1)
+        self._policy = policy_spec(self.platform, self.resolved.plan)  # models' pool and TP
         self.table = table_for(self.platform)
         self.metrics = GatewayMetrics(self.table)
         self.limits = model_limits(self.platform)
@@ -174,6 +176,7 @@ class UpSession:
             log=self.log,
             on_launched=self.launched.append,
             on_terminated=self._forget,
+            placer=self._place_launches if isinstance(self.xinference, LocalCluster) else None,
         )
         gw = self.platform.spec.gateway
         app = create_app(
@@ -238,42 +241,57 @@ class UpSession:
             timeout=self.options.timeout,
             progress=self.log,
             on_ready=ready,
-            place=self._placer(),
+            place=self._place_initial(),
         )
         self.log(
             f"instances: {len(result.launched) + len(result.replaced)} launched, "
             f"{len(result.adopted)} adopted"
         )
 
-    def _placer(self) -> Callable[[Want, str], Pin] | None:
-        """With local workers, each launch goes to a worker of its model's tier with room
-        (policy/placement.py, as the reconciler places), counting what already runs there."""
+    def _placer(self, loading: dict[str, str] | None = None) -> Placer | None:
+        """With local workers, the policy's placer over what runs on each worker now (and
+        the launches still `loading` onto one), so every launch goes to a worker of its
+        model's tier with room, as the reconciler places; None with one process."""
         cluster = self.xinference
         if not isinstance(cluster, LocalCluster):
             return None
         assert self.client is not None
-        spec = policy_spec(self.platform, self.resolved.plan)
         listed = self.client.workers()
+        where = {uid: (w.address, d) for w in listed for uid, d in w.instances.items()}
+        where.update({uid: (worker, ()) for uid, worker in (loading or {}).items()})
         running = [
-            InstanceObs(uid, parsed[0], parsed[1], "ready", 0.0, worker=w.address, devices=d)
-            for w in listed
-            for uid, d in w.instances.items()
+            InstanceObs(uid, parsed[0], parsed[1], "ready", 0.0, worker=worker, devices=d)
+            for uid, (worker, d) in where.items()
             if (parsed := parse_uid(uid)) is not None
         ]
-        placer = Placer.of(spec, running, worker_obs(cluster.workers, [w.address for w in listed]))
+        workers = worker_obs(cluster.workers, [w.address for w in listed])
+        return Placer.of(self._policy, running, workers)
 
-        def place(want: Want, uid: str) -> Pin:
-            model = spec.model(want.model)
-            if model is None:
-                raise InputError(f"{uid}: model {want.model} has no pool the planner placed it on")
-            slot = placer.place(model.pool, model.tier, model.accelerators)
-            if slot is None:
-                why = placer.shortage(model.pool, model.tier, model.accelerators)
-                raise InputError(f"cannot place {uid}: {why}")
-            self.log(f"placing {uid} on worker {slot.worker} (tier {model.tier})")
-            return slot.worker, gpu_idx(self.platform, model.pool, slot.devices)
+    def _pin(self, placer: Placer, want: Want, uid: str) -> Pin:
+        """Where `uid` goes, or InputError saying why it has no room."""
+        model = self._policy.model(want.model)
+        if model is None:
+            raise InputError(f"{uid}: model {want.model} has no pool the planner placed it on")
+        slot = placer.place(model.pool, model.tier, model.accelerators)
+        if slot is None:
+            why = placer.shortage(model.pool, model.tier, model.accelerators)
+            raise InputError(f"cannot place {uid}: {why}")
+        self.log(f"placing {uid} on worker {slot.worker} (tier {model.tier})")
+        return slot.worker, gpu_idx(self.platform, model.pool, slot.devices)
 
-        return place
+    def _place_initial(self) -> Callable[[Want, str], Pin] | None:
+        placer = self._placer()
+        return None if placer is None else partial(self._pin, placer)
+
+    def _place_launches(self, want: Want, uids: list[str], loading: dict[str, str]) -> list[Pin]:
+        """The gateway's launches that name no worker (`xpool scale`); 409 when one has no
+        room on its tier's workers."""
+        placer = self._placer(loading)
+        assert placer is not None
+        try:
+            return [self._pin(placer, want, uid) for uid in uids]
+        except InputError as exc:
+            raise AdminError(409, "; ".join(p.message for p in exc.problems)) from None
 
     # -- serve -------------------------------------------------------------------------------
 

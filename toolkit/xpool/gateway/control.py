@@ -42,6 +42,9 @@ from xpool.render.instances import Want, instance_uid, parse_uid
 
 STATES = ("loading", "ready", "draining", "failed")
 
+# (want, new UIDs, uid -> worker of launches still loading) -> one Pin per new UID
+LaunchPlacer = Callable[[Want, list[str], dict[str, str]], list[Pin]]
+
 
 @dataclass(frozen=True)
 class PinnedWant(Want):
@@ -97,10 +100,12 @@ class Scaler:
         log: Callable[[str], None] = lambda _m: None,
         on_launched: Callable[[str], None] = lambda _u: None,
         on_terminated: Callable[[str], None] = lambda _u: None,
+        placer: LaunchPlacer | None = None,
     ) -> None:
         """`on_launched(uid)` runs when a launch of a UID new to the gateway starts and
         `on_terminated(uid)` when the gateway terminated one (`xpool up` terminates what is
-        left of its own launches when it stops)."""
+        left of its own launches when it stops). `placer` names the worker of each launch
+        that names none (a multi-worker `xpool up`), or raises AdminError saying why not."""
         self.client = client
         self.table = table
         self.metrics = metrics
@@ -111,6 +116,7 @@ class Scaler:
         self.log = log
         self.on_launched = on_launched
         self.on_terminated = on_terminated
+        self.placer = placer
         self._lock = threading.Lock()  # one blocking scale at a time
         self._state = threading.Lock()  # the launch records and the moves into the table
         self._registering = threading.Lock()  # one custom-model registration at a time
@@ -232,7 +238,12 @@ class Scaler:
         }
 
     def _begin(
-        self, model: str, version: str, count: int, uids: list[str] | None, pin: Pin | None
+        self,
+        model: str,
+        version: str,
+        count: int,
+        uids: list[str] | None,
+        pin: Pin | None = None,
     ) -> tuple[list[str], list[_Launch]]:
         # UIDs Xinference runs but the gateway does not know (an earlier run's) are not reused.
         taken = {i.uid for i in self.client.instances()} if uids is None else set()
@@ -254,12 +265,11 @@ class Scaler:
                     "launching the UID again",
                 )
             want = self.wants[(model, version)]
+            fresh = [u for u in uids if self._state_of(u, slots) not in ("loading", "ready")]
             started = []
-            for uid in uids:
-                if self._state_of(uid, slots) in ("loading", "ready"):
-                    continue
+            for uid, placed in zip(fresh, self._pins(want, fresh, pin), strict=True):
                 previous = self._launches.get(uid)
-                record = self._launches[uid] = _Launch(uid, model, version, time.time(), pin=pin)
+                record = self._launches[uid] = _Launch(uid, model, version, time.time(), pin=placed)
                 threading.Thread(
                     target=self._run, args=(record, want), name=f"launch {uid}", daemon=True
                 ).start()
@@ -267,6 +277,16 @@ class Scaler:
                     self.on_launched(uid)
                 started.append(record)
         return uids, started
+
+    def _pins(self, want: Want, uids: list[str], pin: Pin | None) -> list[Pin | None]:
+        """The worker of each launch: the one asked for, else the placer's (counting the
+        workers of launches still loading, which Xinference may not list yet), else none."""
+        if pin is not None or self.placer is None or not uids:
+            return [pin] * len(uids)
+        loading = {
+            r.uid: r.pin[0] for r in self._launches.values() if r.pin and r.state == "loading"
+        }
+        return list(self.placer(want, uids, loading))
 
     def _run(self, record: _Launch, want: Want) -> None:
         """A launch thread: register the version (one at a time: two first registrations of a
