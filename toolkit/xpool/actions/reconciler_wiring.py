@@ -24,6 +24,7 @@ from xpool.config.loader import LoadedPlatform
 from xpool.config.models import Platform
 from xpool.errors import InputError, Problem
 from xpool.local.admin import AdminClient
+from xpool.local.cluster import read_workers
 from xpool.local.up_state import UpState, require_up_state
 from xpool.logs import get_logger
 from xpool.policy.actions import SetQueue
@@ -151,7 +152,13 @@ def local_reconciler(
     admin = AdminClient.of(up)
     spec = policy_spec(resolved.platform, resolved.plan)
     url = prometheus_url(resolved.platform, prometheus, up)
-    target = LocalTarget(admin)
+    workers = read_workers(state, up.endpoint)
+    target = LocalTarget(
+        admin,
+        runtime.xinference(up.endpoint, None) if workers else None,
+        workers,
+        resolved.platform,
+    )
     audit = AuditLog(None if dry_run else (audit_path or state / AUDIT_FILE))
     reconciler = Reconciler(
         spec,

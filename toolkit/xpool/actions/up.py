@@ -20,20 +20,30 @@ from functools import partial
 from pathlib import Path
 
 from xpool.actions.runtime import Runtime
-from xpool.adapters.xinference import XinferenceClient, api_key_from_env, ensure_instances
+from xpool.adapters.xinference import (
+    Pin,
+    XinferenceClient,
+    api_key_from_env,
+    ensure_instances,
+)
 from xpool.errors import InputError, Problem, RemoteError
+from xpool.gateway.admin_routes import AdminError
 from xpool.gateway.app import create_app
 from xpool.gateway.control import Scaler
 from xpool.gateway.limits import RequestLimits
 from xpool.gateway.metrics import GatewayMetrics
 from xpool.gateway.server import GatewayServer
 from xpool.gateway.wiring import client_keys, model_limits, table_for, write_token
+from xpool.local.cluster import LocalCluster, gpu_idx, planned_workers, worker_obs
 from xpool.local.models import resolve_local_sources
 from xpool.local.prometheus import LocalPrometheus
 from xpool.local.runtime import EmbeddedXinference
 from xpool.local.smoke import example_requests, smoke_requests
 from xpool.local.up_state import UpState, state_dir_for
-from xpool.render.instances import Want
+from xpool.policy.placement import Placer
+from xpool.policy.spec import policy_spec
+from xpool.policy.state import InstanceObs
+from xpool.render.instances import Want, parse_uid
 from xpool.resolve import resolve_platform
 
 GATEWAY_JOB = "xpool-gateway"  # the Prometheus job scraping the gateway
@@ -46,6 +56,9 @@ class UpOptions:
     smoke: bool = False  # one request per model through the gateway, then stop
     timeout: float = 600.0  # seconds to wait for each instance to become ready
     with_prometheus: bool = True  # start a local Prometheus when the binary is installed
+    # a supervisor and one worker process per worker of the CPU pools' tiers (local/cluster.py);
+    # None: when a CPU pool has more than one node
+    workers: bool | None = None
 
     def validate(self) -> None:
         if self.timeout < 1:
@@ -72,6 +85,7 @@ class UpSession:
         self._client_keys = client_keys(self.platform)
         self.wants: list[Want] = self.resolved.wants(at_least=1)
         self._by_version, self._canaries = self.resolved.version_wants(at_least=1)
+        self._policy = policy_spec(self.platform, self.resolved.plan)  # models' pool and TP
         self.table = table_for(self.platform)
         self.metrics = GatewayMetrics(self.table)
         self.limits = model_limits(self.platform)
@@ -110,13 +124,31 @@ class UpSession:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         if self.platform.spec.xinference.endpoint == "embedded":
             self._resolve_local_sources()
-            self.xinference = EmbeddedXinference(self.state_dir)
+            self.xinference = self._embedded()
             endpoint = self.xinference.start(self.log)
+        elif self.options.workers:
+            raise InputError(
+                "--workers starts local Xinference workers: it needs spec.xinference.endpoint "
+                f"embedded, not {self.platform.spec.xinference.endpoint}"
+            )
         else:
             endpoint = self.platform.spec.xinference.endpoint
         self.client = self._runtime.xinference(endpoint, self._api_key)
         self.log(f"Xinference {self.client.check_version()} at {endpoint}")
         return endpoint
+
+    def _embedded(self) -> EmbeddedXinference:
+        """One `xinference-local` process, or with `--workers` (by default when a CPU pool has
+        more than one node) a supervisor and the tiers' workers."""
+        multi = self.options.workers
+        if multi is None:
+            multi = any(p.vendor == "cpu" and p.nodes > 1 for p in self.platform.spec.pools)
+        if not multi:
+            return EmbeddedXinference(self.state_dir)
+        planned = planned_workers(self.platform)
+        if not planned:
+            raise InputError("--workers: the platform has no CPU pool whose tiers get workers")
+        return LocalCluster(self.state_dir, planned)
 
     def _resolve_local_sources(self) -> None:
         """Point every registration at files this host's Xinference reads (local://, s3://
@@ -144,6 +176,7 @@ class UpSession:
             log=self.log,
             on_launched=self.launched.append,
             on_terminated=self._forget,
+            placer=self._place_launches if isinstance(self.xinference, LocalCluster) else None,
         )
         gw = self.platform.spec.gateway
         app = create_app(
@@ -208,11 +241,57 @@ class UpSession:
             timeout=self.options.timeout,
             progress=self.log,
             on_ready=ready,
+            place=self._place_initial(),
         )
         self.log(
             f"instances: {len(result.launched) + len(result.replaced)} launched, "
             f"{len(result.adopted)} adopted"
         )
+
+    def _placer(self, loading: dict[str, str] | None = None) -> Placer | None:
+        """With local workers, the policy's placer over what runs on each worker now (and
+        the launches still `loading` onto one), so every launch goes to a worker of its
+        model's tier with room, as the reconciler places; None with one process."""
+        cluster = self.xinference
+        if not isinstance(cluster, LocalCluster):
+            return None
+        assert self.client is not None
+        listed = self.client.workers()
+        where = {uid: (w.address, d) for w in listed for uid, d in w.instances.items()}
+        where.update({uid: (worker, ()) for uid, worker in (loading or {}).items()})
+        running = [
+            InstanceObs(uid, parsed[0], parsed[1], "ready", 0.0, worker=worker, devices=d)
+            for uid, (worker, d) in where.items()
+            if (parsed := parse_uid(uid)) is not None
+        ]
+        workers = worker_obs(cluster.workers, [w.address for w in listed])
+        return Placer.of(self._policy, running, workers)
+
+    def _pin(self, placer: Placer, want: Want, uid: str) -> Pin:
+        """Where `uid` goes, or InputError saying why it has no room."""
+        model = self._policy.model(want.model)
+        if model is None:
+            raise InputError(f"{uid}: model {want.model} has no pool the planner placed it on")
+        slot = placer.place(model.pool, model.tier, model.accelerators)
+        if slot is None:
+            why = placer.shortage(model.pool, model.tier, model.accelerators)
+            raise InputError(f"cannot place {uid}: {why}")
+        self.log(f"placing {uid} on worker {slot.worker} (tier {model.tier})")
+        return slot.worker, gpu_idx(self.platform, model.pool, slot.devices)
+
+    def _place_initial(self) -> Callable[[Want, str], Pin] | None:
+        placer = self._placer()
+        return None if placer is None else partial(self._pin, placer)
+
+    def _place_launches(self, want: Want, uids: list[str], loading: dict[str, str]) -> list[Pin]:
+        """The gateway's launches that name no worker (`xpool scale`); 409 when one has no
+        room on its tier's workers."""
+        placer = self._placer(loading)
+        assert placer is not None
+        try:
+            return [self._pin(placer, want, uid) for uid in uids]
+        except InputError as exc:
+            raise AdminError(409, "; ".join(p.message for p in exc.problems)) from None
 
     # -- serve -------------------------------------------------------------------------------
 
@@ -230,15 +309,11 @@ class UpSession:
         return smoke_requests(self.up_state.gateway, self.wants, key)
 
     def serve_until(self, stop: threading.Event, poll: float = 1.0) -> None:
-        """Serve until `stop` is set; RemoteError when the embedded Xinference exits."""
+        """Serve until `stop` is set; RemoteError when an embedded Xinference process exits."""
         while True:
-            xinference = self.xinference
-            proc = xinference.process if xinference else None
-            if xinference and proc and proc.poll() is not None:
-                raise RemoteError(
-                    f"the embedded Xinference exited (code {proc.returncode}); see "
-                    f"{xinference.log_file}"
-                )
+            why = self.xinference.exited() if self.xinference else None
+            if why is not None:
+                raise RemoteError(why)
             if stop.wait(poll):
                 return
 

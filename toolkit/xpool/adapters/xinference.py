@@ -39,6 +39,9 @@ from xpool.render.instances import Want
 MIN_VERSION = (3, 2, 0)  # replica endpoints exist from 3.2.0 (DESIGN.md fact 2)
 
 Progress = Callable[[str], None]
+# Where one instance is launched: the worker's address and its device indices (None: let the
+# worker choose; always None on a CPU worker, which refuses any gpu_idx)
+Pin = tuple[str, list[int] | None]
 
 
 def _quiet(_: str) -> None:
@@ -62,6 +65,20 @@ class Instance:
     @property
     def loading(self) -> bool:
         return self.status in ("CREATING", "LOADING", "UPDATING")
+
+
+@dataclass(frozen=True)
+class Worker:
+    """One worker the supervisor lists (GET /v1/workers), with the instances it runs and the
+    device indices each holds there (none on a CPU worker)."""
+
+    address: str  # host:port: a launch's `worker_ip` takes it to name exactly this worker
+    instances: dict[str, tuple[int, ...]]
+
+
+def _instance_of(replica_uid: str) -> str:
+    """`chat--1--2-rep0` -> `chat--1--2` (every xpool instance is replica 0 of its UID)."""
+    return re.sub(r"-rep\d+$", "", replica_uid)
 
 
 class _Retryable(Exception):
@@ -245,6 +262,24 @@ class XinferenceClient:
             )
         return sorted(out, key=lambda i: i.uid)
 
+    def workers(self) -> list[Worker]:
+        """The workers registered with the supervisor, by address."""
+        response = self._ok(self._request("GET", "/v1/workers"), "list workers")
+        out = []
+        for info in response.json():
+            models = info.get("models") or {}
+            out.append(
+                Worker(
+                    address=str(info.get("work-ip") or ""),
+                    instances={
+                        _instance_of(str(uid)): tuple(int(d) for d in m.get("accelerators") or ())
+                        for uid, m in models.items()
+                        if isinstance(m, dict)
+                    },
+                )
+            )
+        return sorted(out, key=lambda w: w.address)
+
     def instance(self, uid: str) -> Instance | None:
         return next((i for i in self.instances() if i.uid == uid), None)
 
@@ -383,6 +418,7 @@ def ensure_instances(
     timeout: float = 600.0,
     progress: Progress = _quiet,
     on_ready: Callable[[Want, str], None] | None = None,
+    place: Callable[[Want, str], Pin | None] | None = None,
 ) -> EnsureResult:
     """Make exactly the wanted UIDs exist and be ready: register each version's custom model
     (idempotent), adopt running UIDs, wait for ones still loading, relaunch failed ones,
@@ -391,7 +427,8 @@ def ensure_instances(
 
     Only the UIDs named by `wants` are touched: extra UIDs of our scheme (n > count, or
     versions no longer wanted) are left for the reconciler, which drains before terminating.
-    `on_ready(want, uid)` is called as each instance becomes ready (e.g. to route to it)."""
+    `on_ready(want, uid)` is called as each instance becomes ready (e.g. to route to it);
+    `place(want, uid)` names the worker (and devices) a missing UID is launched on."""
     result = EnsureResult()
     wants = list(wants)
     running = {i.uid: i for i in client.instances()}
@@ -412,7 +449,11 @@ def ensure_instances(
                 inst = None
                 result.replaced.append(uid)
             if inst is None:
-                client.submit(want.launch, uid, progress=progress)
+                pin = place(want, uid) if place is not None else None
+                worker_ip, gpu_idx = pin if pin is not None else (None, None)
+                client.submit(
+                    want.launch, uid, worker_ip=worker_ip, gpu_idx=gpu_idx, progress=progress
+                )
                 pending.append((want, uid, True))
             else:
                 if inst.ready:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from xpool.capacity.shares import tier_accelerators
+from xpool.config.models import Tier
+
 
 def worker_sizes(accelerators: int, per_node: int) -> list[tuple[int, int]]:
     """(accelerators per worker, workers): whole nodes first, then the remainder split into
@@ -17,3 +22,40 @@ def worker_sizes(accelerators: int, per_node: int) -> list[tuple[int, int]]:
             rest -= size
         size >>= 1
     return out
+
+
+@dataclass(frozen=True)
+class WorkerSlot:
+    """One worker of a tier's worker group: what a worker pod of its Job is on Kubernetes."""
+
+    tier: str
+    node: int  # index of the pool's node it runs on
+    accelerators: int
+
+
+def worker_layout(tiers: list[Tier], nodes: int, per_node: int) -> list[WorkerSlot]:
+    """The workers of every tier's deserved share of a pool (the sizes `worker_sizes` gives
+    the rendered worker Jobs), packed onto the pool's nodes first-fit decreasing, as Volcano's
+    binpack would, so that a local run mirrors the Kubernetes layout deterministically.
+    Largest workers first, then the higher-priority tier; ValueError when one does not fit
+    (only possible with a `per_node` that is not a power of two)."""
+    ranked = sorted(tiers, key=lambda t: (-t.priority, t.name))
+    shares = tier_accelerators(tiers, nodes * per_node)
+    wanted = [
+        (size, rank, tier.name)
+        for rank, tier in enumerate(ranked)
+        for size, count in worker_sizes(shares[tier.name].deserved, per_node)
+        for _ in range(count)
+    ]
+    free = [per_node] * nodes
+    out = []
+    for size, _rank, tier in sorted(wanted, key=lambda w: (-w[0], w[1])):
+        node = next((n for n, room in enumerate(free) if room >= size), None)
+        if node is None:
+            raise ValueError(
+                f"a worker of {size} accelerator(s) of tier {tier} fits none of {nodes} "
+                f"node(s) of {per_node}"
+            )
+        free[node] -= size
+        out.append(WorkerSlot(tier, node, size))
+    return sorted(out, key=lambda s: (s.node, -s.accelerators, s.tier))

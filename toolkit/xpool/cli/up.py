@@ -88,6 +88,15 @@ def _serve(session: UpSession) -> None:
     help="Start a local Prometheus scraping the gateway (when the `prometheus` binary is "
     "installed), for `xpool reconcile` to read load from.",
 )
+@click.option(
+    "--workers/--single-process",
+    "workers",
+    default=None,
+    help="Run an Xinference supervisor and one worker process per worker of the CPU pools' "
+    "tiers (one per node when the tiers' shares are whole nodes), and place each instance on "
+    "a worker of its tier; or one `xinference-local` process. [default: workers when a CPU "
+    "pool has more than one node]",
+)
 @log_format_option
 def up_command(
     file: str,
@@ -95,11 +104,12 @@ def up_command(
     smoke: bool,
     timeout: float,
     with_prometheus: bool,
+    workers: bool | None,
     log_format: str,
 ) -> None:
     """Run the platform here: Xinference, the models' instances and the gateway, until Ctrl-C."""
     setup_logging(log_format)
-    options = UpOptions(file, state_dir, smoke, timeout, with_prometheus)
+    options = UpOptions(file, state_dir, smoke, timeout, with_prometheus, workers)
     options.validate()
     runtime = Runtime()
     session = UpSession(options, runtime)

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from xpool.adapters.xinference import Pin
 from xpool.errors import RemoteError
 from xpool.gateway.auth import Tokens, unauthorized
 from xpool.gateway.limits import DEFAULT_LIMITS, RequestLimits, read_json
@@ -39,7 +40,12 @@ class Admin(Protocol):
     def instances(self) -> list[dict[str, Any]]: ...
 
     def launch(
-        self, model: str, version: str | None, count: int | None, uids: list[str] | None
+        self,
+        model: str,
+        version: str | None,
+        count: int | None,
+        uids: list[str] | None,
+        pin: Pin | None = None,
     ) -> dict[str, Any]: ...
 
     def drain(self, uids: list[str]) -> dict[str, Any]: ...
@@ -88,10 +94,27 @@ def _scale(admin: Admin, p: dict[str, Any]) -> dict[str, Any]:
     )
 
 
+def _pin(payload: dict[str, Any]) -> Pin | None:
+    """`worker` (an Xinference worker address) and optional `gpuIdx` (device indices)."""
+    worker, devices = payload.get("worker"), payload.get("gpuIdx")
+    if worker is None:
+        if devices is not None:
+            raise AdminError(400, "gpuIdx: name the worker its devices are on")
+        return None
+    if not isinstance(worker, str) or not worker:
+        raise AdminError(400, f"worker: must be a worker address host:port, not {worker!r}")
+    if devices is not None and (
+        not isinstance(devices, list)
+        or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in devices)
+    ):
+        raise AdminError(400, f"gpuIdx: must be a list of device indices, not {devices!r}")
+    return worker, devices
+
+
 def _launch(admin: Admin, p: dict[str, Any]) -> dict[str, Any]:
     uids = _uids(p) if "uids" in p else None
     version = None if p.get("version") is None else str(p["version"])
-    return admin.launch(str(p["model"]), version, _count(p), uids)
+    return admin.launch(str(p["model"]), version, _count(p), uids, _pin(p))
 
 
 def _drain(admin: Admin, p: dict[str, Any]) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from xpool.adapters.xinference import (
+    Pin,
     XinferenceClient,
     ensure_instances,
 )
@@ -40,6 +41,9 @@ from xpool.gateway.wiring import (
 from xpool.render.instances import Want, instance_uid, parse_uid
 
 STATES = ("loading", "ready", "draining", "failed")
+
+# (want, new UIDs, uid -> worker of launches still loading) -> one Pin per new UID
+LaunchPlacer = Callable[[Want, list[str], dict[str, str]], list[Pin]]
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,7 @@ class _Launch:
     error: str | None = None  # set: failed
     draining: bool = False  # drain asked while loading: joins the table drained
     terminate: bool = False  # terminate asked while loading: done when the load ends
+    pin: Pin | None = None  # the worker (and devices) it was asked to run on
 
     @property
     def state(self) -> str:
@@ -95,10 +100,12 @@ class Scaler:
         log: Callable[[str], None] = lambda _m: None,
         on_launched: Callable[[str], None] = lambda _u: None,
         on_terminated: Callable[[str], None] = lambda _u: None,
+        placer: LaunchPlacer | None = None,
     ) -> None:
         """`on_launched(uid)` runs when a launch of a UID new to the gateway starts and
         `on_terminated(uid)` when the gateway terminated one (`xpool up` terminates what is
-        left of its own launches when it stops)."""
+        left of its own launches when it stops). `placer` names the worker of each launch
+        that names none (a multi-worker `xpool up`), or raises AdminError saying why not."""
         self.client = client
         self.table = table
         self.metrics = metrics
@@ -109,6 +116,7 @@ class Scaler:
         self.log = log
         self.on_launched = on_launched
         self.on_terminated = on_terminated
+        self.placer = placer
         self._lock = threading.Lock()  # one blocking scale at a time
         self._state = threading.Lock()  # the launch records and the moves into the table
         self._registering = threading.Lock()  # one custom-model registration at a time
@@ -170,6 +178,7 @@ class Scaler:
             inflight=0,
             limit=(lim.request_limit if lim else None) or DEFAULT_LIMIT,
             error=r.error,
+            worker=r.pin[0] if r.pin else None,
         )
 
     def _state_of(self, uid: str, slots: dict[str, Slot]) -> str | None:
@@ -196,11 +205,15 @@ class Scaler:
         version: str | None = None,
         count: int | None = None,
         uids: list[str] | None = None,
+        pin: Pin | None = None,
     ) -> dict[str, Any]:
         """Start `count` instances on the next free UIDs (or exactly `uids`) in the background
         and return at once. UIDs already loading or ready are left alone (a repeat is a no-op);
-        failed ones are launched again. No min/max check: the caller owns the limits."""
+        failed ones are launched again. No min/max check: the caller owns the limits.
+        `pin`: the worker (and devices) of a placed launch, which is one instance."""
         version = self._version(model, version)
+        if pin is not None and (count or len(uids or ())) > 1:
+            raise AdminError(400, "worker: a placed launch is one instance; give count 1")
         if uids is not None:
             uids = _unique(uids)
             if count is not None and count != len(uids):
@@ -216,7 +229,7 @@ class Scaler:
             count = 1
         if uids is None and count < 1:
             raise AdminError(400, "count must be 1 or more")
-        uids, started = self._begin(model, version, count or 0, uids)
+        uids, started = self._begin(model, version, count or 0, uids, pin)
         return {
             "model": model,
             "version": version,
@@ -225,7 +238,12 @@ class Scaler:
         }
 
     def _begin(
-        self, model: str, version: str, count: int, uids: list[str] | None
+        self,
+        model: str,
+        version: str,
+        count: int,
+        uids: list[str] | None,
+        pin: Pin | None = None,
     ) -> tuple[list[str], list[_Launch]]:
         # UIDs Xinference runs but the gateway does not know (an earlier run's) are not reused.
         taken = {i.uid for i in self.client.instances()} if uids is None else set()
@@ -247,12 +265,11 @@ class Scaler:
                     "launching the UID again",
                 )
             want = self.wants[(model, version)]
+            fresh = [u for u in uids if self._state_of(u, slots) not in ("loading", "ready")]
             started = []
-            for uid in uids:
-                if self._state_of(uid, slots) in ("loading", "ready"):
-                    continue
+            for uid, placed in zip(fresh, self._pins(want, fresh, pin), strict=True):
                 previous = self._launches.get(uid)
-                record = self._launches[uid] = _Launch(uid, model, version, time.time())
+                record = self._launches[uid] = _Launch(uid, model, version, time.time(), pin=placed)
                 threading.Thread(
                     target=self._run, args=(record, want), name=f"launch {uid}", daemon=True
                 ).start()
@@ -260,6 +277,16 @@ class Scaler:
                     self.on_launched(uid)
                 started.append(record)
         return uids, started
+
+    def _pins(self, want: Want, uids: list[str], pin: Pin | None) -> list[Pin | None]:
+        """The worker of each launch: the one asked for, else the placer's (counting the
+        workers of launches still loading, which Xinference may not list yet), else none."""
+        if pin is not None or self.placer is None or not uids:
+            return [pin] * len(uids)
+        loading = {
+            r.uid: r.pin[0] for r in self._launches.values() if r.pin and r.state == "loading"
+        }
+        return list(self.placer(want, uids, loading))
 
     def _run(self, record: _Launch, want: Want) -> None:
         """A launch thread: register the version (one at a time: two first registrations of a
@@ -272,7 +299,13 @@ class Scaler:
                     want.model_type, want.registration, self.client.instances()
                 )
             one = PinnedWant(**{**want.__dict__, "count": 1}, pinned=(record.uid,))
-            ensure_instances(self.client, [one], timeout=self.launch_timeout, progress=self.log)
+            ensure_instances(
+                self.client,
+                [one],
+                timeout=self.launch_timeout,
+                progress=self.log,
+                place=lambda _want, _uid: record.pin,
+            )
         except Exception as exc:  # a launch thread records every failure instead of dying
             error = str(exc) or type(exc).__name__
         self._landed(record, want, error)

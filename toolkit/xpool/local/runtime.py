@@ -4,7 +4,8 @@ It binds loopback only, which is the one reason auth may be off (`XINFERENCE_AUT
 false`, DESIGN.md fact 2). Its home (`XINFERENCE_HOME`), log and pid file live in the state
 directory, so two platforms never share one and a stale instance is detected and reported.
 Stopping sends SIGTERM to its process group (the supervisor, the worker and the model
-processes it forks), waits, then SIGKILLs what is left.
+processes it forks), waits, then SIGKILLs what is left; the same for each process group of a
+multi-worker run (local/cluster.py), all listed in the pid file.
 """
 
 from __future__ import annotations
@@ -74,6 +75,8 @@ def read_json(path: Path) -> dict | None:
 class EmbeddedXinference:
     """Start, health-check and stop one local Xinference under `state_dir`."""
 
+    ROLE = "embedded Xinference"  # the process serving the REST API, in messages
+
     def __init__(
         self,
         state_dir: Path,
@@ -93,7 +96,8 @@ class EmbeddedXinference:
         self.port = port
         self.start_timeout = start_timeout
         self.python = python
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: subprocess.Popen[bytes] | None = None  # the one serving the REST API
+        self._groups: list[subprocess.Popen[bytes]] = []  # every process started, in order
 
     @property
     def endpoint(self) -> str:
@@ -117,11 +121,13 @@ class EmbeddedXinference:
         if info is None:
             return
         pid = int(info.get("pid", 0))
-        if pid and pid_alive(pid):
+        groups = [int(g) for g in info.get("groups", [pid]) if g]
+        if any(pid_alive(g) or _group_alive(g) for g in groups):
+            kills = " ".join(f"-{g}" for g in groups)
             raise InputError(
                 f"{self.state_dir}: an embedded Xinference already runs (pid {pid}, "
                 f"{info.get('endpoint')}); stop the `xpool up` that started it, or "
-                f"`kill -TERM -{pid}` if it was left behind, then retry"
+                f"`kill -TERM {kills}` if it was left behind, then retry"
             )
         progress(f"removing stale pid file of an Xinference that is gone (pid {pid})")
         self.pid_file.unlink(missing_ok=True)
@@ -137,6 +143,28 @@ class EmbeddedXinference:
                 "pip install 'xpool[local]' (or set spec.xinference.endpoint to a remote one)"
             ) from None
         self.port = self.port or free_port(self.host)
+        progress(f"starting Xinference on {self.endpoint} (log: {self.log_file})")
+        self.process = self._spawn(self._command(), self.log_file)
+        self._wait_healthy()
+        return self.endpoint
+
+    def _command(self) -> list[str]:
+        """The process that serves the REST API: here supervisor and worker in one."""
+        return [
+            *self._python("local"),
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--log-level",
+            "INFO",
+        ]
+
+    def _python(self, entry: str) -> list[str]:
+        """Xinference's console script `entry` run by our interpreter (its venv)."""
+        return [self.python, "-c", f"from xinference.deploy.cmdline import {entry}; {entry}()"]
+
+    def _env(self) -> dict[str, str]:
         home = self.state_dir / "xinference"
         home.mkdir(exist_ok=True)
         env = dict(os.environ)
@@ -147,20 +175,17 @@ class EmbeddedXinference:
             TRANSFORMERS_OFFLINE="1",
             TOKENIZERS_PARALLELISM="false",
         )
-        cmd = [
-            self.python,
-            "-c",
-            "from xinference.deploy.cmdline import local; local()",
-            "--host",
-            self.host,
-            "--port",
-            str(self.port),
-            "--log-level",
-            "INFO",
-        ]
-        progress(f"starting Xinference on {self.endpoint} (log: {self.log_file})")
-        with open(self.log_file, "ab") as log:
-            self.process = subprocess.Popen(
+        return env
+
+    def _spawn(
+        self, cmd: list[str], log_file: Path, extra_env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Each process leads its own process group (what it forks stays in it), recorded in
+        the pid file, so stop(), kill() and a later stale check reach all of them."""
+        env = self._env()
+        env.update(extra_env or {})
+        with open(log_file, "ab") as log:
+            proc = subprocess.Popen(
                 cmd,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -169,11 +194,25 @@ class EmbeddedXinference:
                 cwd=self.state_dir,
                 start_new_session=True,  # its own process group: stop() signals all of it
             )
+        self._groups.append(proc)
         self.pid_file.write_text(
-            json.dumps({"pid": self.process.pid, "endpoint": self.endpoint}) + "\n"
+            json.dumps(
+                {
+                    "pid": self._groups[0].pid,
+                    "endpoint": self.endpoint,
+                    "groups": [p.pid for p in self._groups],
+                }
+            )
+            + "\n"
         )
-        self._wait_healthy()
-        return self.endpoint
+        return proc
+
+    def exited(self) -> str | None:
+        """Why this runtime no longer serves, or None while it does."""
+        proc = self.process
+        if proc is not None and proc.poll() is not None:
+            return f"the {self.ROLE} exited (code {proc.returncode}); see {self.log_file}"
+        return None
 
     def _wait_healthy(self) -> None:
         assert self.process is not None
@@ -206,33 +245,34 @@ class EmbeddedXinference:
         return lines[-1][:300] if lines else "(empty log)"
 
     def stop(self, grace: float = 20.0) -> None:
-        """SIGTERM the process group, wait up to `grace` seconds, then SIGKILL it."""
-        proc = self.process
-        if proc is None:
+        """SIGTERM every process group, wait up to `grace` seconds, then SIGKILL them."""
+        if not self._groups:
             return
-        pgid = proc.pid  # start_new_session: the group id is the leader's pid
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
+        for proc in self._groups:  # start_new_session: each group id is its leader's pid
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(pgid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        # the leader is gone; forked model processes may linger in the group a little longer
+                os.killpg(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + grace
-        while _group_alive(pgid) and time.monotonic() < deadline:
+        for proc in self._groups:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+        # the leaders are gone; forked model processes may linger in a group a little longer
+        deadline = time.monotonic() + grace
+        while any(_group_alive(p.pid) for p in self._groups) and time.monotonic() < deadline:
             time.sleep(0.2)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGKILL)
+        self.kill()
         self.pid_file.unlink(missing_ok=True)
         self.process = None
+        self._groups = []
 
     def kill(self) -> None:
-        """SIGKILL the process group at once, without waiting (giving up on a clean stop)."""
-        if self.process is not None:
+        """SIGKILL every process group at once, without waiting (giving up on a clean stop)."""
+        for proc in self._groups:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
+                os.killpg(proc.pid, signal.SIGKILL)
 
 
 def _group_alive(pgid: int) -> bool:

@@ -19,6 +19,10 @@ class Launch:
     pool: str
     tier: str
     reason: str
+    # Placed: the worker (address) of the tier's worker group and its accelerators there,
+    # for one instance; None when no worker is observed (Xinference places it).
+    worker: str | None = None
+    devices: tuple[int, ...] = ()
     kind: Literal["launch"] = "launch"
 
 

@@ -6,7 +6,9 @@ Order of work, highest-priority tier first so it claims capacity first:
 3. scale-downs drain instances (never terminate them directly: the gateway finishes their
    requests first);
 4. scale-ups launch within the tier's deserved share; beyond it only for tiers that borrow, and
-   only from idle capacity that no other tier's guarantee still claims;
+   only from idle capacity that no other tier's guarantee still claims; when workers are
+   observed, each instance on a worker of its own tier with room (`placement.py`), one
+   Launch per instance naming its worker and accelerators;
 5. a tier within its share that finds the pool full reclaims from tiers holding more than
    their share: preemptible tiers first, then lower priority first; non-preemptible borrowers
    keep their models' `instances.min`; the launch waits for the drains;
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from xpool.policy.actions import Action, Decision, Drain, Launch, Terminate
 from xpool.policy.autoscale import Target, autoscale
 from xpool.policy.ledger import Ledger
+from xpool.policy.placement import Placer, Slot
 from xpool.policy.queues import queue_shares
 from xpool.policy.spec import ModelSpec, PolicySpec, TierSpec
 from xpool.policy.state import InstanceObs, LoadObs, Memory, ModelMemory, Observation
@@ -68,6 +71,7 @@ class _Pass:
         self.actions: list[Action] = []
         self.draining: set[str] = {i.uid for i in obs.instances if i.state == "draining"}
         self.launched: set[str] = set()  # models with a launch this pass
+        self.placer = Placer.of(spec, obs.instances, obs.workers)
 
     def drain(self, inst: InstanceObs, tier: str, reason: str) -> None:
         self.draining.add(inst.uid)
@@ -80,30 +84,42 @@ class _Pass:
         """Launch up to `count`; returns the reason, amended when capacity limited it, and
         how many were launched."""
         tier = self.spec.tier(model.tier)
+        placed = self.placer.covers(model.pool)
+        slots: list[Slot] = []
         launched = 0
         note = ""
         for _ in range(count):
             ok, note = self._room(model, tier)
+            if ok and placed:
+                slot = self.placer.place(model.pool, tier.name, model.accelerators)
+                if slot is None:
+                    ok, note = (
+                        False,
+                        self.placer.shortage(model.pool, tier.name, model.accelerators),
+                    )
+                else:
+                    slots.append(slot)
             if not ok:
                 break
             self.ledger.hold(model.pool, tier.name, model.accelerators)
             launched += 1
         if launched:
             self.launched.add(model.name)
-            self.actions.append(
-                Launch(
-                    model.name,
-                    version,
-                    launched,
-                    model.accelerators,
-                    model.pool,
-                    tier.name,
-                    reason + (f"; {note}" if note else ""),
-                )
-            )
+            self._launch(model, version, launched, reason + (f"; {note}" if note else ""), slots)
         if launched < count:
             return f"{reason}; launched {launched} of {count}: {note}", launched
         return reason + (f"; {note}" if note else ""), launched
+
+    def _launch(
+        self, model: ModelSpec, version: str, count: int, reason: str, slots: list[Slot]
+    ) -> None:
+        """One Launch for `count` instances, or one per placed instance naming its worker."""
+        args = (model.name, version)
+        rest = (model.accelerators, model.pool, model.tier, reason)
+        if not slots:
+            self.actions.append(Launch(*args, count, *rest))
+        for slot in slots:
+            self.actions.append(Launch(*args, 1, *rest, worker=slot.worker, devices=slot.devices))
 
     def make_room(self, plan: VersionPlan, tier: str, version: str, count: int) -> int:
         """Drain up to `count` of the model's spare instances (retired, or beyond their

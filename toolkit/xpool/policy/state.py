@@ -26,6 +26,20 @@ class InstanceObs:
     since: float  # when it entered `state` (clock of the observation)
     inflight: int = 0  # summed over every gateway
     error: str | None = None
+    worker: str | None = None  # the Xinference worker address it runs on, when known
+    devices: tuple[int, ...] = ()  # its accelerators on that worker, when reported
+
+
+@dataclass(frozen=True)
+class WorkerObs:
+    """An Xinference worker joined with what it stands for: its tier's worker group on a pool
+    (pod labels on Kubernetes, the `xpool up` bookkeeping locally)."""
+
+    address: str  # host:port, what a launch's `worker_ip` names
+    pool: str
+    tier: str
+    node: str
+    accelerators: int
 
 
 @dataclass(frozen=True)
@@ -43,6 +57,8 @@ class Observation:
     now: float
     instances: tuple[InstanceObs, ...]
     load: Mapping[str, LoadObs] = field(default_factory=dict)
+    # Empty: nothing is known of workers, and launches name none (Xinference places them).
+    workers: tuple[WorkerObs, ...] = ()
 
     @cached_property
     def _by_model(self) -> dict[str, list[InstanceObs]]:

@@ -41,7 +41,7 @@ from xpool.errors import InputError, RemoteError
 from xpool.gateway.replica_report import ReplicaReport, live_reports, read_reports
 from xpool.gateway.source import DATA_KEY, routes_generation
 from xpool.policy.actions import Drain, Launch, Terminate
-from xpool.policy.state import InstanceObs, InstanceState
+from xpool.policy.state import InstanceObs, InstanceState, WorkerObs
 from xpool.render.instances import Want, instance_uid, parse_uid
 
 FIELD_MANAGER = "xpool-reconciler"
@@ -267,6 +267,11 @@ class KubeTarget:
     def instances(self) -> list[InstanceObs]:
         doc, running = self.sync()
         return observe(doc, running, self.reports(), self.clock())
+
+    def workers(self) -> list[WorkerObs]:
+        """None yet: joining the supervisor's workers with the worker pods' labels is the
+        Kubernetes half of placement, still to come; until then Xinference places."""
+        return []
 
     def launch(self, action: Launch) -> list[str]:
         want = self.wants.get((action.model, action.version))

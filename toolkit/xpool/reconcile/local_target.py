@@ -3,24 +3,50 @@
 The gateway owns the routing table and the drain, so a one-shot pass only asks for changes
 (launch, drain, terminate) and reads state back on the next pass; nothing here waits for a
 model to load or a stream to finish.
+
+A multi-worker `xpool up` (local/cluster.py) also has workers: the supervisor's list joined
+with the bookkeeping of what each stands for, and each instance's worker read from Xinference
+(or, while its launch has not reached Xinference yet, the worker the gateway was asked for).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from xpool.adapters.xinference import Worker, XinferenceClient
+from xpool.config.models import Platform
 from xpool.errors import InputError, RemoteError
 from xpool.local.admin import AdminClient
+from xpool.local.cluster import LocalWorker, gpu_idx, worker_obs
 from xpool.policy.actions import Drain, Launch, Terminate
-from xpool.policy.state import InstanceObs
+from xpool.policy.state import InstanceObs, WorkerObs
 
 
 class LocalTarget:
-    def __init__(self, admin: AdminClient) -> None:
+    def __init__(
+        self,
+        admin: AdminClient,
+        xinference: XinferenceClient | None = None,
+        workers: list[LocalWorker] | None = None,
+        platform: Platform | None = None,
+    ) -> None:
+        """`xinference`, `workers` (the bookkeeping) and `platform` only for a multi-worker
+        `xpool up`; without them no worker is observed and launches name none."""
         self.admin = admin
+        self.xinference = xinference
+        self.bookkeeping = workers or []
+        self.platform = platform
 
     def close(self) -> None:
         self.admin.close()
+        if self.xinference is not None:
+            self.xinference.close()
+
+    def _listed(self) -> list[Worker]:
+        return self.xinference.workers() if self.xinference and self.bookkeeping else []
+
+    def workers(self) -> list[WorkerObs]:
+        return worker_obs(self.bookkeeping, [w.address for w in self._listed()])
 
     def _call(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         """A refused request is a failed action, not bad input to this command: the pass
@@ -33,6 +59,7 @@ class LocalTarget:
 
     def instances(self) -> list[InstanceObs]:
         data = self._call("/-/admin/instances")
+        where = {uid: (w.address, d) for w in self._listed() for uid, d in w.instances.items()}
         return [
             InstanceObs(
                 uid=str(i["uid"]),
@@ -42,12 +69,22 @@ class LocalTarget:
                 since=float(i.get("since") or 0.0),
                 inflight=int(i.get("inflight", 0)),
                 error=i.get("error"),
+                worker=where.get(str(i["uid"]), (i.get("worker"), ()))[0],
+                devices=where.get(str(i["uid"]), (None, ()))[1],
             )
             for i in data.get("instances", [])
         ]
 
     def launch(self, action: Launch) -> list[str]:
-        body = {"model": action.model, "version": action.version, "count": action.count}
+        body: dict[str, Any] = {
+            "model": action.model,
+            "version": action.version,
+            "count": action.count,
+        }
+        if action.worker is not None:
+            body["worker"] = action.worker
+            if self.platform is not None:
+                body["gpuIdx"] = gpu_idx(self.platform, action.pool, action.devices)
         return list(self._call("/-/admin/launch", body).get("uids", []))
 
     def drain(self, action: Drain) -> None:

@@ -80,6 +80,7 @@ class Reconciler:
 
     def observe(self, result: PassResult) -> Observation:
         instances = self.target.instances()
+        workers = self.target.workers()
         try:
             loads = self.loads()
         except RemoteError as exc:
@@ -87,7 +88,7 @@ class Reconciler:
             loads = {
                 m.name: LoadObs(missing=("qps (Prometheus unreachable)",)) for m in self.spec.models
             }
-        return Observation(self.clock(), tuple(instances), loads)
+        return Observation(self.clock(), tuple(instances), loads, tuple(workers))
 
     def run_pass(self) -> PassResult:
         result = PassResult(started=self.clock())
@@ -218,7 +219,8 @@ class Reconciler:
 
 def _subject(action: Action) -> str:
     if isinstance(action, Launch):
-        return f"{action.model}--{action.version} x{action.count}"
+        on = f" on {action.worker}" if action.worker else ""
+        return f"{action.model}--{action.version} x{action.count}{on}"
     if isinstance(action, SetQueue):
         return f"{action.tier}/{action.pool}"
     return action.uid

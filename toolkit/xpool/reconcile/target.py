@@ -9,13 +9,18 @@ from __future__ import annotations
 from typing import Protocol
 
 from xpool.policy.actions import Drain, Launch, Terminate
-from xpool.policy.state import InstanceObs
+from xpool.policy.state import InstanceObs, WorkerObs
 
 
 class InstanceTarget(Protocol):
     def instances(self) -> list[InstanceObs]:
         """Every instance (loading, ready, draining, failed) with its in-flight requests
         summed over all gateways; `since` in unix seconds. Raises RemoteError."""
+        ...
+
+    def workers(self) -> list[WorkerObs]:
+        """The workers instances may be placed on, each with its tier, pool, node and
+        accelerators; [] when none are known (launches then name no worker)."""
         ...
 
     def launch(self, action: Launch) -> list[str]:
