@@ -43,6 +43,8 @@ _XPOOL = frozenset(
         "XPOOL_DEBUG",
         "XPOOL_TIER",
         "XPOOL_POOL",
+        "XPOOL_NODE",
+        "XPOOL_ACCELERATORS",
         "XPOOL_VENV",
         "POD_NAME",
         "POD_IP",

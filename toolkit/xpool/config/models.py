@@ -351,7 +351,8 @@ class Context(Spec):
 
 class Slo(Spec):
     ttft_ms: Annotated[float, Field(gt=0)] = 500
-    e2e_ms: Annotated[float, Field(gt=0)] | None = None
+    # explicit: the camelCase generator would spell it `e2EMs`
+    e2e_ms: Annotated[float, Field(gt=0)] | None = Field(default=None, alias="e2eMs")
 
 
 class Demand(Spec):
