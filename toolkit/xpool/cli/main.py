@@ -21,6 +21,7 @@ from xpool.cli.simulate import simulate_command
 from xpool.cli.status import status_command
 from xpool.cli.up import up_command
 from xpool.cli.validate import validate_command
+from xpool.cli.worker import worker_group
 from xpool.errors import XpoolError, printable, redact_userinfo
 from xpool.logs import setup_logging
 
@@ -48,6 +49,7 @@ cli.add_command(models_group)
 cli.add_command(reconcile_command)
 cli.add_command(rollout_group)
 cli.add_command(simulate_command)
+cli.add_command(worker_group)
 
 
 def main() -> None:
