@@ -26,7 +26,7 @@ import pytest
 
 from tests.conftest import EXAMPLES, ROOT
 from tests.contract.apiserver import ContractApiServer
-from tests.gateway.test_gateway_cli_reports import wait_for
+from tests.gateway.test_gateway_cli_reports import forbidden, rendered_role, wait_for
 from tests.kube.conftest import RETRY_ENV
 from xpool.adapters.kube_client import Connection, KubeClient
 from xpool.gateway.replica_report import ReplicaReporter
@@ -42,6 +42,7 @@ ON_WORKERS = {
     "embedding--1--1": "10.0.0.2:30001",
 }
 SECRET = "sk-worker-drain-test-51c7"
+REPLICA = "xpool-gateway-0"
 
 
 def _stand_in(instances: dict[str, str]) -> type[BaseHTTPRequestHandler]:
@@ -136,7 +137,7 @@ class Replica:
         self.table = RoutingTable(seed=1)
         self.source = ConfigMapRoutingSource(self.kube, NS, self.table, name=ROUTES, interval=0.2)
         self.reporter = ReplicaReporter(
-            self.kube, NS, self.table, self.source, replica="xpool-gateway-0", interval=0.2
+            self.kube, NS, self.table, self.source, replica=REPLICA, interval=0.2
         ).start()
         self.source.start()
 
@@ -195,6 +196,19 @@ def drain(platform: Path, kubeconfig: Path, worker: str, *extra: str) -> subproc
     )
 
 
+def drain_forbidden(kube_api: ContractApiServer) -> list[str]:
+    """The drain's requests the rendered Role xpool-worker-drain does not allow (the replica's
+    writes to its own Lease left out). The routes existed, so the API server authorizes the
+    drain's apply as a patch alone: it checks `create` only when an apply creates the object
+    (apiserver endpoints/handlers/patch.go), which the Role does not grant on purpose."""
+    mine = [r for r in kube_api.requests if not r.path.endswith(f"/leases/xpool-gateway-{REPLICA}")]
+    return [
+        line
+        for line in forbidden(rendered_role("xpool-worker-drain"), mine)
+        if not line.endswith("create configmaps 'xpool-routes'")
+    ]
+
+
 def finish(proc: subprocess.Popen[str], timeout: float = 60) -> tuple[dict[str, Any], str]:
     stdout, stderr = proc.communicate(timeout=timeout)
     assert SECRET not in stdout + stderr
@@ -237,6 +251,7 @@ def test_drains_the_workers_instances_and_waits_for_their_requests(
     assert sorted(result["instances"]) == ["chat--1--2", "embedding--1--1"]
     assert "waiting for chat--1--2: 1" in stderr and "drained" in stderr
     assert done.exists()
+    assert drain_forbidden(kube_api) == []
 
 
 def test_a_drain_that_outlasts_drain_timeout_warns_and_exits_0(
