@@ -28,6 +28,7 @@ COMMANDS = {
     "reconcile": "xpool.cli.reconcile:reconcile_command",
     "rollout": "xpool.cli.rollout:rollout_group",
     "simulate": "xpool.cli.simulate:simulate_command",
+    "worker": "xpool.cli.worker:worker_group",
 }
 
 

@@ -31,9 +31,11 @@ from xpool.capacity.packing import worker_layout
 from xpool.config.models import Platform
 from xpool.errors import InputError, RemoteError
 from xpool.local.runtime import EmbeddedXinference, free_port, read_json
+from xpool.logs import get_logger
 from xpool.policy.state import WorkerObs
 
 WORKERS_FILE = "workers.json"
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,7 @@ class LocalCluster(EmbeddedXinference):
         self.planned = workers
         self.workers: list[LocalWorker] = []
         self._procs: list[tuple[LocalWorker, subprocess.Popen[bytes]]] = []
+        self._lost: set[str] = set()  # workers that exited (evicted), reported once each
 
     @property
     def workers_file(self) -> Path:
@@ -196,12 +199,18 @@ class LocalCluster(EmbeddedXinference):
         why = super().exited()
         if why is not None:
             return why
+        # A worker's exit does not stop `xpool up`: on Kubernetes a worker pod is evicted and
+        # replaced while the platform serves on (its instances drained first: `xpool worker
+        # drain`), so here the other workers serve on and the supervisor stops listing it.
         for worker, proc in self._procs:
             code = proc.poll()
-            if code is not None:
-                return (
+            if code is not None and worker.address not in self._lost:
+                self._lost.add(worker.address)
+                log.warning(
                     f"Xinference worker {worker.address} (tier {worker.tier}, node "
-                    f"{worker.node}) exited (code {code}); see its log in {self.state_dir}"
+                    f"{worker.node}) exited (code {code}); the other workers serve on; see "
+                    f"its log in {self.state_dir}",
+                    extra={"worker": worker.address},
                 )
         return None
 

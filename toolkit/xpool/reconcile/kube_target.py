@@ -314,6 +314,39 @@ class KubeTarget:
             )
         )
 
+    def drain_all(self, uids: Iterable[str]) -> None:
+        """Mark each of `uids` (of the platform's models) draining in one write, so one
+        generation covers them all: a worker's instances before its pod stops
+        (actions/worker_drain.py). One not routed yet is added as draining, so a sync never
+        routes it once it is ready."""
+        marks = [(uid, *_routing(self.wants, *_parsed(uid)[:2])) for uid in uids]
+
+        def mark(routes: Routes) -> None:
+            for uid, model_type, limit in marks:
+                routes.set_state(uid, "draining", self.clock(), model_type=model_type, limit=limit)
+
+        self.edit_routes(mark)
+
+    def inflight_of(self, uids: Iterable[str]) -> dict[str, int]:
+        """In flight on each of `uids` as the drain handshake counts it (0 once it left the
+        routes, e.g. the reconciler terminated it; at least 1 while it is still routed or a
+        live replica has not applied its drain)."""
+        routes, reports = self._current(), self.reports()
+        out = {}
+        for uid in uids:
+            entry = routes.find(uid)
+            if entry is None:
+                out[uid] = 0
+            elif entry.get("state", "ready") != "draining":
+                out[uid] = max(1, sum(max(0, r.inflight.get(uid, 0)) for r in reports))
+            else:
+                marked = entry_generation(entry, routes.generation)
+                out[uid] = drain_inflight(uid, marked, reports)
+        return out
+
+    def routes_exist(self) -> bool:
+        return read_configmap(self.kube, self.namespace, self.routes) is not None
+
     def terminate(self, action: Terminate) -> bool:
         routes = self._current()
         entry = routes.find(action.uid)

@@ -3,7 +3,9 @@
 Xinference's API launches, terminates and serves models without authentication of its own
 (the API key, when set, is one shared secret), so only the pods that need it may connect:
 the gateway and the reconciler to the supervisor's API, and the Xinference pods to each other
-(the supervisor and the workers talk over actor RPC on ports Xinference picks at run time).
+(the supervisor and the workers talk over actor RPC on ports Xinference picks at run time;
+the drain container of a worker pod, which shares the pod's labels, asks the supervisor's API
+which instances run on its worker).
 Everything else, inside the namespace or out, is refused; a cluster whose network plugin does
 not enforce NetworkPolicy ignores them (docs/operations.md, Network).
 """
@@ -36,7 +38,7 @@ def build_network_policies(ctx: BuildContext, out: Built) -> None:
         SUPERVISOR,
         "The Xinference supervisor: its API only to the gateway (requests) and the reconciler "
         "(launch, terminate); any port to the Xinference pods (workers register and answer "
-        "over RPC).",
+        "over RPC; a worker pod's drain container lists the instances before it stops).",
         [
             _rule(
                 "The gateway and the reconciler: the API port only.",

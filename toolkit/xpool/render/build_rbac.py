@@ -1,4 +1,5 @@
-"""ServiceAccounts, Roles and their bindings: the reconciler's and the gateway's.
+"""ServiceAccounts, Roles and their bindings: the reconciler's, the gateway's and the worker
+pods' drain sidecar's.
 
 Each rule carries the reason it is needed as a comment of the rendered Role; nothing is
 granted by wildcard, no secrets, nothing on the ConfigMaps a component mounts (its
@@ -22,6 +23,7 @@ from xpool.render.object_names import (
     ROUTES_CONFIGMAP,
     SERVICE_ACCOUNT,
     STATE_CONFIGMAP,
+    WORKER_DRAIN,
     gateway_pods,
     gateway_report_lease,
     queue_name,
@@ -33,9 +35,20 @@ ORDER = 2  # after the Namespace and the PriorityClasses, before what runs under
 
 def build_rbac(ctx: BuildContext, out: Built) -> None:
     """The reconciler's identity and rights (its Queues cluster-wide, the rest in the
-    namespace), then the gateway's."""
+    namespace), then the gateway's, then the drain sidecar's."""
     _reconciler_rbac(ctx, out)
     _gateway_rbac(ctx, out)
+    _namespaced_identity(
+        ctx,
+        out,
+        WORKER_DRAIN,
+        "worker-drain",
+        "The identity of the worker pods' drain containers (no other container mounts it).",
+        "What a worker pod's preStop hook (`xpool worker drain`) touches: it marks the "
+        "worker's instances draining in the routes and reads the gateway replicas' reports. "
+        "Nothing else, no secrets.",
+        worker_drain_rules(),
+    )
 
 
 def _reconciler_rbac(ctx: BuildContext, out: Built) -> None:
@@ -129,6 +142,48 @@ def _gateway_rbac(ctx: BuildContext, out: Built) -> None:
         labels=gateway_rbac_labels,
         role=GATEWAY,
         service_account=GATEWAY,
+    )
+
+
+def _namespaced_identity(
+    ctx: BuildContext,
+    out: Built,
+    name: str,
+    component: str,
+    why_account: str,
+    why_role: str,
+    rules: list[dict[str, Any]],
+) -> None:
+    """A ServiceAccount, a Role of `rules` and the binding between them, all named `name`."""
+    ns, labels = ctx.namespace, ctx.labels(component)
+    out.add(
+        ORDER,
+        "ServiceAccount",
+        "serviceaccount.yaml.j2",
+        name=name,
+        namespace=ns,
+        labels=labels,
+        comment=why_account,
+    )
+    out.add(
+        ORDER,
+        "Role",
+        "role.yaml.j2",
+        name=name,
+        namespace=ns,
+        labels=labels,
+        comment=comment_lines(why_role),
+        rules=rules,
+    )
+    out.add(
+        ORDER,
+        "RoleBinding",
+        "rolebinding.yaml.j2",
+        name=name,
+        namespace=ns,
+        labels=labels,
+        role=name,
+        service_account=name,
     )
 
 
@@ -233,5 +288,29 @@ def gateway_rules(leases: list[str]) -> list[dict[str, Any]]:
             "leases",
             ["create", "patch", "delete"],
             leases,
+        ),
+    ]
+
+
+def worker_drain_rules() -> list[dict[str, Any]]:
+    """What `xpool worker drain` needs on Kubernetes: the routes (by name) and the reports."""
+    return [
+        rbac_rule(
+            f"The routes every gateway follows ({ROUTES_CONFIGMAP}), by name: read, and the "
+            "worker's instances marked draining by server-side apply (patch). No create: a "
+            "drain with no routes has nothing to drain, and a routes ConfigMap is the "
+            "reconciler's to create.",
+            "",
+            "configmaps",
+            ["get", "patch"],
+            [ROUTES_CONFIGMAP],
+        ),
+        rbac_rule(
+            "The gateway replicas' drain reports (Leases xpool-gateway-<pod>, selected by "
+            "label): list cannot be restricted by name or label, so this reads every Lease of "
+            "the namespace; it changes none.",
+            "coordination.k8s.io",
+            "leases",
+            ["list"],
         ),
     ]

@@ -24,6 +24,8 @@ What is checked, in this order for each object, then across the set:
    nothing or another platform's objects, writes to the ConfigMaps a component mounts).
 7. Network (``check_network``): every Xinference pod is behind a NetworkPolicy that admits
    only chosen pods of its namespace.
+8. Eviction (``check_evict``): every worker pod drains its instances before its worker
+   stops (a drain preStop, the worker's wait for it, a grace period covering drainTimeout).
 
 Only the first problem per (object, field) is kept, so a field that breaks both a Volcano rule
 and the CRD schema is reported once, with the rule's more specific message.
@@ -34,6 +36,7 @@ from __future__ import annotations
 from typing import Any
 
 from xpool.render.check_access import check_access
+from xpool.render.check_evict import check_evict
 from xpool.render.check_intent import check_intent
 from xpool.render.check_kube import (
     UnsupportedKubernetesVersion,
@@ -85,6 +88,7 @@ def check_objects(
     problems += check_intent(sound)
     problems += check_access(sound)
     problems += check_network(sound)
+    problems += check_evict(sound)
     return _first_per_field(problems)
 
 
