@@ -25,7 +25,7 @@ def test_unknown_model_names_add_no_series():
         assert g.http.post(CHAT, json={**unknown(0), "model": "chat"}, headers=BEARER).is_success
         assert (
             g.http.post(CHAT, json={**unknown(0), "model": "idle"}, headers=BEARER).status_code
-            == 404
+            == 429
         )
         assert g.http.post(CHAT, json=unknown(0), headers=BEARER).status_code == 404
         before = g.series()
@@ -39,7 +39,7 @@ def test_unknown_model_names_add_no_series():
         after = g.series()
         requests = "xpool_gateway_requests_total"
         assert g.value(requests, model=UNKNOWN_MODEL, code="404") == 501
-        assert g.value(requests, model="idle", code="404") == 1
+        assert g.value(requests, model="idle", code="429") == 1
 
     assert after == before
     labels = {value for _, pairs in after for _, value in pairs}

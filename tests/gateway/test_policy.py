@@ -115,7 +115,16 @@ def test_unknown_model_is_404_and_retry_excludes_the_failed_instance():
     second = t.acquire("emb", exclude=[first.uid])  # type: ignore[union-attr]
     assert second.uid != first.uid  # type: ignore[union-attr]
     third = t.acquire("emb", exclude=["emb--1--1", "emb--1--2"])
-    assert isinstance(third, Refusal) and third.reason == "no_instance"
+    assert isinstance(third, Refusal) and (third.reason, third.status) == ("no_instance", 503)
+
+
+def test_a_model_with_every_instance_draining_is_429_with_the_reason():
+    t = table()
+    for slot in t.slots("emb"):
+        t.mark_draining(slot.uid)
+    refusal = t.acquire("emb")
+    assert isinstance(refusal, Refusal) and (refusal.status, refusal.reason) == (429, "no_instance")
+    assert "draining" in refusal.message
 
 
 def test_global_limit_sheds_the_p2_model_while_p0_still_gets_in():

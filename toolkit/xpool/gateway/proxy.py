@@ -214,7 +214,8 @@ class Proxy:
 
     def refused(self, name: str, refusal: Refusal) -> JSONResponse:
         """A request the table did not admit: 429 with Retry-After when shed (priority
-        admission, request limits), else 404 (unknown model, no instance) or 503."""
+        admission, request limits) or when no instance is ready, else 404 (unknown model) or
+        503."""
         label = UNKNOWN_MODEL if refusal.reason == "unknown_model" else name
         self.metrics.requests.labels(label, "", refusal.tier, str(refusal.status)).inc()
         if refusal.status == 429:
@@ -222,7 +223,7 @@ class Proxy:
             response = error(
                 429,
                 refusal.message,
-                "overloaded",
+                "unavailable" if refusal.reason == "no_instance" else "overloaded",
                 tier=refusal.tier,
                 reason=refusal.reason,
             )

@@ -247,11 +247,13 @@ class RoutingTable:
                 s for s in entry.slots.values() if not s.draining and s.uid not in excluded
             ]
             if not open_slots:
+                # Known but with nothing routable (all draining, e.g. their worker is being
+                # evicted, or still loading): retry shortly; a retry that ran out is a 503.
                 return Refusal(
-                    404 if not excluded else 503,
+                    429 if not excluded else 503,
                     "no_instance",
                     entry.tier,
-                    f"model '{model}' has no ready instance",
+                    f"model '{model}' has no ready instance (draining or loading); retry shortly",
                 )
             rank = self._tier_ranks.get(entry.tier, len(self._tier_ranks))
             reason = admit(
