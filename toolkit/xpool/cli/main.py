@@ -9,6 +9,7 @@ import sys
 import click
 
 from xpool.errors import XpoolError, printable, redact_credentials
+from xpool.gc_paused import gc_paused
 from xpool.logs import get_logger, setup_logging
 
 # Each command's module is imported only when that command runs (or help lists it): `xpool
@@ -43,7 +44,8 @@ class LazyGroup(click.Group):
         if target is None:
             return super().get_command(ctx, cmd_name)
         module, attr = target.split(":")
-        return getattr(importlib.import_module(module), attr)
+        with gc_paused():  # imports build many objects and free few
+            return getattr(importlib.import_module(module), attr)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
@@ -33,7 +33,15 @@ _BlockDumper.add_representer(str, _represent_str)
 
 
 def to_yaml(value: Any, indent: int = 0) -> str:
-    """Block YAML of `value`, every line indented by `indent` spaces, no trailing newline."""
+    """Block YAML of `value`, every line indented by `indent` spaces, no trailing newline.
+    Memoized on the value's JSON: a platform's worker Jobs repeat the same labels, commands
+    and resources in every task, and the YAML emitter is most of rendering them."""
+    return _to_yaml(json.dumps(value, ensure_ascii=False), indent)
+
+
+@lru_cache(maxsize=4096)
+def _to_yaml(value_json: str, indent: int) -> str:
+    value = json.loads(value_json)
     text = yaml.dump(
         value,
         Dumper=_BlockDumper,
