@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 CORPUS = Path(__file__).parent / "malformed"
-FILES = sorted(CORPUS.glob("*.yaml"))
+FILES = sorted(CORPUS.glob("*.yaml"), key=lambda f: int(f.name.partition("-")[0]))
 HEADER = re.compile(r"^#\s*expect-(path|line|message|errors):\s?(.*)$")
 
 
@@ -75,8 +75,8 @@ def test_corpus_is_large_enough() -> None:
 
 def test_corpus_files_are_numbered() -> None:
     names = [f.name for f in FILES]
-    assert all(re.fullmatch(r"\d{2}-[a-z0-9-]+\.yaml", n) for n in names), names
-    assert [int(n[:2]) for n in names] == list(range(1, len(names) + 1)), names
+    assert all(re.fullmatch(r"(0[1-9]|[1-9][0-9]+)-[a-z0-9-]+\.yaml", n) for n in names), names
+    assert [int(n.partition("-")[0]) for n in names] == list(range(1, len(names) + 1)), names
 
 
 @pytest.mark.parametrize("file", FILES, ids=[f.stem for f in FILES])

@@ -20,6 +20,7 @@ from ruamel.yaml import YAML
 
 from xpool.capacity.feasibility import fit_problems
 from xpool.capacity.plan import CapacityPlan, plan_platform
+from xpool.capacity.worker_fit import worker_fit_problems
 from xpool.catalog.architectures import Architecture
 from xpool.config.loader import LoadedPlatform, load_platform
 from xpool.config.models import Model, Platform, not_a_system_namespace
@@ -100,7 +101,8 @@ def resolve_platform(path: str | Path, *, namespace: str | None = None) -> Resol
     with gc_paused():
         loaded = load_platform(path)
         plan = plan_platform(loaded.platform, loaded.architectures)
-    problems = [loaded.problem(p, msg) for p, msg in fit_problems(loaded.platform, plan)]
+    found = fit_problems(loaded.platform, plan) + worker_fit_problems(loaded.platform, plan)
+    problems = [loaded.problem(p, msg) for p, msg in found]
     if problems:
         raise InputError(problems)
     platform, text = _with_namespace(loaded, namespace)
