@@ -15,7 +15,7 @@ from __future__ import annotations
 from xpool.capacity.borrowing import TierPoolShare, tier_pool_shares
 from xpool.capacity.packing import worker_sizes
 from xpool.capacity.plan import CapacityPlan, ModelPlan
-from xpool.config.models import Pool, Platform
+from xpool.config.models import Platform, Pool
 from xpool.config.positions import PathElem
 
 Found = tuple[tuple[PathElem, ...], str]
