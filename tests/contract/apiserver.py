@@ -137,6 +137,7 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("", "v1", "Secret", "secrets", True),
     ResourceType("", "v1", "Service", "services", True, ("svc",), ("all",)),
     ResourceType("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",)),
+    ResourceType("", "v1", "Pod", "pods", True, ("po",), ("all",)),
     ResourceType("apps", "v1", "Deployment", "deployments", True, ("deploy",), ("all",)),
     ResourceType("apps", "v1", "StatefulSet", "statefulsets", True, ("sts",), ("all",)),
     ResourceType("batch", "v1", "CronJob", "cronjobs", True, ("cj",), ("all",)),
@@ -460,6 +461,28 @@ class ContractApiServer:
         ns = (obj.get("metadata") or {}).get("namespace", "") if rt.namespaced else ""
         body = json.dumps(obj).encode()
         return self.create(rt, ns, body, {"fieldManager": manager}, "application/json", "")[0]
+
+    def kubelet_update(
+        self,
+        name: str,
+        namespace: str,
+        *,
+        status: dict[str, Any] | None = None,
+        terminating: bool = False,
+    ) -> None:
+        """What the kubelet and a graceful delete do to a stored Pod, which no client request
+        can: set its status (phase, podIP), or mark it terminating (deletionTimestamp set, the
+        object kept until its containers stop)."""
+        rt = self.resource_type("v1", "Pod")
+        with self._lock:
+            obj = self._store[self._key(rt, namespace, name)]
+            if status is not None:
+                obj["status"] = copy.deepcopy(status)
+            if terminating:
+                obj["metadata"]["deletionTimestamp"] = time.strftime(
+                    "%Y-%m-%dT%H:%M:%SZ", time.gmtime()
+                )
+            obj["metadata"]["resourceVersion"] = self._next_rv()
 
     @property
     def resource_version(self) -> str:

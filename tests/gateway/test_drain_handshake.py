@@ -6,7 +6,7 @@ ConfigMap and writing their own Lease. Requests in flight are leases taken from 
 table, as the gateway app takes them. The steps are driven by hand (poll, report) so that a
 replica can be caught between two generations.
 
-Xinference is a small stand-in on real HTTP that serves the five REST routes the Xinference
+Xinference is a small stand-in on real HTTP that serves the six REST routes the Xinference
 adapter uses, with the answers of Xinference 4.1.0 (restful_api.py, supervisor.py); the
 adapter itself is tested against the real Xinference in tests/integration.
 """
@@ -56,6 +56,8 @@ class StandIn:
         self.registrations: dict[str, dict[str, Any]] = {}
         self.launches: list[tuple[dict[str, Any], dict[str, list[str]]]] = []
         self.terminated: list[str] = []
+        # GET /v1/workers: worker address -> {replica uid: the instance's spec}
+        self.workers: dict[str, dict[str, dict[str, Any]]] = {}
 
 
 def _handler(state: StandIn) -> type[BaseHTTPRequestHandler]:
@@ -80,6 +82,9 @@ def _handler(state: StandIn) -> type[BaseHTTPRequestHandler]:
             with state.lock:
                 if path == "/v1/models/instances":
                     self._send(200, [_info(uid, s) for uid, s in sorted(state.status.items())])
+                elif path == "/v1/workers":
+                    listed = [{"work-ip": a, "models": m} for a, m in sorted(state.workers.items())]
+                    self._send(200, listed)
                 elif m := re.fullmatch(r"/v1/model_registrations/[^/]+/([^/]+)", path):
                     found = state.registrations.get(m[1])
                     if found is None:

@@ -41,7 +41,7 @@ from xpool.reconcile.rollout_store import ConfigMapRolloutStore, FileRolloutStor
 from xpool.reconcile.rollouts import GateReader, RolloutController
 from xpool.reconcile.signals import queries_for, read_loads
 from xpool.render.object_names import queue_name
-from xpool.render.resources import pool_resources
+from xpool.render.resources import pool_resources, resource_name
 from xpool.resolve import ResolvedPlatform
 
 AUDIT_FILE = "audit.jsonl"
@@ -203,7 +203,10 @@ def kube_reconciler(
     kube = runtime.kube()
     xinference = runtime.xinference(platform.spec.xinference.endpoint, api_key)
     by_version, _ = resolved.version_wants()
-    target = KubeTarget(kube, ns, xinference, by_version, clock=runtime.clock)
+    resources = {pool.name: resource_name(pool) for pool in platform.spec.pools}
+    target = KubeTarget(
+        kube, ns, xinference, by_version, clock=runtime.clock, worker_resources=resources
+    )
     audit = AuditLog(None if dry_run else audit_path, stream=None if audit_path else sys.stderr)
     reconciler = Reconciler(
         spec,

@@ -14,7 +14,11 @@ ConfigMap every gateway replica follows and the reports those replicas renew.
 - `terminate()` stops a drained (or timed-out) instance in Xinference first and then removes it
   from the ConfigMap, so a crash in between leaves an entry the next sync removes, never a
   running instance that sync would route again.
-- `launch()` registers the version's custom model, submits the launches with
+- `workers()` joins the supervisor's workers to the serving worker pods by pod IP
+  (adapters/worker_pods.py), so the policy places each instance on a worker of its tier;
+  `instances()` then also says which worker each instance runs on.
+- `launch()` registers the version's custom model, submits the launches (on the worker and
+  devices a placed Launch names) with
   `wait_ready=false` (Xinference 4.1.0's POST /v1/models takes it and lists the UID as CREATING
   at once) and records them as `loading`; nothing waits, so a one-shot `--once` pass may exit.
 
@@ -31,11 +35,12 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from xpool.adapters.configmaps import read_configmap, write_configmap
 from xpool.adapters.kube_client import KubeClient
+from xpool.adapters.worker_pods import list_worker_pods
 from xpool.adapters.xinference import Instance, XinferenceClient
 from xpool.errors import InputError, RemoteError
 from xpool.gateway.replica_report import ReplicaReport, live_reports, read_reports
@@ -251,7 +256,11 @@ class KubeTarget:
         clock: Callable[[], float] = time.time,
         skew: float = 30.0,
         attempts: int = 5,
+        worker_resources: Mapping[str, str] | None = None,
     ) -> None:
+        """`worker_resources` (pool -> accelerator resource name): observe the worker pods
+        and place launches on them; without it Xinference places (as `xpool worker drain`,
+        which places nothing, runs it)."""
         self.kube = kube
         self.namespace = namespace
         self.xinference = xinference
@@ -261,17 +270,38 @@ class KubeTarget:
         self.skew = skew  # see ReplicaReport.live
         self.attempts = attempts
         self._models = {m for m, _ in wants}
+        self.worker_resources = worker_resources
 
     # -- InstanceTarget ------------------------------------------------------------------------
 
     def instances(self) -> list[InstanceObs]:
         doc, running = self.sync()
-        return observe(doc, running, self.reports(), self.clock())
+        observed = observe(doc, running, self.reports(), self.clock())
+        if self.worker_resources is None:
+            return observed
+        where = {
+            uid: (w.address, d) for w in self.xinference.workers() for uid, d in w.instances.items()
+        }
+        return [
+            replace(i, worker=where[i.uid][0], devices=where[i.uid][1]) if i.uid in where else i
+            for i in observed
+        ]
 
     def workers(self) -> list[WorkerObs]:
-        """None yet: joining the supervisor's workers with the worker pods' labels is the
-        Kubernetes half of placement, still to come; until then Xinference places."""
-        return []
+        """The supervisor's workers that run in a serving worker pod (joined by pod IP), with
+        the pod's tier, pool, node and accelerators; a worker of a pod being deleted, or of
+        no pod of ours, is left out, so nothing is placed on it."""
+        if self.worker_resources is None:
+            return []
+        pods = {p.ip: p for p in list_worker_pods(self.kube, self.namespace, self.worker_resources)}
+        out = []
+        for worker in self.xinference.workers():
+            pod = pods.get(worker.address.rpartition(":")[0])
+            if pod is not None:
+                out.append(
+                    WorkerObs(worker.address, pod.pool, pod.tier, pod.node, pod.accelerators)
+                )
+        return out
 
     def launch(self, action: Launch) -> list[str]:
         want = self.wants.get((action.model, action.version))
@@ -296,7 +326,12 @@ class KubeTarget:
 
         try:
             for uid in uids:
-                self.xinference.submit(want.launch, uid)
+                self.xinference.submit(
+                    want.launch,
+                    uid,
+                    worker_ip=action.worker,
+                    gpu_idx=list(action.devices) if action.worker and action.devices else None,
+                )
                 submitted.append(uid)
         finally:
             if submitted:
