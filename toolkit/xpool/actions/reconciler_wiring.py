@@ -203,7 +203,8 @@ def kube_reconciler(
     kube = runtime.kube()
     xinference = runtime.xinference(platform.spec.xinference.endpoint, api_key)
     by_version, _ = resolved.version_wants()
-    resources = {pool.name: resource_name(pool) for pool in platform.spec.pools}
+    # a cpu pool has no accelerator resource (it runs only in `xpool up`): no worker pods
+    resources = {p.name: resource_name(p) for p in platform.spec.pools if p.vendor != "cpu"}
     target = KubeTarget(
         kube, ns, xinference, by_version, clock=runtime.clock, worker_resources=resources
     )
