@@ -26,22 +26,21 @@ as `(unknown)`, so clients cannot create series.
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 import httpx
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from xpool.gateway.auth import Tokens, unauthorized
 from xpool.gateway.limits import DEFAULT_LIMITS, RequestLimits, read_json
 from xpool.gateway.metrics import UNKNOWN_MODEL, GatewayMetrics
-from xpool.gateway.owned_stream import OwnedStream
 from xpool.gateway.responses import error
 from xpool.gateway.routing import Lease, Refusal, RoutingTable
 from xpool.gateway.sse import Rewriter, read_head, split_lines
@@ -52,17 +51,6 @@ RETRYABLE_TRANSPORT = (httpx.NetworkError, httpx.ConnectTimeout, httpx.RemotePro
 ATTEMPTS = 3  # upstream attempts per request, all before any byte reached the client
 CONNECT_TIMEOUT = 10.0
 JSON_CONTENT = {"content-type": "application/json"}
-
-
-@dataclass
-class _StreamEnd:
-    """A relayed stream's lease and upstream response, and how it ended, for `_settle`."""
-
-    lease: Lease
-    response: httpx.Response
-    started: float
-    code: str  # the client's status, as counted
-    upstream_code: str  # the upstream outcome, as counted
 
 
 @dataclass(frozen=True)
@@ -306,26 +294,33 @@ class Proxy:
     ) -> Response | _Failed:
         """An SSE answer, held back until its first data event (`head`): a failure when that
         event is Xinference's error (`broken`), else the client's stream, which then owns the
-        response and the lease (`_settle`)."""
+        response and the lease."""
         status = response.status_code
         passed = self._passed(response, lease)
         if broken:
             out = self._rewrite(head, lease.uid, lease.model)
             return self._failed(lease, "stream_error", Response(out, status, headers=passed))
-        end = _StreamEnd(lease, response, started, str(status), str(status))
-        relay = self._relay(end, chunks, head)
-        return OwnedStream(relay, status, passed, settle=functools.partial(self._settle, end))
+        relay = self._relay(response, chunks, head, lease, started)
+        return StreamingResponse(relay, status, headers=passed)
 
     async def _relay(
-        self, end: _StreamEnd, chunks: AsyncIterator[bytes], head: bytes
-    ) -> AsyncGenerator[bytes, None]:
+        self,
+        response: httpx.Response,
+        chunks: AsyncIterator[bytes],
+        head: bytes,
+        lease: Lease,
+        started: float,
+    ) -> AsyncIterator[bytes]:
         """Pass the SSE stream on from its inspected head, complete lines at a time with
-        `model` rewritten. An upstream that breaks now leaves the client a truncated stream."""
-        rewrite, lease = self._rewrite, end.lease
+        `model` rewritten; release the lease only after the last byte (or when the client went
+        away). An upstream that breaks now leaves the client a truncated stream."""
+        metrics, rewrite = self.metrics, self._rewrite
+        labels = (lease.model, lease.version, lease.tier)
         uid, name = lease.uid, lease.model
+        code = upstream_code = str(response.status_code)
         out, buffer = split_lines(head)
         try:
-            self._first_byte(lease, end.response.status_code, time.perf_counter() - end.started)
+            self._first_byte(lease, response.status_code, time.perf_counter() - started)
             if out:
                 yield rewrite(out, uid, name)
             async for chunk in chunks:
@@ -335,19 +330,15 @@ class Proxy:
             if buffer:
                 yield rewrite(buffer, uid, name)
         except httpx.HTTPError:
-            end.code, end.upstream_code = "502", "stream_broken"
+            code, upstream_code = "502", "stream_broken"
             raise
-
-    async def _settle(self, end: _StreamEnd) -> None:
-        """A relayed stream is over (OwnedStream): release the lease only now, after the last
-        byte or the client's leaving, close the upstream response, count the request."""
-        lease = end.lease
-        self.table.release(lease)
-        await end.response.aclose()
-        self._count(lease, end.upstream_code)
-        labels = (lease.model, lease.version, lease.tier)
-        self.metrics.requests.labels(*labels, end.code).inc()
-        self.metrics.duration.labels(*labels).observe(time.perf_counter() - end.started)
+        finally:
+            self.table.release(lease)
+            with anyio.CancelScope(shield=True):
+                await response.aclose()
+            self._count(lease, upstream_code)
+            metrics.requests.labels(*labels, code).inc()
+            metrics.duration.labels(*labels).observe(time.perf_counter() - started)
 
     # -- accounting --------------------------------------------------------------------------
 
