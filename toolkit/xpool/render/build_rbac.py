@@ -256,15 +256,20 @@ def reconciler_rules() -> list[dict[str, Any]]:
             ["get", "update"],
             [LEASE],
         ),
-        rbac_rule(
-            "The gateway replicas' drain reports (Leases xpool-gateway-<pod>, selected by "
-            "label): list cannot be restricted by name or label, so this reads every Lease of "
-            "the namespace; it changes none.",
-            "coordination.k8s.io",
-            "leases",
-            ["list"],
-        ),
+        _reports_rule(),
     ]
+
+
+def _reports_rule() -> dict[str, Any]:
+    """Reading the gateway replicas' report Leases, as the reconciler and a worker drain do."""
+    return rbac_rule(
+        "The gateway replicas' drain reports (Leases xpool-gateway-<pod>, selected by "
+        "label): list cannot be restricted by name or label, so this reads every Lease of "
+        "the namespace; it changes none.",
+        "coordination.k8s.io",
+        "leases",
+        ["list"],
+    )
 
 
 def gateway_rules(leases: list[str]) -> list[dict[str, Any]]:
@@ -305,12 +310,5 @@ def worker_drain_rules() -> list[dict[str, Any]]:
             ["get", "patch"],
             [ROUTES_CONFIGMAP],
         ),
-        rbac_rule(
-            "The gateway replicas' drain reports (Leases xpool-gateway-<pod>, selected by "
-            "label): list cannot be restricted by name or label, so this reads every Lease of "
-            "the namespace; it changes none.",
-            "coordination.k8s.io",
-            "leases",
-            ["list"],
-        ),
+        _reports_rule(),
     ]
