@@ -101,7 +101,7 @@ def resolve_platform(path: str | Path, *, namespace: str | None = None) -> Resol
     with gc_paused():
         loaded = load_platform(path)
         plan = plan_platform(loaded.platform, loaded.architectures)
-    found = fit_problems(loaded.platform, plan) + worker_fit_problems(loaded.platform, plan)
+        found = fit_problems(loaded.platform, plan) + worker_fit_problems(loaded.platform, plan)
     problems = [loaded.problem(p, msg) for p, msg in found]
     if problems:
         raise InputError(problems)

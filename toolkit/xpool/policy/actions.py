@@ -54,7 +54,23 @@ class SetQueue:
     kind: Literal["set-queue"] = "set-queue"
 
 
-Action = Launch | Drain | Terminate | SetQueue
+@dataclass(frozen=True)
+class ScaleWorkers:
+    """Set a worker group's replicas (a Volcano Job task's `replicas`; local worker
+    processes): more when the tier's instances need room, fewer once its highest-index
+    workers hold no instance."""
+
+    job: str
+    task: str
+    tier: str
+    pool: str
+    replicas: int
+    previous: int
+    reason: str
+    kind: Literal["scale-workers"] = "scale-workers"
+
+
+Action = Launch | Drain | Terminate | SetQueue | ScaleWorkers
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from functools import cached_property
 
 from xpool.capacity.plan import CapacityPlan
 from xpool.capacity.shares import tier_accelerators
+from xpool.capacity.worker_groups import WorkerGroup, worker_groups
 from xpool.config.models import Model, Platform
 
 
@@ -69,6 +70,7 @@ class PolicySpec:
     tiers: tuple[TierSpec, ...]  # highest priority first
     models: tuple[ModelSpec, ...]  # highest-priority tier first, then file order
     scaling: ScalingSpec
+    groups: tuple[WorkerGroup, ...] = ()  # the tiers' worker groups (worker_groups.py)
 
     @cached_property
     def _index(self) -> dict[tuple[str, str], TierSpec | ModelSpec | PoolSpec]:
@@ -156,4 +158,4 @@ def policy_spec(platform: Platform, plan: CapacityPlan) -> PolicySpec:
         stabilization=auto.scale_down.stabilization,
         drain_timeout=auto.drain_timeout,
     )
-    return PolicySpec(pools, tiers, tuple(models), scaling)
+    return PolicySpec(pools, tiers, tuple(models), scaling, tuple(worker_groups(platform)))

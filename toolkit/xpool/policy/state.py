@@ -40,6 +40,11 @@ class WorkerObs:
     tier: str
     node: str
     accelerators: int
+    # Its worker group (Volcano Job and task; the same names locally) and its index there:
+    # lowering a task's replicas ends its highest-index workers first. "" when unknown.
+    job: str = ""
+    task: str = ""
+    index: int = 0
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,9 @@ class Observation:
     load: Mapping[str, LoadObs] = field(default_factory=dict)
     # Empty: nothing is known of workers, and launches name none (Xinference places them).
     workers: tuple[WorkerObs, ...] = ()
+    # Each worker group's replicas now, by (job, task): what it asked for, started or not.
+    # Empty: the groups cannot be scaled from here, and the policy leaves them alone.
+    replicas: Mapping[tuple[str, str], int] = field(default_factory=dict)
 
     @cached_property
     def _by_model(self) -> dict[str, list[InstanceObs]]:

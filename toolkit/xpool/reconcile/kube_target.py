@@ -45,7 +45,7 @@ from xpool.adapters.xinference import Instance, XinferenceClient
 from xpool.errors import InputError, RemoteError
 from xpool.gateway.replica_report import ReplicaReport, live_reports, read_reports
 from xpool.gateway.source import DATA_KEY, routes_generation
-from xpool.policy.actions import Drain, Launch, Terminate
+from xpool.policy.actions import Drain, Launch, ScaleWorkers, Terminate
 from xpool.policy.state import InstanceObs, InstanceState, WorkerObs
 from xpool.render.instances import Want, instance_uid, parse_uid
 
@@ -302,6 +302,12 @@ class KubeTarget:
                     WorkerObs(worker.address, pod.pool, pod.tier, pod.node, pod.accelerators)
                 )
         return out
+
+    def worker_replicas(self) -> dict[tuple[str, str], int]:
+        return {}  # worker groups are not scaled from here yet
+
+    def scale_workers(self, action: ScaleWorkers) -> bool:
+        return False
 
     def launch(self, action: Launch) -> list[str]:
         want = self.wants.get((action.model, action.version))

@@ -18,7 +18,7 @@ from xpool.config.models import Platform
 from xpool.errors import InputError, RemoteError
 from xpool.local.admin import AdminClient
 from xpool.local.cluster import LocalWorker, gpu_idx, worker_obs
-from xpool.policy.actions import Drain, Launch, Terminate
+from xpool.policy.actions import Drain, Launch, ScaleWorkers, Terminate
 from xpool.policy.state import InstanceObs, WorkerObs
 
 
@@ -74,6 +74,12 @@ class LocalTarget:
             )
             for i in data.get("instances", [])
         ]
+
+    def worker_replicas(self) -> dict[tuple[str, str], int]:
+        return {}  # worker groups are not scaled from here yet
+
+    def scale_workers(self, action: ScaleWorkers) -> bool:
+        return False
 
     def launch(self, action: Launch) -> list[str]:
         body: dict[str, Any] = {

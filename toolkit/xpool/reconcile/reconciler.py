@@ -18,7 +18,16 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from xpool.errors import RemoteError
-from xpool.policy.actions import Action, Decision, Drain, Launch, SetQueue, Terminate, as_dict
+from xpool.policy.actions import (
+    Action,
+    Decision,
+    Drain,
+    Launch,
+    ScaleWorkers,
+    SetQueue,
+    Terminate,
+    as_dict,
+)
 from xpool.policy.decide import decide
 from xpool.policy.spec import PolicySpec
 from xpool.policy.state import LoadObs, Observation
@@ -81,6 +90,7 @@ class Reconciler:
     def observe(self, result: PassResult) -> Observation:
         instances = self.target.instances()
         workers = self.target.workers()
+        replicas = self.target.worker_replicas()
         try:
             loads = self.loads()
         except RemoteError as exc:
@@ -88,7 +98,7 @@ class Reconciler:
             loads = {
                 m.name: LoadObs(missing=("qps (Prometheus unreachable)",)) for m in self.spec.models
             }
-        return Observation(self.clock(), tuple(instances), loads, tuple(workers))
+        return Observation(self.clock(), tuple(instances), loads, tuple(workers), replicas)
 
     def run_pass(self) -> PassResult:
         result = PassResult(started=self.clock())
@@ -168,6 +178,10 @@ class Reconciler:
             if not self.target.terminate(action):
                 return None
             return self._record(action, obs, after={"state": "terminated"})
+        if isinstance(action, ScaleWorkers):
+            if not self.target.scale_workers(action):
+                return None
+            return self._record(action, obs, after={"replicas": action.replicas})
         raise AssertionError(action)
 
     def _record(
@@ -186,6 +200,8 @@ class Reconciler:
                 s: sum(1 for i in mine if i.state == s) for s in ("loading", "ready", "draining")
             }
         }
+        if isinstance(action, ScaleWorkers):
+            before["replicas"] = action.previous
         uid = fields.get("uid")
         if uid:
             inst = next((i for i in mine if i.uid == uid), None)
@@ -223,6 +239,8 @@ def _subject(action: Action) -> str:
         return f"{action.model}--{action.version} x{action.count}{on}"
     if isinstance(action, SetQueue):
         return f"{action.tier}/{action.pool}"
+    if isinstance(action, ScaleWorkers):
+        return f"{action.job}/{action.task}"
     return action.uid
 
 

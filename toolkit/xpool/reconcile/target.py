@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from xpool.policy.actions import Drain, Launch, Terminate
+from xpool.policy.actions import Drain, Launch, ScaleWorkers, Terminate
 from xpool.policy.state import InstanceObs, WorkerObs
 
 
@@ -21,6 +21,16 @@ class InstanceTarget(Protocol):
     def workers(self) -> list[WorkerObs]:
         """The workers instances may be placed on, each with its tier, pool, node and
         accelerators; [] when none are known (launches then name no worker)."""
+        ...
+
+    def worker_replicas(self) -> dict[tuple[str, str], int]:
+        """Each worker group's replicas now, by (job, task); {} when the groups cannot be
+        scaled from here (the policy then leaves them alone). Raises RemoteError."""
+        ...
+
+    def scale_workers(self, action: ScaleWorkers) -> bool:
+        """Set the group's replicas; False when it cannot happen yet (locally: no node has
+        room for another worker), retried next pass. Idempotent. Raises RemoteError."""
         ...
 
     def launch(self, action: Launch) -> list[str]:

@@ -2,8 +2,8 @@
 and for a non-preemptible borrowing tier a second, preemptable "burst" Job that starts at 0
 workers and holds what the tier borrows (capacity/borrowing.py says why).
 
-Each Job's tasks cut its accelerators into worker sizes that pack onto the pool's nodes
-(capacity/packing.py).
+Each Job's tasks cut its accelerators into worker sizes that pack onto the pool's nodes, one
+task per size (capacity/worker_groups.py, which the reconciler scales by too).
 
 Eviction drains first. Volcano's reclaim and preempt, `kubectl drain` and a deleted pod all
 end a worker pod the same way: the kubelet runs every container's preStop hook, then sends
@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from xpool.capacity.packing import worker_sizes
+from xpool.capacity.worker_groups import WorkerGroup, worker_groups
 from xpool.config.models import Pool, Tier
 from xpool.config.quantities import memory_bytes
 from xpool.render.build_context import BuildContext
@@ -42,7 +42,6 @@ from xpool.render.object_names import (
     job_name,
     priority_class_name,
     queue_name,
-    worker_task_name,
 )
 from xpool.render.quantities import format_cpu, format_memory
 from xpool.render.resources import resource_name
@@ -69,6 +68,9 @@ def build_workers(ctx: BuildContext, out: Built) -> None:
             f"so workers use '{ASCEND_IMAGE_FALLBACK}', which you build "
             "(docs/scheduling.md, Images)"
         )
+    jobs: dict[tuple[str, str, bool], list[WorkerGroup]] = {}
+    for group in worker_groups(ctx.platform):
+        jobs.setdefault((group.pool, group.tier, group.burst), []).append(group)
     for pool in spec.pools:
         image = (
             spec.images.xinference.nvidia
@@ -76,10 +78,9 @@ def build_workers(ctx: BuildContext, out: Built) -> None:
             else ascend_image or ASCEND_IMAGE_FALLBACK
         )
         for tier in ctx.tiers:
-            mine = ctx.shares[pool.name][tier.name]
-            for burst, accelerators in ((False, mine.deserved), (True, mine.burst)):
-                if accelerators:
-                    _worker_job(ctx, out, tier, pool, image, burst, accelerators)
+            for burst in (False, True):
+                if tasks := jobs.get((pool.name, tier.name, burst)):
+                    _worker_job(ctx, out, tier, pool, image, tasks)
 
 
 def _worker_job(
@@ -88,9 +89,10 @@ def _worker_job(
     tier: Tier,
     pool: Pool,
     image: str,
-    burst: bool,
-    accelerators: int,
+    tasks: list[WorkerGroup],
 ) -> None:
+    burst = tasks[0].burst
+    accelerators = sum(t.size * (t.max_replicas if burst else t.replicas) for t in tasks)
     pod_labels = ctx.labels(WORKER, tier=tier.name, pool=pool.name)
     preemptable = tier.preemptible or burst
     out.add(
@@ -133,7 +135,7 @@ def _worker_job(
             {"name": "XPOOL_TIER", "value": tier.name},
             {"name": "XPOOL_POOL", "value": pool.name},
         ],
-        tasks=_tasks(pool, accelerators, burst),
+        tasks=[{"name": t.task, "replicas": t.replicas, **_split(pool, t.size)} for t in tasks],
         **_drain(ctx),
     )
 
@@ -184,14 +186,6 @@ def _token_sources() -> list[dict[str, Any]]:
                 "items": [{"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}]
             }
         },
-    ]
-
-
-def _tasks(pool: Pool, accelerators: int, burst: bool) -> list[dict[str, Any]]:
-    """One task per worker size; a burst group's tasks start at 0 replicas."""
-    return [
-        {"name": worker_task_name(size), "replicas": 0 if burst else count, **_split(pool, size)}
-        for size, count in worker_sizes(accelerators, pool.accelerators_per_node)
     ]
 
 

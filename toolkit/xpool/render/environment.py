@@ -16,6 +16,8 @@ from typing import Any
 import yaml
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from xpool.fast_yaml import Unsupported, load_single
+
 _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -72,7 +74,12 @@ def quote(value: Any) -> str:
 
 
 def parse_yaml(text: str) -> Any:
-    return yaml.load(text, Loader=_Loader)
+    """A rendered template's object (YAML 1.1, as the dumper above quotes for); the fast
+    constructor does plain documents, PyYAML's own what it leaves (a merge key, a `!!set`)."""
+    try:
+        return load_single(text, _Loader)
+    except Unsupported:
+        return yaml.load(text, Loader=_Loader)
 
 
 @cache
