@@ -278,3 +278,21 @@ def test_replicas_stay_within_bounds_one_direction_deterministic(world) -> None:
             assert 0 <= a.replicas <= most[(a.job, a.task)] and a.replicas != a.previous
             assert a.previous == obs.replicas[(a.job, a.task)] and a.reason
     assert not scales(decide(spec, replace(obs, replicas={}), {}))
+
+
+def test_a_released_main_worker_comes_back_before_the_burst_job_grows() -> None:
+    main, burst = group("P1", 2, 1, 1), group("P1", 2, 0, 2, burst=True)
+    spec = spec_of([model("rag", "P1", tp=2, lo=1)], 10, (4, 3, 3), groups=(main, burst))
+    replicas = {(main.job, main.task): 0, (burst.job, burst.task): 0}
+    out = decide(spec, Observation(0.0, (), {}, (), replicas), {})
+    assert scales(out) == [(main.job, 0, 1)]
+
+
+def test_the_placer_prefers_the_lower_index_among_equal_fits() -> None:
+    g = group("P0", 1, 2, 2)
+    low, high = worker_of(g, 0), worker_of(g, 1)
+    spec = spec_of([model("chat", "P0", lo=1)], 10, (4, 3, 3), groups=(g,))
+    high = replace(high, address="a-first-by-address:9000")
+    out = decide(spec, Observation(0.0, (), {}, (high, low), {(g.job, g.task): 2}), {})
+    assert [a.worker for a in out.actions if isinstance(a, Launch)] == [low.address]
+    assert scales(out) == [(g.job, 2, 1)]  # and the idle high-index worker goes
