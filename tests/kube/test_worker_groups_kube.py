@@ -72,6 +72,11 @@ def test_apply_sends_a_live_worker_jobs_replicas() -> None:
     body = with_live_replicas(rendered, live)
     assert [t["replicas"] for t in body["spec"]["tasks"]] == [3, 0]
     assert [t["replicas"] for t in rendered["spec"]["tasks"]] == [1, 1]  # not edited in place
+    # Volcano's mutating admission set maxRetry on each task at creation: sent back as it is
+    defaulted = job({"worker-4": 3, "worker-2": 1})
+    for task in defaulted["spec"]["tasks"]:
+        task["maxRetry"] = 3
+    assert with_live_replicas(rendered, defaulted)["spec"] == defaulted["spec"]
     other = job({"worker-4": 1}, component="xinference-supervisor")
     assert with_live_replicas(other, job({"worker-4": 5})) is other
 

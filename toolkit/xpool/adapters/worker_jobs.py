@@ -64,16 +64,22 @@ def _replicas(task: dict[str, Any]) -> int:
 
 
 def with_live_replicas(obj: dict[str, Any], live: dict[str, Any] | None) -> dict[str, Any]:
-    """The body `xpool apply` sends for `obj`: a worker Job with each task's replicas taken
-    from `live` (the task of the same name); `obj` itself when it is no worker Job, does not
-    exist yet, or already has the live replicas."""
+    """The body `xpool apply` sends for `obj`: a worker Job whose tasks take from the live task
+    of the same name its replicas, and the task fields the rendering leaves out that Volcano's
+    mutating admission set at creation (`maxRetry`, pkg/webhooks/admission/jobs/mutate/
+    mutate_job.go, mutateSpec). The atomic task list then equals the live one unless the
+    platform file changed a task, so the apply neither reverts the reconciler, nor conflicts
+    with it, nor asks Volcano for an update it refuses. `obj` itself when it is no worker Job,
+    does not exist yet, or needs nothing from `live`."""
     if live is None or not is_worker_job(obj):
         return obj
-    now = {str(t.get("name")): _replicas(t) for t in _tasks(live)}
+    now = {str(t.get("name")): t for t in _tasks(live)}
     body = copy.deepcopy(obj)
     for task in body["spec"]["tasks"]:
-        if str(task.get("name")) in now:
-            task["replicas"] = now[str(task.get("name"))]
+        was = now.get(str(task.get("name")))
+        if was is not None:
+            task.update({k: copy.deepcopy(v) for k, v in was.items() if k not in task})
+            task["replicas"] = _replicas(was)
     return obj if body == obj else body
 
 
