@@ -16,7 +16,9 @@
 - A field owned by another manager stops the run at that object (exit 1) unless
   --force-conflicts; everything before it stays applied and a re-run converges.
 - Queue shares the reconciler owns (field manager `xpool-reconciler`) are left out of what is
-  applied and diffed, so its values stay (see `queue_shares.without_reconciler_shares`).
+  applied and diffed, so its values stay (see `queue_shares.without_reconciler_shares`); a live
+  worker Job is applied and diffed with its tasks' live replicas, which the reconciler scales
+  (`worker_jobs.with_live_replicas`).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from xpool.adapters.kube_client import (
 )
 from xpool.adapters.ownership import PART_OF, field_managers, member_of, owners
 from xpool.adapters.queue_shares import without_reconciler_shares
+from xpool.adapters.worker_jobs import with_live_replicas
 from xpool.errors import RemoteError, XpoolError
 
 __all__ = [
@@ -360,8 +363,9 @@ class Applier:
 
     @staticmethod
     def yield_to_reconciler(target: Target, live: dict[str, Any] | None) -> Target:
-        """`target` without the Queue shares the reconciler owns on `live`."""
-        body = without_reconciler_shares(target.obj, live)
+        """`target` without the Queue shares the reconciler owns on `live`, and with the worker
+        replicas it set there."""
+        body = with_live_replicas(without_reconciler_shares(target.obj, live), live)
         return target if body is target.obj else Target(body, target.resource, target.key)
 
     def ssa(self, target: Target, *, dry_run: bool, force: bool) -> dict[str, Any]:

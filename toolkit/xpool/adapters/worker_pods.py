@@ -4,7 +4,12 @@ A worker pod carries what an Xinference worker does not know of itself: the tier
 its worker Job (labels `xpool.io/tier`, `xpool.io/pool`), its node, and how many
 accelerators it was given (the container's limit of the pool's accelerator resource). The
 reconciler joins them to the supervisor's workers by pod IP (`xinference-worker -H
-$POD_IP`). A pod being deleted (deletionTimestamp set: evicted, preempted, drained) is kept
+$POD_IP`). Its worker group and index come from what Volcano's job controller puts on every
+pod it creates (pkg/controllers/job/job_controller_util.go, createJobPod; keys in
+staging/src/volcano.sh/apis/pkg/apis/batch/v1alpha1/labels.go): `volcano.sh/job-name`,
+`volcano.sh/task-spec` and `volcano.sh/task-index`, as labels and as annotations. The pod name
+(`<job>-<task>-<index>`) is not parsed: job and task names may hold dashes. A pod without them
+has no group (job ""), so the policy does not count it towards any. A pod being deleted (deletionTimestamp set: evicted, preempted, drained) is kept
 out, so nothing is placed on a worker that is about to stop.
 """
 
@@ -19,6 +24,11 @@ from xpool.errors import RemoteError
 from xpool.render.object_names import WORKER
 
 SELECTOR = f"app.kubernetes.io/component={WORKER}"
+JOB_NAME, TASK_SPEC, TASK_INDEX = (
+    "volcano.sh/job-name",
+    "volcano.sh/task-spec",
+    "volcano.sh/task-index",
+)
 
 
 @dataclass(frozen=True)
@@ -29,6 +39,22 @@ class WorkerPod:
     pool: str
     node: str
     accelerators: int
+    job: str = ""  # its Volcano Job, task and index there; "" when Volcano did not say
+    task: str = ""
+    index: int = 0
+
+
+def volcano_task(meta: Mapping[str, Any]) -> tuple[str, str, int]:
+    """(Job, task, index) Volcano recorded on a pod (labels first, then annotations);
+    ("", "", 0) when any is missing or the index is not a number."""
+    found = []
+    for key in (JOB_NAME, TASK_SPEC, TASK_INDEX):
+        value = (meta.get("labels") or {}).get(key) or (meta.get("annotations") or {}).get(key)
+        found.append(str(value or ""))
+    job, task, index = found
+    if not (job and task and index.isdigit()):
+        return "", "", 0
+    return job, task, int(index)
 
 
 def worker_pod(obj: Mapping[str, Any], resources: Mapping[str, str]) -> WorkerPod | None:
@@ -48,7 +74,10 @@ def worker_pod(obj: Mapping[str, Any], resources: Mapping[str, str]) -> WorkerPo
         for c in containers
     )
     node = str((obj.get("spec") or {}).get("nodeName") or "")
-    return WorkerPod(str(meta.get("name")), str(ip), str(tier), str(pool), node, count)
+    job, task, index = volcano_task(meta)
+    return WorkerPod(
+        str(meta.get("name")), str(ip), str(tier), str(pool), node, count, job, task, index
+    )
 
 
 def list_worker_pods(

@@ -16,7 +16,9 @@ ConfigMap every gateway replica follows and the reports those replicas renew.
   running instance that sync would route again.
 - `workers()` joins the supervisor's workers to the serving worker pods by pod IP
   (adapters/worker_pods.py), so the policy places each instance on a worker of its tier;
-  `instances()` then also says which worker each instance runs on.
+  `instances()` then also says which worker each instance runs on. Each worker also names
+  its Volcano Job, task and index there, which `worker_replicas()` and `scale_workers()`
+  read and patch (adapters/worker_jobs.py).
 - `launch()` registers the version's custom model, submits the launches (on the worker and
   devices a placed Launch names) with
   `wait_ready=false` (Xinference 4.1.0's POST /v1/models takes it and lists the UID as CREATING
@@ -40,6 +42,7 @@ from typing import Any
 
 from xpool.adapters.configmaps import read_configmap, write_configmap
 from xpool.adapters.kube_client import KubeClient
+from xpool.adapters.worker_jobs import read_replicas, scale_task
 from xpool.adapters.worker_pods import list_worker_pods
 from xpool.adapters.xinference import Instance, XinferenceClient
 from xpool.errors import InputError, RemoteError
@@ -299,15 +302,28 @@ class KubeTarget:
             pod = pods.get(worker.address.rpartition(":")[0])
             if pod is not None:
                 out.append(
-                    WorkerObs(worker.address, pod.pool, pod.tier, pod.node, pod.accelerators)
+                    WorkerObs(
+                        worker.address,
+                        pod.pool,
+                        pod.tier,
+                        pod.node,
+                        pod.accelerators,
+                        pod.job,
+                        pod.task,
+                        pod.index,
+                    )
                 )
         return out
 
     def worker_replicas(self) -> dict[tuple[str, str], int]:
-        return {}  # worker groups are not scaled from here yet
+        """The worker Jobs' tasks' replicas; {} without `worker_resources` (nothing placed,
+        nothing scaled)."""
+        if self.worker_resources is None:
+            return {}
+        return read_replicas(self.kube, self.namespace)
 
     def scale_workers(self, action: ScaleWorkers) -> bool:
-        return False
+        return scale_task(self.kube, self.namespace, action.job, action.task, action.replicas)
 
     def launch(self, action: Launch) -> list[str]:
         want = self.wants.get((action.model, action.version))

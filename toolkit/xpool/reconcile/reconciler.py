@@ -4,7 +4,9 @@ A pass reads instances from its target (local `xpool up` or Kubernetes) and load
 Prometheus, asks the pure policy what to do, does it, and writes every action to the audit
 log. A remote failure while observing instances stops the pass (deciding on half a picture
 could drain the wrong thing); Prometheus failing only makes load "missing", which blocks
-scale-down and lets the floor and drains proceed. Each action is attempted on its own: one
+scale-down and lets the floor and drains proceed; the worker groups' replicas failing to read
+leaves them unknown ({}), so the policy scales no group that pass and instances still
+reconcile. Each action is attempted on its own: one
 failing does not stop the others, and all are idempotent, so the next pass repairs the rest.
 """
 
@@ -90,7 +92,11 @@ class Reconciler:
     def observe(self, result: PassResult) -> Observation:
         instances = self.target.instances()
         workers = self.target.workers()
-        replicas = self.target.worker_replicas()
+        try:
+            replicas = self.target.worker_replicas()
+        except RemoteError as exc:
+            result.errors.append(f"worker groups: {exc}")
+            replicas = {}
         try:
             loads = self.loads()
         except RemoteError as exc:
