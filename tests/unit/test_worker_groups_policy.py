@@ -296,3 +296,10 @@ def test_the_placer_prefers_the_lower_index_among_equal_fits() -> None:
     out = decide(spec, Observation(0.0, (), {}, (high, low), {(g.job, g.task): 2}), {})
     assert [a.worker for a in out.actions if isinstance(a, Launch)] == [low.address]
     assert scales(out) == [(g.job, 2, 1)]  # and the idle high-index worker goes
+
+
+def test_an_idle_main_job_keeps_one_worker() -> None:
+    """Volcano refuses a Job whose replicas fall below its minAvailable: 1 for a main Job."""
+    spec, obs, g = idle_world(busy=(), lo=0)
+    out = decide(spec, obs, {})
+    assert scales(out) == [(g.job, 4, 1)]

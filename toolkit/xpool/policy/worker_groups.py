@@ -9,7 +9,7 @@ into workers asked for and not yet started before new ones are asked for, so rep
 do not ask twice. Down: Volcano deletes a task's highest-index pods first, so replicas drop
 while the highest-index worker holds no instance (a pod not started yet holds none either,
 unless the tier still waits for room there), never below what the tier's models'
-`instances.min` need, and not at all while one of the tier's instances there is on no
+`instances.min` need nor a main Job below one worker (its `minAvailable`), and not at all while one of the tier's instances there is on no
 observed worker. A group changes in one direction per pass; releases come before requests.
 """
 
@@ -163,20 +163,24 @@ def _shrink(
     observed: Mapping[Key, Mapping[int, WorkerObs]],
     reasons: dict[Key, str],
 ) -> None:
-    """Release trailing workers that hold nothing, burst Jobs first, down to the floor."""
+    """Release trailing workers that hold nothing, burst Jobs first, down to the floor. A
+    main Job keeps one worker: Volcano refuses a Job whose replicas fall below its
+    `minAvailable` (1 as rendered; 0 for a burst Job)."""
     floor: dict[TierPool, int] = defaultdict(int)  # accelerators the models' min need
     for m in spec.models:
         floor[(m.tier, m.pool)] += m.min * m.accelerators
     capacity: dict[TierPool, int] = defaultdict(int)
+    jobs: dict[str, int] = defaultdict(int)  # workers per Job
     for g in groups:
         capacity[(g.tier, g.pool)] += replicas[_key(g)] * g.size
+        jobs[g.job] += replicas[_key(g)]
     busy, unseen = _occupied(spec, obs)
     for g in reversed(groups):  # burst Jobs first, narrow tasks before wide ones
         key, tp = _key(g), (g.tier, g.pool)
         if key in reasons or tp in unseen:  # grown this pass; or which worker is busy is unknown
             continue
         r, idle, pending = replicas[key], [], 0
-        while r > 0 and capacity[tp] - g.size >= floor[tp]:
+        while r > 0 and capacity[tp] - g.size >= floor[tp] and (g.burst or jobs[g.job] > 1):
             w = observed.get(key, {}).get(r - 1)
             if w is None:
                 if tp in needy:
@@ -188,6 +192,7 @@ def _shrink(
                 idle.append(str(r - 1))
             r -= 1
             capacity[tp] -= g.size
+            jobs[g.job] -= 1
         if r == replicas[key]:
             continue
         parts = []
