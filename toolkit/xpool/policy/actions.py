@@ -32,6 +32,7 @@ class Drain:
     model: str
     tier: str
     reason: str
+    reclaimed_for: str | None = None  # the tier a reclaim makes room for; None: not a reclaim
     kind: Literal["drain"] = "drain"
 
 

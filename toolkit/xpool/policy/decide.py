@@ -9,9 +9,11 @@ Order of work, highest-priority tier first so it claims capacity first:
    only from idle capacity that no other tier's guarantee still claims; when workers are
    observed, each instance on a worker of its own tier with room (`placement.py`), one
    Launch per instance naming its worker and accelerators;
-5. a tier within its share that finds the pool full reclaims from tiers holding more than
-   their share: preemptible tiers first, then lower priority first; non-preemptible borrowers
-   keep their models' `instances.min`; the launch waits for the drains;
+5. a tier within its share that finds the pool full reclaims what lower-priority tiers
+   borrowed (hold beyond their share): preemptible tiers first, then lower priority first;
+   non-preemptible borrowers keep their models' `instances.min`; the launch waits for the
+   drains. It never reclaims from a higher-priority tier, even one beyond its share: it waits
+   until that tier's autoscaler gives the capacity back (docs/scheduling.md, "Reclaim");
 6. when the groups' replicas are observed, worker groups (`worker_groups.py`): an instance
    the share allows but no worker of its tier can hold keeps its accelerators in the ledger
    (so no lower tier borrows them meanwhile) and asks for a worker; trailing workers that
@@ -83,12 +85,14 @@ class _Pass:
         self.unplaced: dict[tuple[str, str], Unplaced] = {}  # by (tier, pool)
         self.awaiting: dict[str, tuple[str, str]] = {}  # model -> (tier, pool) it waits on
 
-    def drain(self, inst: InstanceObs, tier: str, reason: str) -> None:
+    def drain(
+        self, inst: InstanceObs, tier: str, reason: str, reclaimed_for: str | None = None
+    ) -> None:
         self.draining.add(inst.uid)
         model = self.spec.model(inst.model)
         if model is not None:
             self.ledger.draining[(model.pool, model.tier)] += model.accelerators
-        self.actions.append(Drain(inst.uid, inst.model, tier, reason))
+        self.actions.append(Drain(inst.uid, inst.model, tier, reason, reclaimed_for))
 
     def scale_up(self, model: ModelSpec, version: str, count: int, reason: str) -> tuple[str, int]:
         """Launch up to `count`; returns the reason, amended when capacity limited it, and
@@ -180,6 +184,10 @@ class _Pass:
         )
 
     def _reclaim(self, model: ModelSpec, tier: TierSpec, shortfall: int) -> str:
+        """Drain borrowed instances of lower-priority tiers so that `tier`, within its share,
+        can launch next pass. A higher-priority tier's borrowed instances are never taken:
+        its autoscaler returns them once its load falls (after the stabilization window),
+        so taking them earlier would only start a tug-of-war it wins back."""
         pool = model.pool
         if self.ledger.freeing(pool) >= shortfall:
             return f"waiting for {self.ledger.freeing(pool)} accelerator(s) on {pool} to drain"
@@ -187,7 +195,7 @@ class _Pass:
             (
                 t
                 for t in self.spec.tiers
-                if t.name != tier.name and self.ledger.over(pool, t.name) > 0
+                if t.priority < tier.priority and self.ledger.over(pool, t.name) > 0
             ),
             key=lambda t: (not t.preemptible, t.priority),
         )
@@ -204,10 +212,23 @@ class _Pass:
                     f"reclaimed for {tier.name} ({model.name}): {lender.name} holds "
                     f"{self.ledger.held[(pool, lender.name)]} > deserved "
                     f"{lender.deserved.get(pool, 0)} on {pool}",
+                    reclaimed_for=tier.name,
                 )
         if self.ledger.freeing(pool) >= shortfall:
             return f"reclaiming {shortfall} accelerator(s) on {pool}; launch after the drain"
-        return f"pool {pool} is full and no tier holds more than its share"
+        higher = [
+            f"{t.name} holds {self.ledger.held[(pool, t.name)]} > deserved "
+            f"{t.deserved.get(pool, 0)}"
+            for t in self.spec.tiers
+            if t.priority > tier.priority and self.ledger.over(pool, t.name) > 0
+        ]
+        if higher:
+            return (
+                f"pool {pool} is full; {', '.join(higher)} but "
+                f"{'has' if len(higher) == 1 else 'have'} higher priority than {tier.name}: "
+                "waiting"
+            )
+        return f"pool {pool} is full and no lower-priority tier holds more than its share"
 
     def _victims(self, pool: str, lender: TierSpec) -> list[InstanceObs]:
         """The lender's instances on `pool` it can give up: least busy first; a

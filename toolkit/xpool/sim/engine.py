@@ -166,8 +166,10 @@ class _World:
             if inst.state == "ready":
                 self.ready[inst.model].remove(inst)
             inst.state, inst.since = "draining", now
-            if action.reason.startswith("reclaimed"):
+            if action.reclaimed_for is not None:
                 self.result.preemptions += 1
+                taken = self.result.reclaimed.setdefault(action.tier, {})
+                taken[action.reclaimed_for] = taken.get(action.reclaimed_for, 0) + 1
             else:
                 self.result.scale_downs += 1
         elif isinstance(action, Terminate):

@@ -73,7 +73,9 @@ class PolicyResult:
     tiers: dict[str, TierResult] = field(default_factory=dict)
     scale_ups: int = 0  # instances launched
     scale_downs: int = 0  # instances drained by autoscaling
-    preemptions: int = 0  # instances drained to reclaim capacity for a higher tier
+    preemptions: int = 0  # instances drained to reclaim capacity for another tier
+    # of those, by the tier that gave them up, then the tier they were reclaimed for
+    reclaimed: dict[str, dict[str, int]] = field(default_factory=dict)
     samples: list[Sample] = field(default_factory=list)
     wall_seconds: float = 0.0
 
@@ -115,6 +117,9 @@ class PolicyResult:
             "scaleUps": self.scale_ups,
             "scaleDowns": self.scale_downs,
             "preemptions": self.preemptions,
+            "reclaimed": {
+                tier: dict(sorted(by.items())) for tier, by in sorted(self.reclaimed.items())
+            },
             "wallSeconds": round(self.wall_seconds, 3),
         }
 
