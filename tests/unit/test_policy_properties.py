@@ -1,5 +1,6 @@
 """Invariants of the policy over many passes of a closed loop, for generated platforms and
-load sequences: P0 is never drained below its floor, held accelerators never exceed a pool,
+load sequences: P0 is never drained below its floor, no tier is drained to make room for a
+lower-priority one, held accelerators never exceed a pool,
 no model is scaled down within a stabilization window of scaling up, every action has a
 reason, and queue shares always add up to the pool."""
 
@@ -64,6 +65,10 @@ def test_invariants_hold_over_a_closed_loop(spec, series, load_time) -> None:
         out = world.step(qps)
         for action in out.actions:
             assert action.reason.strip(), action
+            if isinstance(action, Drain) and action.reclaimed_for is not None:
+                # reclaim flows downwards only (test_reclaim_order.py)
+                taken, by = spec.tier(action.tier), spec.tier(action.reclaimed_for)
+                assert taken.priority < by.priority, action
         for m in spec.models:
             if any(isinstance(a, Launch) and a.model == m.name for a in out.actions):
                 last_up[m.name] = now

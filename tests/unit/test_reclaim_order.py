@@ -173,8 +173,7 @@ def test_simulated_contention_reclaims_only_downwards() -> None:
     spec = spec_of(
         [model("chat", "P0", lo=1), model("search", "P1", hi=10), model("batch", "P2", hi=10)]
     )
-    svcs = {m: _service(m, t, 10.0) for m, t in (("chat", "P0"), ("search", "P1"))}
-    svcs["batch"] = _service("batch", "P2", 10.0)
+    svcs = {m.name: _service(m.name, m.tier, 10.0) for m in spec.models}
     wave = tuple((600.0 * i, (5.0, 30.0, 12.0)[i % 3]) for i in range(18))
     p1 = tuple((600.0 * i, (60.0, 20.0)[i % 2]) for i in range(18))
     load = RateLoad({"chat": wave, "search": p1, "batch": ((0.0, 80.0),)}, 3 * 3600.0)
@@ -184,3 +183,17 @@ def test_simulated_contention_reclaims_only_downwards() -> None:
     rank = {t.name: t.priority for t in spec.tiers}
     for victim, by in result.reclaimed.items():
         assert all(rank[victim] < rank[beneficiary] for beneficiary in by), result.reclaimed
+
+
+def test_a_borrowing_tier_takes_back_what_a_lower_tier_borrowed_not_its_share() -> None:
+    spec = spec_of(MODELS)
+    load = {"chat": LoadObs(qps=5), "search": LoadObs(qps=45), "batch": LoadObs(qps=35)}
+    # P1 beyond its share (5 > 3) wants more; P2 borrowed 1 of P0's idle share
+    out = decide(spec, Observation(0.0, instances(chat=1, search=5, batch=4), load), {})
+    (drain,) = kinds(out.actions, Drain)
+    assert (drain.model, drain.reclaimed_for) == ("batch", "P1")
+    assert "launch after the drain" in decision(out, "search")
+    # P2 at its share: P1 borrows only what is idle, so it waits
+    out = decide(spec, Observation(0.0, instances(chat=2, search=5, batch=3), load), {})
+    assert not kinds(out.actions, Drain)
+    assert "no idle capacity on p to borrow" in decision(out, "search")

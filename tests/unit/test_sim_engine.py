@@ -166,6 +166,7 @@ def test_p2_is_preempted_before_p0_misses_its_slo() -> None:
     pooled = c.result("pooled")
     assert pooled is not None
     assert pooled.preemptions >= 1
+    assert pooled.reclaimed == {"P2": {"P0": pooled.preemptions}}
     assert pooled.tiers["P0"].attainment == 1.0
 
 

@@ -169,7 +169,7 @@ class _Pass:
         if held + need <= deserved:
             if free >= need:
                 return True, ""
-            return False, self._reclaim(model, tier, need - free)
+            return False, self._reclaim(model, tier, need - free) or self._outranked(pool, tier)
         if not tier.borrow:
             return False, (
                 f"tier {tier.name} holds {held} of its {deserved} accelerators on {pool} "
@@ -178,16 +178,19 @@ class _Pass:
         reserve = self.ledger.unused_guarantees(pool, tier.name)
         if free - need >= reserve:
             return True, f"borrowing idle capacity ({held + need} > deserved {deserved} on {pool})"
-        return False, (
+        # borrowed capacity goes to the higher priority: what lower tiers borrowed is taken back
+        return False, self._reclaim(model, tier, need + reserve - free) or (
             f"no idle capacity on {pool} to borrow ({free} free, {reserve} kept for other "
             "tiers' guarantees)"
         )
 
     def _reclaim(self, model: ModelSpec, tier: TierSpec, shortfall: int) -> str:
-        """Drain borrowed instances of lower-priority tiers so that `tier`, within its share,
-        can launch next pass. A higher-priority tier's borrowed instances are never taken:
-        its autoscaler returns them once its load falls (after the stabilization window),
-        so taking them earlier would only start a tug-of-war it wins back."""
+        """Drain what lower-priority tiers borrowed (hold beyond their share), preemptible
+        tiers first, so that `tier` can launch next pass; "" when they borrowed nothing.
+
+        A higher-priority tier is never drained, even beyond its share: its autoscaler gives
+        back what its load no longer needs (after the stabilization window), and taking it
+        earlier only starts a tug-of-war, since reclaim flows downwards only."""
         pool = model.pool
         if self.ledger.freeing(pool) >= shortfall:
             return f"waiting for {self.ledger.freeing(pool)} accelerator(s) on {pool} to drain"
@@ -214,8 +217,15 @@ class _Pass:
                     f"{lender.deserved.get(pool, 0)} on {pool}",
                     reclaimed_for=tier.name,
                 )
-        if self.ledger.freeing(pool) >= shortfall:
+        freeing = self.ledger.freeing(pool)
+        if freeing >= shortfall:
             return f"reclaiming {shortfall} accelerator(s) on {pool}; launch after the drain"
+        if freeing:
+            return f"{freeing} of {shortfall} accelerator(s) on {pool} draining; waiting"
+        return ""
+
+    def _outranked(self, pool: str, tier: TierSpec) -> str:
+        """Why a tier within its share waits on a full pool nothing lower borrowed from."""
         higher = [
             f"{t.name} holds {self.ledger.held[(pool, t.name)]} > deserved "
             f"{t.deserved.get(pool, 0)}"
