@@ -1,9 +1,9 @@
 """Reclaim under contention: who takes capacity from whom when every tier wants more.
 
 ServeGen's three language models on examples/platform.yaml's Ascend pool (32 NPUs, shares
-13/10/9 by largest remainder... as `xpool plan` prints them), with the lower tiers' load
-raised until the pool is contended, and every model's `instances.max` raised to the pool so
-that the pool, not a model's bound, is what runs out:
+13/10/9, printed with the figures), with the lower tiers' load raised until the pool is
+contended, and every model's `instances.max` raised to the pool so that the pool, not a
+model's bound, is what runs out (`--scales` changes the three rates):
   m-large x 0.25 -> qa-chat    (P0, as in bench/simulate.py)
   m-mid   x 0.03 -> summary    (P1: peaks beyond its share, so it borrows)
   m-small x 0.02 -> batch-eval (P2: a standing backlog that borrows whatever is idle)
@@ -12,6 +12,10 @@ reclaimed, by the tier that gave them up and the tier they went to; SLO attainme
 utilisation of held and of owned accelerators (busy / the pool's accelerator-time).
 
     python bench/reclaim.py --traces ../shared/traces --days 3
+    python bench/reclaim.py --traces ../shared/traces --days 3 --scales 0.25,0.02,0.004
+
+docs/simulation.md ("Reclaim under contention") holds the figures, before and after the
+downward-only reclaim rule.
 """
 
 from __future__ import annotations

@@ -9,11 +9,12 @@ Order of work, highest-priority tier first so it claims capacity first:
    only from idle capacity that no other tier's guarantee still claims; when workers are
    observed, each instance on a worker of its own tier with room (`placement.py`), one
    Launch per instance naming its worker and accelerators;
-5. a tier within its share that finds the pool full reclaims what lower-priority tiers
-   borrowed (hold beyond their share): preemptible tiers first, then lower priority first;
-   non-preemptible borrowers keep their models' `instances.min`; the launch waits for the
-   drains. It never reclaims from a higher-priority tier, even one beyond its share: it waits
-   until that tier's autoscaler gives the capacity back (docs/scheduling.md, "Reclaim");
+5. a tier within its share that finds the pool full, or a borrowing tier that finds no idle
+   capacity, reclaims what lower-priority tiers borrowed (hold beyond their share):
+   preemptible tiers first, then lower priority first; non-preemptible borrowers keep their
+   models' `instances.min`; the launch waits for the drains. It never reclaims from a
+   higher-priority tier, even one beyond its share: it waits until that tier's autoscaler
+   gives the capacity back (docs/scheduling.md, "Reclaim, ordered by priority");
 6. when the groups' replicas are observed, worker groups (`worker_groups.py`): an instance
    the share allows but no worker of its tier can hold keeps its accelerators in the ledger
    (so no lower tier borrows them meanwhile) and asks for a worker; trailing workers that
@@ -238,7 +239,7 @@ class _Pass:
                 f"{'has' if len(higher) == 1 else 'have'} higher priority than {tier.name}: "
                 "waiting"
             )
-        return f"pool {pool} is full and no lower-priority tier holds more than its share"
+        return f"pool {pool} is full and no lower-priority tier has borrowed capacity to give up"
 
     def _victims(self, pool: str, lender: TierSpec) -> list[InstanceObs]:
         """The lender's instances on `pool` it can give up: least busy first; a
