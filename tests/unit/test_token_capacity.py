@@ -1,5 +1,5 @@
 """Per-instance token capacities: the rooflines x efficiency, measured `perInstance` figures, or
-none when only a measured `perInstanceQps` is given (the autoscaler then counts QPS)."""
+none when only a measured `perInstanceQps` is given or rerank models (the autoscaler then counts QPS)."""
 
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ PLATFORM = Platform.model_validate(
                     perInstance={"prefillTokensPerSecond": 3e4, "decodeTokensPerSecond": 1.5e3},
                 ),
                 _model("embed", type="embedding", architecture="all-minilm-l6-v2"),
+                _model("rerank", type="rerank", architecture="all-minilm-l6-v2"),
             ],
         },
     }
@@ -65,6 +66,8 @@ def test_token_capacities_and_their_sources():
 
     embed = rows["embed"]
     assert embed.decode_tokens_per_second is None and embed.prefill_tokens_per_second
+    # the gateway cannot count rerank tokens: sized on QPS
+    assert rows["rerank"].token_source == "none"
 
     spec = {m.name: m for m in policy_spec(PLATFORM, plan).models}
     assert (spec["measured"].prefill_tokens_per_s, spec["measured"].decode_tokens_per_s) == (

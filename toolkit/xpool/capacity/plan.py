@@ -333,7 +333,11 @@ def instance_tokens(
     `perInstance` figures; else, unless `perInstanceQps` is measured (an estimate must not
     overrule a measurement: the autoscaler then counts QPS), the roofline bounds (prompt
     tokens/s at the compute peak, decode tokens/s at the batch) x rooflineEfficiency.
-    Encoders generate nothing: no decode figure."""
+    Encoders generate nothing: no decode figure. Rerank models have none: Xinference reports
+    their tokens only when asked (`return_len`) and not for every reranker, so the gateway
+    cannot count them (gateway/usage.py)."""
+    if model.type == "rerank":
+        return None, None, "none"
     llm = model.type == "llm"
     given = model.per_instance
     if given is not None:  # complete: config/checks.py

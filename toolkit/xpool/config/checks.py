@@ -153,9 +153,16 @@ def _model_bound_problems(model: Model, base: tuple[PathElem, ...]) -> Iterator[
 
 def _per_instance_problems(model: Model, base: tuple[PathElem, ...]) -> Iterator[Found]:
     """Measured token figures are all the autoscaler needs or absent: an LLM both, an
-    encoder (which generates nothing) the prefill one only."""
+    embedding model (which generates nothing) the prefill one only, a rerank model none."""
     given = model.per_instance
     if given is None:
+        return
+    if model.type == "rerank":
+        yield (
+            base,
+            "rerank models are autoscaled on QPS (the gateway cannot count their tokens: "
+            "Xinference reports them only on request); use perInstanceQps",
+        )
         return
     if given.prefill_tokens_per_second is None:
         yield (base, "give prefillTokensPerSecond (measured prompt tokens/s of one instance)")
