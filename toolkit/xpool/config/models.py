@@ -438,7 +438,8 @@ class Autoscaling(Spec):
 class Planning(Spec):
     roofline_efficiency: Fraction = Field(
         default=0.5,
-        description="Share of the decode roofline an engine reaches; used only without perInstanceQps.",
+        description="Share of the roofline an engine reaches; used for QPS without "
+        "perInstanceQps, and for token capacities without perInstance.",
     )
     runtime_overhead_gib: Annotated[float, Field(ge=0, le=64)] = Field(
         default=1.0,
