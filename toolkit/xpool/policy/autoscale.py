@@ -185,9 +185,8 @@ def _rates(p: _Pass) -> tuple[_Rate, ...]:
 def _scale_up(p: _Pass) -> Target | None:
     """None unless the model is over a scale-up threshold. Then up to what that calls for
     (enough instances for its token rates or QPS at `scaleUp.qpsRatio`, or one more ready
-    instance when
-    saturation or utilisation is high), capped by instances.max, counting loading instances,
-    by at most `step` per scaleUp.interval."""
+    instance when saturation or utilisation is high), capped by instances.max, counting
+    loading instances, by at most `step` per scaleUp.interval."""
     model = p.model
     scaling = p.scaling
     active = p.active
