@@ -2,13 +2,15 @@
 
 The upstream stands in for Xinference's OpenAI routes: it answers `/v1/chat/completions` and
 `/v1/embeddings` with the model UID it was sent, and records every body it received, so a
-test can tell what reached it.
+test can tell what reached it. `TokenUpstream` answers with token usage as Xinference's engines
+do, streams included.
 """
 
 from __future__ import annotations
 
+import json
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -16,7 +18,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from xpool.gateway.app import create_app
@@ -27,6 +29,7 @@ from xpool.local.runtime import free_port
 
 CHAT = "/v1/chat/completions"
 EMBEDDINGS = "/v1/embeddings"
+PROMPT, WORDS = 11, ("one", "two", "three")  # what TokenUpstream's chat answers count
 
 
 class Upstream:
@@ -39,6 +42,58 @@ class Upstream:
         body = await request.json()
         self.received.append(body)
         return JSONResponse({"object": "list", "model": body["model"], "data": []})
+
+
+class TokenUpstream:
+    """Xinference's token reports: usage on whole answers; on streams, the transformers
+    engine's usage-only chunk only when asked, and with a UID ending in `vllm`, vLLM's usage
+    on the finish chunk always. A UID ending in `nousage` reports none (an older engine)."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+        routes = [
+            Route(CHAT, self.chat, methods=["POST"]),
+            Route(EMBEDDINGS, self.embed, methods=["POST"]),
+        ]
+        self.server = GatewayServer(Starlette(routes=routes), f"127.0.0.1:{free_port()}")
+
+    async def chat(self, request: Request) -> Response:
+        body = await request.json()
+        self.received.append(body)
+        usage = {"prompt_tokens": PROMPT, "completion_tokens": 3, "total_tokens": PROMPT + 3}
+        if body["model"].endswith("nousage"):
+            return JSONResponse({"model": body["model"], "choices": []})
+        if not body.get("stream"):
+            message = {"role": "assistant", "content": 'say "usage": {"prompt_tokens": 999}'}
+            choice = {"message": message, "finish_reason": "stop"}
+            return JSONResponse({"model": body["model"], "choices": [choice], "usage": usage})
+        asked = (body.get("stream_options") or {}).get("include_usage") is True
+        events = _events(body["model"], usage, asked)
+        return StreamingResponse(events, media_type="text/event-stream")
+
+    async def embed(self, request: Request) -> Response:
+        body = await request.json()
+        data = [{"index": 0, "object": "embedding", "embedding": [0.5] * 384}]
+        usage = {"prompt_tokens": 7, "total_tokens": 7}
+        return JSONResponse(
+            {"object": "list", "model": body["model"], "data": data, "usage": usage}
+        )
+
+
+async def _events(uid: str, usage: dict[str, int], asked: bool) -> AsyncIterator[bytes]:
+    def event(choices: list[dict[str, Any]], **extra: Any) -> bytes:
+        chunk = {"object": "chat.completion.chunk", "model": uid, "choices": choices, **extra}
+        return b"data: " + json.dumps(chunk).encode() + b"\r\n\r\n"
+
+    for word in WORDS:
+        yield event([{"index": 0, "delta": {"content": word}}])
+    finish = [{"index": 0, "delta": {}, "finish_reason": "stop"}]
+    yield event(finish, usage=usage) if uid.endswith("vllm") else event(finish)
+    if asked:  # the usage-only chunk, split over two writes
+        whole = event([], usage=usage)
+        yield whole[:20]
+        yield whole[20:]
+    yield b"data: [DONE]\r\n\r\n"
 
 
 @contextmanager

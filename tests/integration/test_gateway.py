@@ -121,6 +121,35 @@ def test_chat_answers_and_streams_run_to_done_with_the_public_name(stack: Stack)
     assert metric(stack, "xpool_gateway_time_to_first_token_seconds_count", model="chat") >= 2
 
 
+def test_real_answers_count_their_tokens_streams_included(stack: Stack):
+    """Xinference's transformers engine reports a stream's usage only when asked: the gateway
+    asks, counts it, and the client that did not ask sees no usage-only chunk."""
+
+    def counted(model: str) -> tuple[float, float]:
+        return (
+            metric(stack, "xpool_gateway_prompt_tokens_total", model=model),
+            metric(stack, "xpool_gateway_completion_tokens_total", model=model),
+        )
+
+    body = {"model": "chat", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}
+    before = counted("chat")
+    usage = stack.http.post("/v1/chat/completions", json=body).json()["usage"]
+    assert usage["prompt_tokens"] > 0 and 0 < usage["completion_tokens"] <= 8
+    whole = counted("chat")
+    assert whole == (before[0] + usage["prompt_tokens"], before[1] + usage["completion_tokens"])
+
+    with stack.http.stream("POST", "/v1/chat/completions", json={**body, "stream": True}) as s:
+        chunks = [json.loads(x[6:]) for x in s.iter_lines() if x.startswith("data: {")]
+    assert chunks and all(c["choices"] for c in chunks)
+    streamed = counted("chat")
+    assert streamed[0] == whole[0] + usage["prompt_tokens"]  # the same prompt
+    assert 0 < streamed[1] - whole[1] <= 8
+
+    embedded = counted("embedding")[0]
+    r = stack.http.post("/v1/embeddings", json={"model": "embedding", "input": "tokens"})
+    assert counted("embedding")[0] == embedded + r.json()["usage"]["prompt_tokens"] > embedded
+
+
 def test_unknown_model_is_404_and_bad_body_400(stack: Stack):
     r = stack.http.post("/v1/embeddings", json={"model": "nope", "input": "x"})
     assert r.status_code == 404 and "nope" in r.json()["error"]["message"]

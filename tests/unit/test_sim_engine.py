@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import replace
 
 import pytest
 
@@ -180,3 +181,26 @@ def test_under_an_overload_burst_pooled_reclaims_and_hpa_cannot() -> None:
     assert p0 is not None and hpa_p0 is not None
     assert p0 > hpa_p0 + 0.1
     assert pooled.tiers["P0"].shed < hpa.tiers["P0"].shed
+
+
+def test_answers_shorter_than_the_reference_are_sized_on_tokens() -> None:
+    """9 QPS of 16-token answers (the reference has 32): 90% of one instance's QPS, 45% of
+    its decode tokens/s. Counting QPS adds a second instance; counting tokens keeps one, and
+    every request still meets its SLO."""
+    svc = service("chat", "P0", qps=10)
+    by_qps = model("chat", "P0", qps=10, lo=1)
+    by_tokens = replace(
+        by_qps,
+        prefill_tokens_per_s=svc.slots / svc.prefill_per_token,
+        decode_tokens_per_s=svc.slots / svc.decode_per_token,
+    )
+    count = int(HOUR * 9)
+    load = RequestLoad(lambda: (Request(i / 9, "chat", 100, 16) for i in range(count)), HOUR)
+    results = {}
+    for name, spec_model in (("qps", by_qps), ("tokens", by_tokens)):
+        result = run(*setup((spec_model, svc)), load, policies=("pooled",)).result("pooled")
+        assert result is not None and result.tiers["P0"].attainment == 1.0
+        results[name] = result
+    assert results["qps"].scale_ups == 1 and results["qps"].accelerator_hours > 1.9
+    assert results["tokens"].scale_ups == 0
+    assert results["tokens"].accelerator_hours == pytest.approx(1.0)

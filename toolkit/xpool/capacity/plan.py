@@ -58,6 +58,11 @@ class ModelPlan:
     nodes_needed: int
     active_parameters: int
     prompt_tokens: int
+    # Token throughput of one instance, what the autoscaler sizes on (None: it counts QPS);
+    # decode is None for encoders, which generate nothing.
+    prefill_tokens_per_second: float | None = None
+    decode_tokens_per_second: float | None = None
+    token_source: str = "none"  # "measured" | "roofline estimate" | "none"
 
     @property
     def qps_bound(self) -> float:
@@ -99,6 +104,9 @@ class ModelPlan:
             "qpsRequestBound": _rounded(self.qps_bounds.request),
             "qpsLimitedBy": self.qps_bounds.limited_by,
             "prefillCompute": self.qps_bounds.compute,
+            "prefillTokensPerSecond": _rounded(self.prefill_tokens_per_second),
+            "decodeTokensPerSecond": _rounded(self.decode_tokens_per_second),
+            "tokenSource": self.token_source,
         }
 
 
@@ -283,7 +291,11 @@ def size_instance(
     )
     ttft_s = prefill_seconds_bound(arch, context.seq_len, fp.tp, accel, version.weight_precision)
     measured = measured_qps(model, pool)
-    qps = measured or bounds.bound * platform.spec.planning.roofline_efficiency
+    efficiency = platform.spec.planning.roofline_efficiency
+    qps = measured or bounds.bound * efficiency
+    prefill_tps, decode_tps, token_source = instance_tokens(
+        model, prompt * bounds.prefill, decode, efficiency, measured_qps=measured is not None
+    )
     target = model.demand.peak_qps * (1 + model.demand.headroom)
     per_node = pool.accelerators_per_node // fp.tp if fits else 0
     needed = max(model.instances.min, ceil_count(target / qps)) if qps > 0 else 0
@@ -308,6 +320,35 @@ def size_instance(
         nodes_needed=ceil_count(needed / per_node) if per_node else 0,
         active_parameters=arch.active_parameters,
         prompt_tokens=prompt,
+        prefill_tokens_per_second=prefill_tps,
+        decode_tokens_per_second=decode_tps,
+        token_source=token_source,
+    )
+
+
+def instance_tokens(
+    model: Model, prefill_bound: float, decode_bound: int, efficiency: float, *, measured_qps: bool
+) -> tuple[float | None, float | None, str]:
+    """(prefill tokens/s, decode tokens/s, their source) of one instance: the file's measured
+    `perInstance` figures; else, unless `perInstanceQps` is measured (an estimate must not
+    overrule a measurement: the autoscaler then counts QPS), the roofline bounds (prompt
+    tokens/s at the compute peak, decode tokens/s at the batch) x rooflineEfficiency.
+    Encoders generate nothing: no decode figure. Rerank models have none: Xinference reports
+    their tokens only when asked (`return_len`) and not for every reranker, so the gateway
+    cannot count them (gateway/usage.py)."""
+    if model.type == "rerank":
+        return None, None, "none"
+    llm = model.type == "llm"
+    given = model.per_instance
+    if given is not None:  # complete: config/checks.py
+        decode = given.decode_tokens_per_second if llm else None
+        return given.prefill_tokens_per_second, decode, "measured"
+    if measured_qps:
+        return None, None, "none"
+    return (
+        prefill_bound * efficiency,
+        decode_bound * efficiency if llm else None,
+        "roofline estimate",
     )
 
 

@@ -136,7 +136,9 @@ def _model_reference_problems(
 
 
 def _model_bound_problems(model: Model, base: tuple[PathElem, ...]) -> Iterator[Found]:
-    """Lower bounds not above upper ones: instances.min <= max, demand.baseQps <= peakQps."""
+    """Lower bounds not above upper ones: instances.min <= max, demand.baseQps <= peakQps;
+    no decode figure for a model that generates nothing."""
+    yield from _per_instance_problems(model, (*base, "perInstance"))
     if model.instances.min > model.instances.max:
         yield (
             (*base, "instances", "min"),
@@ -146,6 +148,30 @@ def _model_bound_problems(model: Model, base: tuple[PathElem, ...]) -> Iterator[
         yield (
             (*base, "demand", "baseQps"),
             f"baseQps {model.demand.base_qps:g} is above peakQps {model.demand.peak_qps:g}",
+        )
+
+
+def _per_instance_problems(model: Model, base: tuple[PathElem, ...]) -> Iterator[Found]:
+    """Measured token figures are all the autoscaler needs or absent: an LLM both, an
+    embedding model (which generates nothing) the prefill one only, a rerank model none."""
+    given = model.per_instance
+    if given is None:
+        return
+    if model.type == "rerank":
+        yield (
+            base,
+            "rerank models are autoscaled on QPS (the gateway cannot count their tokens: "
+            "Xinference reports them only on request); use perInstanceQps",
+        )
+        return
+    if given.prefill_tokens_per_second is None:
+        yield (base, "give prefillTokensPerSecond (measured prompt tokens/s of one instance)")
+    if model.type == "llm" and given.decode_tokens_per_second is None:
+        yield (base, "an llm model needs decodeTokensPerSecond too (generated tokens/s)")
+    if model.type != "llm" and given.decode_tokens_per_second is not None:
+        yield (
+            (*base, "decodeTokensPerSecond"),
+            f"a {model.type} model generates no tokens; give only prefillTokensPerSecond",
         )
 
 

@@ -65,6 +65,8 @@ MAX_QPS = 1_000_000
 MIN_INSTANCE_QPS = 0.001
 Qps = Annotated[float, Field(ge=0, le=MAX_QPS)]
 InstanceQps = Annotated[float, Field(ge=MIN_INSTANCE_QPS, le=MAX_QPS)]
+# Tokens per second of one instance: a billion is beyond any accelerator server.
+TokenRate = Annotated[float, Field(gt=0, le=1_000_000_000)]
 
 
 class Spec(BaseModel):
@@ -126,6 +128,13 @@ class PrometheusQueries(Spec):
 
     model_qps: str | None = Field(
         default=None, description="Requests per second by `model` label (gateway counters)."
+    )
+    model_prompt_tokens: str | None = Field(
+        default=None, description="Prompt tokens per second by `model` label (gateway counters)."
+    )
+    model_completion_tokens: str | None = Field(
+        default=None,
+        description="Completion tokens per second by `model` label (gateway counters).",
     )
     gateway_up: str | None = Field(
         default=None,
@@ -366,6 +375,18 @@ class Instances(Spec):
     max: Annotated[int, Field(ge=1, le=MAX_INSTANCES)] = 8
 
 
+class PerInstance(Spec):
+    """Measured token throughput of one instance; the autoscaler sizes on tokens with it
+    (docs/scheduling.md, "Autoscaling")."""
+
+    prefill_tokens_per_second: TokenRate | None = Field(
+        default=None, description="Prompt tokens one instance prefills per second."
+    )
+    decode_tokens_per_second: TokenRate | None = Field(
+        default=None, description="Tokens one instance generates per second (LLMs only)."
+    )
+
+
 class Model(Spec):
     name: DnsLabel
     type: ModelType = "llm"
@@ -378,6 +399,11 @@ class Model(Spec):
     demand: Demand
     per_instance_qps: InstanceQps | dict[str, InstanceQps] | None = Field(
         default=None, description="Measured QPS of one instance; one figure or one per pool."
+    )
+    per_instance: PerInstance | None = Field(
+        default=None,
+        description="Measured token throughput of one instance; else the rooflines x "
+        "rooflineEfficiency, unless perInstanceQps is measured (then the autoscaler counts QPS).",
     )
     instances: Instances = Instances()
     rollout: Rollout | None = None
@@ -412,7 +438,8 @@ class Autoscaling(Spec):
 class Planning(Spec):
     roofline_efficiency: Fraction = Field(
         default=0.5,
-        description="Share of the decode roofline an engine reaches; used only without perInstanceQps.",
+        description="Share of the roofline an engine reaches; used for QPS without "
+        "perInstanceQps, and for token capacities without perInstance.",
     )
     runtime_overhead_gib: Annotated[float, Field(ge=0, le=64)] = Field(
         default=1.0,

@@ -78,6 +78,20 @@ class GatewayMetrics:
             buckets=GATE_BUCKETS,
             registry=r,
         )
+        self.prompt_tokens = Counter(
+            "xpool_gateway_prompt_tokens",
+            "Prompt tokens of answered requests, from the answers' usage (streams included): "
+            "the autoscaler's prefill load.",
+            ["model", "version", "tier"],
+            registry=r,
+        )
+        self.completion_tokens = Counter(
+            "xpool_gateway_completion_tokens",
+            "Completion tokens of answered requests, from the answers' usage (streams "
+            "included): the autoscaler's decode load.",
+            ["model", "version", "tier"],
+            registry=r,
+        )
         self.shed = Counter(
             "xpool_gateway_shed",
             "Requests refused with 429 by priority admission or request limits.",

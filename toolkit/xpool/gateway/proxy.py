@@ -19,7 +19,9 @@ never logged.
 
 Before any of that: with client API keys configured, `/v1/*` needs one as a bearer token (401);
 the body is read within spec.gateway's size and nesting limits (413, 400; `gateway/limits.py`).
-Metric labels carry only names the routing table knows: a model it does not know is counted
+Prompt and completion tokens are counted from the answers' `usage` (streams: the gateway asks
+for it and drops the chunk it asked for; `gateway/usage.py`). Metric labels carry only names
+the routing table knows: a model it does not know is counted
 as `(unknown)`, so clients cannot create series.
 """
 
@@ -44,6 +46,7 @@ from xpool.gateway.metrics import UNKNOWN_MODEL, GatewayMetrics
 from xpool.gateway.responses import error
 from xpool.gateway.routing import Lease, Refusal, RoutingTable
 from xpool.gateway.sse import Rewriter, read_head, split_lines
+from xpool.gateway.usage import StreamUsage, Usage, ask_usage, read_usage
 
 FORWARDED = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/rerank")
 PASSED_HEADERS = ("content-type", "cache-control", "x-request-id")
@@ -169,6 +172,7 @@ class Proxy:
         name = body["model"]
         client_id = request.headers.get(self._client_header)  # sticky canary pick
         path = request.url.path
+        strip = ask_usage(path, body)  # streams report their tokens (gateway/usage.py)
         tried: list[str] = []
         failed: _Failed | None = None
         for _attempt in range(ATTEMPTS):
@@ -181,7 +185,7 @@ class Proxy:
                 self.metrics.retries.labels(failed.lease.model, failed.code).inc()
             tried.append(lease.uid)
             body["model"] = lease.uid
-            outcome = await self._attempt(path, json.dumps(body).encode(), lease, started)
+            outcome = await self._attempt(path, json.dumps(body).encode(), lease, started, strip)
             if not isinstance(outcome, _Failed):
                 return outcome
             failed = outcome
@@ -222,10 +226,11 @@ class Proxy:
         )
 
     async def _attempt(
-        self, path: str, content: bytes, lease: Lease, started: float
+        self, path: str, content: bytes, lease: Lease, started: float, strip: bool
     ) -> Response | _Failed:
         """One upstream try: the client's response, or a failure before any byte was sent.
-        A transport error is a failure (retried); a timeout is the client's 504."""
+        A transport error is a failure (retried); a timeout is the client's 504. `strip`: drop
+        the usage-only chunk the gateway asked for."""
         client = self._client
         assert client is not None, "the app's lifespan opens the upstream client"
         response: httpx.Response | None = None
@@ -240,7 +245,7 @@ class Proxy:
             ):
                 chunks = response.aiter_bytes()
                 head, broken = await read_head(chunks)
-                outcome = self._stream(response, chunks, head, broken, lease, started)
+                outcome = self._stream(response, chunks, head, broken, lease, started, strip)
                 handed = not broken
             else:
                 outcome = self._answer(response, await response.aread(), lease, started)
@@ -276,6 +281,8 @@ class Proxy:
         if status < 500 and not _is_gone(status, data):
             self._count(lease, code)
             self._first_byte(lease, status, time.perf_counter() - started)
+            if status < 300:
+                self._tokens(lease, read_usage(data))
             out = self._rewrite(data, lease.uid, lease.model)
             return self._finish(
                 lease, started, Response(out, status, self._passed(response, lease))
@@ -291,6 +298,7 @@ class Proxy:
         broken: bool,
         lease: Lease,
         started: float,
+        strip: bool,
     ) -> Response | _Failed:
         """An SSE answer, held back until its first data event (`head`): a failure when that
         event is Xinference's error (`broken`), else the client's stream, which then owns the
@@ -300,7 +308,7 @@ class Proxy:
         if broken:
             out = self._rewrite(head, lease.uid, lease.model)
             return self._failed(lease, "stream_error", Response(out, status, headers=passed))
-        relay = self._relay(response, chunks, head, lease, started)
+        relay = self._relay(response, chunks, head, lease, started, StreamUsage(strip))
         return StreamingResponse(relay, status, headers=passed)
 
     async def _relay(
@@ -310,10 +318,12 @@ class Proxy:
         head: bytes,
         lease: Lease,
         started: float,
+        tap: StreamUsage,
     ) -> AsyncIterator[bytes]:
         """Pass the SSE stream on from its inspected head, complete lines at a time with
-        `model` rewritten; release the lease only after the last byte (or when the client went
-        away). An upstream that breaks now leaves the client a truncated stream."""
+        `model` rewritten and usage read (`tap`); release the lease only after the last byte
+        (or when the client went away). An upstream that breaks now leaves the client a
+        truncated stream, and its tokens uncounted (no usage came)."""
         metrics, rewrite = self.metrics, self._rewrite
         labels = (lease.model, lease.version, lease.tier)
         uid, name = lease.uid, lease.model
@@ -321,13 +331,13 @@ class Proxy:
         out, buffer = split_lines(head)
         try:
             self._first_byte(lease, response.status_code, time.perf_counter() - started)
-            if out:
+            if out := tap.feed(out):
                 yield rewrite(out, uid, name)
             async for chunk in chunks:
                 out, buffer = split_lines(buffer + chunk)
-                if out:
+                if out := tap.feed(out):
                     yield rewrite(out, uid, name)
-            if buffer:
+            if buffer := tap.feed(buffer):
                 yield rewrite(buffer, uid, name)
         except httpx.HTTPError:
             code, upstream_code = "502", "stream_broken"
@@ -337,6 +347,7 @@ class Proxy:
             with anyio.CancelScope(shield=True):
                 await response.aclose()
             self._count(lease, upstream_code)
+            self._tokens(lease, tap.usage)
             metrics.requests.labels(*labels, code).inc()
             metrics.duration.labels(*labels).observe(time.perf_counter() - started)
 
@@ -349,6 +360,12 @@ class Proxy:
 
     def _count(self, lease: Lease, code: str) -> None:
         self.metrics.upstream.labels(lease.model, lease.version, code).inc()
+
+    def _tokens(self, lease: Lease, usage: Usage | None) -> None:
+        if usage is not None:
+            labels = (lease.model, lease.version, lease.tier)
+            self.metrics.prompt_tokens.labels(*labels).inc(usage.prompt)
+            self.metrics.completion_tokens.labels(*labels).inc(usage.completion)
 
     def _finish(self, lease: Lease, started: float, response: Response) -> Response:
         labels = (lease.model, lease.version, lease.tier)

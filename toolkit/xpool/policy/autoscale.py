@@ -1,5 +1,14 @@
 """How many instances one model should have, from its load, ignoring everyone else.
 
+The load is tokens when the model's per-instance token capacities (prefill tokens/s; decode
+tokens/s for LLMs) and the matching token rates are known: a request's cost grows with its
+prompt and its answer, so a trace of long requests needs more instances than its QPS says,
+and one of short requests fewer. Instances needed = max(prompt tokens/s / prefill capacity,
+completion tokens/s / decode capacity), the larger of the two, because decode is bound by
+memory bandwidth and prefill by compute, which a batching engine overlaps in the same steps.
+The `qpsRatio` thresholds act on that token utilisation as they do on QPS. Without token
+figures, QPS against `qps_per_instance` as follows; every reason names the signal.
+
 Up: when QPS exceeds `scaleUp.qpsRatio` of what its ready instances serve, or saturation or
 accelerator utilisation exceeds `scaleUp.utilization`; by at most `step` instances per
 `interval`, counting instances still loading (a step rule that ignores them overshoots: the
@@ -28,9 +37,40 @@ class Target:
     inputs: dict[str, Any]
 
 
-def _needed(qps: float, model: ModelSpec, ratio: float) -> int:
-    """Instances that serve `qps` while each stays at or under `ratio` of its capacity."""
-    return math.ceil(round(qps / (ratio * model.qps_per_instance), 9)) if qps > 0 else 0
+@dataclass(frozen=True)
+class _Rate:
+    """One load signal against what one instance serves of it."""
+
+    name: str  # "prefill" | "decode" | "" (QPS)
+    rate: float
+    per_instance: float
+    unit: str  # "QPS" | "tok/s"
+
+    def needed(self, ratio: float) -> int:
+        """Instances that serve `rate` while each stays at or under `ratio` of its capacity."""
+        return math.ceil(round(self.rate / (ratio * self.per_instance), 9)) if self.rate > 0 else 0
+
+    def load(self) -> str:
+        return f"{self.name} {self.rate:.3g} {self.unit}".lstrip()
+
+    def against(self, ratio: float, ready: int) -> str:
+        """`ratio` of the ready instances' capacity, with its arithmetic."""
+        cap = ready * self.per_instance
+        return f"{ratio:.0%} of {cap:.3g} {self.unit} ({ready} ready x {self.per_instance:.3g})"
+
+
+def _token_rates(model: ModelSpec, load: LoadObs) -> tuple[_Rate, ...]:
+    """The token signals when every capacity of the model has its measured rate, else ()."""
+    if model.prefill_tokens_per_s is None or load.prompt_tokens_per_s is None:
+        return ()
+    rates = [_Rate("prefill", load.prompt_tokens_per_s, model.prefill_tokens_per_s, "tok/s")]
+    if model.decode_tokens_per_s is not None:
+        if load.completion_tokens_per_s is None:
+            return ()
+        rates.append(
+            _Rate("decode", load.completion_tokens_per_s, model.decode_tokens_per_s, "tok/s")
+        )
+    return tuple(rates)
 
 
 def _saturation(ready: list[InstanceObs], limit: int | None) -> float | None:
@@ -57,6 +97,7 @@ class _Pass:
         "saturation",
         "scaling",
         "since_up",
+        "tokens",
     )
 
     def __init__(
@@ -79,7 +120,13 @@ class _Pass:
         self.active = len(ready) + len(loading)  # instances counted towards the target
         self.capacity = capacity = len(ready) * model.qps_per_instance  # QPS they serve
         self.saturation = saturation = _saturation(ready, model.request_limit)
+        self.tokens = tokens = _token_rates(model, load)  # empty: sized on QPS
         self.inputs: dict[str, Any] = {
+            "sizedOn": "tokens" if tokens else "qps",
+            "promptTokensPerS": load.prompt_tokens_per_s,
+            "completionTokensPerS": load.completion_tokens_per_s,
+            "prefillTokensPerSPerInstance": model.prefill_tokens_per_s,
+            "decodeTokensPerSPerInstance": model.decode_tokens_per_s,
             "qps": load.qps,
             "utilization": load.utilization,
             "saturation": None if saturation is None else round(saturation, 4),
@@ -126,23 +173,30 @@ def autoscale(
     return _scale_up(p) or _scale_down(p)
 
 
+def _rates(p: _Pass) -> tuple[_Rate, ...]:
+    """What the model is sized on: its token rates, else its QPS (none when unmeasured)."""
+    if p.tokens:
+        return p.tokens
+    if p.load.qps is None:
+        return ()
+    return (_Rate("", p.load.qps, p.model.qps_per_instance, "QPS"),)
+
+
 def _scale_up(p: _Pass) -> Target | None:
     """None unless the model is over a scale-up threshold. Then up to what that calls for
-    (enough instances for its QPS at `scaleUp.qpsRatio`, or one more ready instance when
-    saturation or utilisation is high), capped by instances.max, counting loading instances,
-    by at most `step` per scaleUp.interval."""
+    (enough instances for its token rates or QPS at `scaleUp.qpsRatio`, or one more ready
+    instance when saturation or utilisation is high), capped by instances.max, counting
+    loading instances, by at most `step` per scaleUp.interval."""
     model = p.model
     scaling = p.scaling
     active = p.active
     hot: list[str] = []
     wanted = active
-    qps = p.load.qps
-    if qps is not None and qps > scaling.up_qps_ratio * p.capacity:
-        hot.append(
-            f"{qps:.3g} QPS > {scaling.up_qps_ratio:.0%} of {p.capacity:.3g} QPS "
-            f"({len(p.ready)} ready x {model.qps_per_instance:.3g})"
-        )
-        wanted = max(wanted, _needed(qps, model, scaling.up_qps_ratio))
+    ratio = scaling.up_qps_ratio
+    for rate in _rates(p):
+        if rate.rate > ratio * (len(p.ready) * rate.per_instance):
+            hot.append(f"{rate.load()} > {rate.against(ratio, len(p.ready))}")
+            wanted = max(wanted, rate.needed(ratio))
     for name, value in (("saturation", p.saturation), ("utilization", p.load.utilization)):
         if value is not None and value > scaling.up_utilization:
             hot.append(f"{name} {value:.0%} > {scaling.up_utilization:.0%}")
@@ -184,22 +238,29 @@ def _scale_down(p: _Pass) -> Target:
             f"metrics missing ({', '.join(load.missing)}): holding, never scaling down blind",
             low_since=None,
         )
-    qps = load.qps
+    rates = _rates(p)
+    ratio = scaling.down_qps_ratio
     low = (
-        qps is not None
+        bool(rates)
         and not p.loading
         and p.ready
-        and qps < scaling.down_qps_ratio * p.capacity
+        and all(r.rate < ratio * (len(p.ready) * r.per_instance) for r in rates)
         and (load.utilization is None or load.utilization < scaling.down_utilization)
     )
-    if not low or qps is None:
+    if not low:
         return p.target(active, "load within the scaling band", low_since=None)
     low_since = p.memory.low_since if p.memory.low_since is not None else now
     quiet = now - low_since
-    why = f"{qps:.3g} QPS < {scaling.down_qps_ratio:.0%} of {p.capacity:.3g} QPS for {quiet:.0f} s"
-    # to the midpoint between the two ratios, not the scale-up ratio itself: measured QPS is
+    if p.tokens:
+        why = "; ".join(f"{r.load()} < {r.against(ratio, len(p.ready))}" for r in rates)
+        why += f" for {quiet:.0f} s"
+    else:
+        qps = rates[0].rate
+        why = f"{qps:.3g} QPS < {ratio:.0%} of {p.capacity:.3g} QPS for {quiet:.0f} s"
+    # to the midpoint between the two ratios, not the scale-up ratio itself: measured load is
     # noisy, and landing just under the scale-up line makes the next pass scale straight back
-    floor = max(model.min, _needed(qps, model, (scaling.up_qps_ratio + scaling.down_qps_ratio) / 2))
+    middle = (scaling.up_qps_ratio + scaling.down_qps_ratio) / 2
+    floor = max(model.min, *(r.needed(middle) for r in rates))
     if floor >= active:
         return p.target(active, f"{why}; {active} needed", low_since=low_since)
     if quiet < scaling.stabilization:

@@ -42,6 +42,10 @@ class ModelSpec:
     request_limit: int | None
     min: int
     max: int
+    # Token throughput of one instance (plan or measured `perInstance`); None: the autoscaler
+    # counts QPS. Encoders have no decode figure.
+    prefill_tokens_per_s: float | None = None
+    decode_tokens_per_s: float | None = None
     # Gateway weights of the versions (a rollout's override, else the file's); empty: only
     # `version`. `ahead`: a rollout's next step's weights, which instances are sized for too.
     weights: tuple[tuple[str, float], ...] = ()
@@ -142,6 +146,8 @@ def policy_spec(platform: Platform, plan: CapacityPlan) -> PolicySpec:
                 weights=file_weights(model),
                 accelerators=placed.tp,
                 qps_per_instance=placed.qps_per_instance,
+                prefill_tokens_per_s=placed.prefill_tokens_per_second,
+                decode_tokens_per_s=placed.decode_tokens_per_second,
                 request_limit=model.context.batch,
                 min=model.instances.min,
                 max=model.instances.max,

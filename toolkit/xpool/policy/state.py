@@ -55,6 +55,9 @@ class LoadObs:
     qps: float | None = None
     utilization: float | None = None  # 0..1, accelerators of the model's pool
     missing: tuple[str, ...] = ()
+    # Tokens/s of the answers over the same window as `qps` (the gateway's usage counters)
+    prompt_tokens_per_s: float | None = None
+    completion_tokens_per_s: float | None = None
 
 
 @dataclass(frozen=True)

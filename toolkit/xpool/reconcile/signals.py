@@ -1,8 +1,11 @@
-"""Demand signals per model from Prometheus: QPS, and the utilisation of its pool.
+"""Demand signals per model from Prometheus: QPS, prompt and completion tokens/s, and the
+utilisation of its pool.
 
-A signal is trusted only when its source is fresh: QPS only while the gateways are being
-scraped (a model with no series then really has 0 QPS); utilisation only where the pool's
-vendor has a query and it returned a value. What should be there and is not is reported as
+A signal is trusted only when its source is fresh: QPS and tokens only while the gateways are
+being scraped (a model with no series then really has 0 QPS); utilisation only where the
+pool's vendor has a query and it returned a value. Token rates are read for models sized on
+tokens (`ModelSpec.prefill_tokens_per_s`): a model with requests and no token series has a
+gateway that does not count them (or answers without usage), and its tokens are missing. What should be there and is not is reported as
 missing, which stops scale-down (the policy never scales down blind) and never triggers
 scale-up.
 """
@@ -25,6 +28,8 @@ from xpool.render.environment import policy_yaml
 class Queries:
     model_qps: str
     gateway_up: str
+    model_prompt_tokens: str
+    model_completion_tokens: str
     utilization: dict[str, str]  # vendor -> PromQL (0..1)
 
 
@@ -35,6 +40,9 @@ def queries_for(platform: Platform) -> Queries:
     return Queries(
         model_qps=(mine and mine.model_qps) or defaults["modelQps"],
         gateway_up=(mine and mine.gateway_up) or defaults["gatewayUp"],
+        model_prompt_tokens=(mine and mine.model_prompt_tokens) or defaults["modelPromptTokens"],
+        model_completion_tokens=(mine and mine.model_completion_tokens)
+        or defaults["modelCompletionTokens"],
         utilization=dict((mine and mine.utilization) or defaults["utilization"]),
     )
 
@@ -52,11 +60,10 @@ def read_loads(
 ) -> dict[str, LoadObs]:
     """One LoadObs per model of `spec`. Raises RemoteError when Prometheus is unreachable."""
     fresh = bool(prom.query(queries.gateway_up))
-    qps: dict[str, float] = {}
-    if fresh:
-        for sample in prom.query(queries.model_qps):
-            if "model" in sample.labels and not math.isnan(sample.value):
-                qps[sample.labels["model"]] = qps.get(sample.labels["model"], 0.0) + sample.value
+    qps = _by_model(prom, queries.model_qps) if fresh else {}
+    tokens = fresh and any(m.prefill_tokens_per_s is not None for m in spec.models)
+    prompt = _by_model(prom, queries.model_prompt_tokens) if tokens else {}
+    completion = _by_model(prom, queries.model_completion_tokens) if tokens else {}
     utilization: dict[str, float | None] = {}
     for vendor in sorted(set(pool_vendors.values())):
         query = queries.utilization.get(vendor)
@@ -74,9 +81,30 @@ def read_loads(
         util = utilization.get(model.pool)
         if model.pool in utilization and util is None:
             missing.append(f"utilization of pool {model.pool}")
+        rates: dict[str, float | None] = {"prompt": None, "completion": None}
+        if tokens and model.prefill_tokens_per_s is not None:
+            served = qps.get(model.name, 0.0) > 0
+            wanted = {"prompt": prompt}
+            if model.decode_tokens_per_s is not None:
+                wanted["completion"] = completion
+            for kind, found in wanted.items():
+                rates[kind] = found.get(model.name, None if served else 0.0)
+                if rates[kind] is None:
+                    missing.append(f"{kind} tokens (no series while requests are served)")
         out[model.name] = LoadObs(
             qps=qps.get(model.name, 0.0) if fresh else None,
             utilization=util,
             missing=tuple(missing),
+            prompt_tokens_per_s=rates["prompt"],
+            completion_tokens_per_s=rates["completion"],
         )
+    return out
+
+
+def _by_model(prom: PrometheusClient, query: str) -> dict[str, float]:
+    """The query's values summed per `model` label (NaN skipped)."""
+    out: dict[str, float] = {}
+    for sample in prom.query(query):
+        if "model" in sample.labels and not math.isnan(sample.value):
+            out[sample.labels["model"]] = out.get(sample.labels["model"], 0.0) + sample.value
     return out

@@ -17,9 +17,10 @@ Two service modes share the world (instances, accounting, the policy's passes):
 
 Every pass the policy sees what the live reconciler sees: instance states (live, from
 Xinference), requests in flight per instance (the gateway's, queued requests spread over the
-ready instances), QPS as arrivals over `window` seconds ending `lag` seconds ago (Prometheus
-`rate(...[1m])` behind one scrape), and utilisation as the busy share of the model's
-accelerators since the last pass. Launches load for `cold_start` seconds; draining instances
+ready instances), QPS and prompt and completion tokens/s as arrivals over `window` seconds
+ending `lag` seconds ago (Prometheus `rate(...[1m])` behind one scrape; tokens count at the
+request's arrival, where the gateway counts them at its answer), and utilisation as the busy
+share of the model's accelerators since the last pass. Launches load for `cold_start` seconds; draining instances
 stop taking requests and are terminated by the policy once idle (fluid: at the next pass) or
 at `drainTimeout`, which kills what is still in flight (counted as shed).
 """
@@ -32,7 +33,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from xpool.policy.actions import Action, Drain, Launch, Terminate
 from xpool.policy.spec import PolicySpec
@@ -95,6 +96,7 @@ class _World:
         self.pass_held = dict.fromkeys(services, 0.0)
         self.pass_busy = dict.fromkeys(services, 0.0)
         self.work = dict.fromkeys(services, 0.0)
+        # per second of arrival: [second, requests, prompt tokens, completion tokens]
         self.arrivals: dict[str, deque[list[float]]] = {m: deque() for m in services}
         for tier in {s.tier for s in services.values()}:
             result.tiers.setdefault(tier, TierResult())
@@ -111,22 +113,31 @@ class _World:
                 self.pass_busy[m] += b
             self.last = now
 
-    def arrived(self, model: str, now: float, count: float, work: float) -> None:
+    def arrived(
+        self, model: str, now: float, count: float, work: float, tokens: tuple[float, float]
+    ) -> None:
+        """`count` requests of `tokens` (prompt, completion) in all, `work` slot-seconds."""
         buckets = self.arrivals[model]
         second = math.floor(now)
         if buckets and buckets[-1][0] == second:
-            buckets[-1][1] += count
+            last = buckets[-1]
+            last[1] += count
+            last[2] += tokens[0]
+            last[3] += tokens[1]
         else:
-            buckets.append([second, count])
+            buckets.append([second, count, *tokens])
         self.work[model] += work
 
-    def observed_qps(self, model: str, now: float) -> float:
+    def observed(self, model: str, now: float) -> LoadObs:
+        """QPS and tokens/s as the gateway's counters show them through Prometheus."""
         o = self.options
         hi, lo = now - o.lag, now - o.lag - o.window
         buckets = self.arrivals[model]
         while buckets and buckets[0][0] < lo:
             buckets.popleft()
-        return sum(c for s, c in buckets if s < hi) / o.window
+        seen = [b for b in buckets if b[0] < hi]
+        qps, prompt, completion = (sum(b[k] for b in seen) / o.window for k in (1, 2, 3))
+        return LoadObs(qps=qps, prompt_tokens_per_s=prompt, completion_tokens_per_s=completion)
 
     # instances
     def launch(self, model: str, version: str, now: float, ready: bool) -> _Instance:
@@ -206,7 +217,7 @@ class _World:
         for m in self.services:
             held = self.pass_held[m]
             util = self.pass_busy[m] / held if held else None
-            load[m] = LoadObs(qps=self.observed_qps(m, now), utilization=util)
+            load[m] = replace(self.observed(m, now), utilization=util)
             self.pass_held[m] = self.pass_busy[m] = 0.0
         return Observation(now, tuple(insts), load)
 
@@ -269,7 +280,13 @@ def run_requests(
         replay.passes_until(r.t)
         replay.to_time(r.t)
         world.advance(r.t)
-        world.arrived(r.model, r.t, 1, svc.duration(r.input_tokens, r.output_tokens))
+        world.arrived(
+            r.model,
+            r.t,
+            1,
+            svc.duration(r.input_tokens, r.output_tokens),
+            (r.input_tokens, r.output_tokens if svc.reference_output else 0),
+        )
         ready = world.ready[r.model]
         queue = queues[r.model]
         best = min(ready, key=lambda i: i.busy) if ready else None
@@ -457,7 +474,8 @@ def run_fluid(
             if count > 0:
                 queue.append([now, count])
                 queued[m] += count
-                world.arrived(m, now, count, count * svc.reference_duration)
+                tokens = (count * svc.reference_input, count * svc.reference_output)
+                world.arrived(m, now, count, count * svc.reference_duration, tokens)
             capacity = len(world.ready[m]) * per_instance[m] * span
             served = 0.0
             slo, ttft0 = svc.ttft_slo, prefill[m]
