@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -90,14 +91,12 @@ def tier_of_worker(address: str) -> str:
     raise AssertionError(f"no process listens on {address}")
 
 
-@pytest.fixture(scope="module")
-def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
-    tmp = tmp_path_factory.mktemp("placement")
-    port = free_port()
-    platform = platform_file(tmp / "platform.yaml", port, chat=1, embedding=1)
+@contextmanager
+def running_up(tmp: Path, platform: Path, port: int) -> Iterator[Up]:
+    """`xpool up` of `platform` (a CPU pool of several nodes: --workers is the default), its
+    gateway on `port`, as a subprocess once it serves; SIGTERM when done."""
     state = tmp / "state"
     log = (tmp / "up.log").open("w")
-    # a CPU pool of 3 nodes: --workers is the default
     cmd = [sys.executable, "-m", "xpool.cli", "up", str(platform), "--state-dir", str(state)]
     proc = subprocess.Popen(
         [*cmd, "--no-prometheus"],
@@ -118,6 +117,14 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
             except subprocess.TimeoutExpired:
                 proc.kill()
         log.close()
+
+
+@pytest.fixture(scope="module")
+def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
+    tmp = tmp_path_factory.mktemp("placement")
+    port = free_port()
+    with running_up(tmp, platform_file(tmp / "platform.yaml", port, 1, 1), port) as started:
+        yield started
 
 
 def test_up_starts_one_worker_per_node_and_places_each_instance_on_its_tier(up: Up) -> None:
