@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from xpool.capacity.worker_groups import WorkerGroup
 from xpool.policy.actions import Action, Drain, Launch, Terminate
 from xpool.policy.decide import Outcome, decide
 from xpool.policy.spec import ModelSpec, PolicySpec, PoolSpec, ScalingSpec, TierSpec
@@ -42,13 +43,23 @@ def spec_of(
     deserved: tuple[int, int, int] = (4, 3, 3),
     scaling: ScalingSpec | None = None,
     guarantee: int = 0,
+    groups: tuple[WorkerGroup, ...] = (),
 ) -> PolicySpec:
     return PolicySpec(
         (PoolSpec("p", accelerators),),
         tiers_for("p", deserved, guarantee),
         tuple(models),
         scaling or ScalingSpec(interval=30, stabilization=300, drain_timeout=120),
+        groups,
     )
+
+
+def group(
+    tier: str, size: int, replicas: int, most: int, *, burst: bool = False, pool: str = "p"
+) -> WorkerGroup:
+    """A worker Job task named as rendered: xinference-p0-p[-burst]/worker-<size>."""
+    job = f"xinference-{tier.lower()}-{pool}" + ("-burst" if burst else "")
+    return WorkerGroup(job, f"worker-{size}", tier, pool, burst, size, replicas, most)
 
 
 def ready(

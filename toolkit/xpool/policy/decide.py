@@ -12,12 +12,16 @@ Order of work, highest-priority tier first so it claims capacity first:
 5. a tier within its share that finds the pool full reclaims from tiers holding more than
    their share: preemptible tiers first, then lower priority first; non-preemptible borrowers
    keep their models' `instances.min`; the launch waits for the drains;
-6. queue shares (`queues.py`) so that Volcano's own reclaim agrees with the lending above.
+6. when the groups' replicas are observed, worker groups (`worker_groups.py`): an instance
+   the share allows but no worker of its tier can hold keeps its accelerators in the ledger
+   (so no lower tier borrows them meanwhile) and asks for a worker; trailing workers that
+   hold nothing are released;
+7. queue shares (`queues.py`) so that Volcano's own reclaim agrees with the lending above.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from xpool.policy.actions import Action, Decision, Drain, Launch, Terminate
 from xpool.policy.autoscale import Target, autoscale
@@ -27,6 +31,7 @@ from xpool.policy.queues import queue_shares
 from xpool.policy.spec import ModelSpec, PolicySpec, TierSpec
 from xpool.policy.state import InstanceObs, LoadObs, Memory, ModelMemory, Observation
 from xpool.policy.versions import VersionPlan, plan_versions, serving_versions
+from xpool.policy.worker_groups import Unplaced, scalable, scale_groups
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,11 @@ class _Pass:
         self.draining: set[str] = {i.uid for i in obs.instances if i.state == "draining"}
         self.launched: set[str] = set()  # models with a launch this pass
         self.placer = Placer.of(spec, obs.instances, obs.workers)
+        self.widest: dict[tuple[str, str], int] = {}  # (tier, pool) -> its widest group's size
+        for g in scalable(spec, obs):
+            self.widest[(g.tier, g.pool)] = max(g.size, self.widest.get((g.tier, g.pool), 0))
+        self.unplaced: dict[tuple[str, str], Unplaced] = {}  # by (tier, pool)
+        self.awaiting: dict[str, tuple[str, str]] = {}  # model -> (tier, pool) it waits on
 
     def drain(self, inst: InstanceObs, tier: str, reason: str) -> None:
         self.draining.add(inst.uid)
@@ -84,7 +94,9 @@ class _Pass:
         """Launch up to `count`; returns the reason, amended when capacity limited it, and
         how many were launched."""
         tier = self.spec.tier(model.tier)
-        placed = self.placer.covers(model.pool)
+        placed = self.placer.covers(model.pool) or any(
+            pool == model.pool for _, pool in self.widest
+        )
         slots: list[Slot] = []
         launched = 0
         note = ""
@@ -93,10 +105,10 @@ class _Pass:
             if ok and placed:
                 slot = self.placer.place(model.pool, tier.name, model.accelerators)
                 if slot is None:
-                    ok, note = (
-                        False,
-                        self.placer.shortage(model.pool, tier.name, model.accelerators),
-                    )
+                    note = self.placer.shortage(model.pool, tier.name, model.accelerators)
+                    if self._await_worker(model, note):
+                        continue
+                    ok = False
                 else:
                     slots.append(slot)
             if not ok:
@@ -109,6 +121,17 @@ class _Pass:
         if launched < count:
             return f"{reason}; launched {launched} of {count}: {note}", launched
         return reason + (f"; {note}" if note else ""), launched
+
+    def _await_worker(self, model: ModelSpec, shortage: str) -> bool:
+        """Record an instance for a worker group to make room for, holding its accelerators
+        meanwhile; False when no group of its tier on the pool can be scaled to hold it."""
+        where = (model.tier, model.pool)
+        if self.widest.get(where, 0) < model.accelerators:
+            return False
+        self.unplaced.setdefault(where, Unplaced(shortage)).accelerators.append(model.accelerators)
+        self.awaiting[model.name] = where
+        self.ledger.hold(model.pool, model.tier, model.accelerators)
+        return True
 
     def _launch(
         self, model: ModelSpec, version: str, count: int, reason: str, slots: list[Slot]
@@ -258,5 +281,13 @@ def decide(spec: PolicySpec, obs: Observation, memory: Memory) -> Outcome:
         decisions.append(
             Decision(model.name, model.tier, active, desired, reason, t.inputs, placeable, plan.now)
         )
+    groups = scale_groups(spec, obs, work.placer, work.unplaced)
+    work.actions.extend(groups.actions)
+    decisions = [
+        replace(d, reason=f"{d.reason}; {groups.notes[work.awaiting[d.model]]}")
+        if d.model in work.awaiting and groups.notes[work.awaiting[d.model]]
+        else d
+        for d in decisions
+    ]
     work.actions.extend(queue_shares(spec, work.ledger))
     return Outcome(tuple(work.actions), tuple(decisions), new_memory)

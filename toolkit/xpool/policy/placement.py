@@ -5,9 +5,10 @@ A tier owns its worker groups (one Volcano Job per tier and pool on Kubernetes),
 instance goes only to a worker of its own tier on its model's pool, never to another tier's,
 even an idle one: that capacity moves between tiers through worker pods, not instances.
 Tensor parallelism runs within one worker, so a TP-4 instance needs 4 free accelerators on
-one worker. Among the workers that fit, best fit (the fewest free accelerators, then node and
-address): small instances fill partly used workers and leave whole ones for large instances,
-and the same observation always gives the same placement.
+one worker. Among the workers that fit, best fit (the fewest free accelerators, then the
+lowest index in its worker group, then node and address): small instances fill partly used
+workers and leave whole ones for large instances, the highest-index workers, which a worker
+group releases first, empty out, and the same observation always gives the same placement.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ class Placer:
         ]
         if not fits:
             return None
-        best = min(fits, key=lambda w: (len(self.free[w.address]), w.node, w.address))
+        best = min(fits, key=lambda w: (len(self.free[w.address]), w.index, w.node, w.address))
         devices = tuple(self.free[best.address][:need])
         del self.free[best.address][:need]
         return Slot(best.address, devices)
