@@ -169,7 +169,8 @@ def test_reconcile_places_new_instances_on_their_tier_and_says_when_there_is_no_
 ) -> None:
     """P1 borrows (its share is full, the pool is not), but a third embedding instance has no
     room on P1's worker of 2 accelerators, and P2's idle worker is not P1's: the decision says
-    so (growing the tier's worker group is a later step)."""
+    so. The same pass releases P2's idle worker and asks P1's burst Job for a worker, pending
+    while P2's worker still holds its node (tests/integration/test_worker_groups_*.py go on)."""
     platform = platform_file(up.tmp / "more.yaml", up.port, chat=2, embedding=3)
     audit = up.tmp / "audit.jsonl"
     # exit 3: no Prometheus to read load from; floors are restored anyway
@@ -186,6 +187,10 @@ def test_reconcile_places_new_instances_on_their_tier_and_says_when_there_is_no_
     launched = [r["fields"] for r in records if r["action"] == "launch"]
     assert [(f["model"], f["count"]) for f in launched] == [("embedding", 1)], done.stderr
     assert "no worker of tier P1 on local has 1 free accelerator(s)" in done.stderr, done.stderr
+    released = [r["fields"] for r in records if r["action"] == "scale-workers"]
+    assert [(f["job"], f["replicas"]) for f in released] == [("xinference-p2-local", 0)]
+    pending = "xinference-p1-local-burst/worker-1: 1 replica(s) asked, pending: no node of pool"
+    assert pending in (up.tmp / "up.log").read_text()
     deadline = time.monotonic() + 300
     while len(where := up.where()) < 4 and time.monotonic() < deadline:
         time.sleep(2)
@@ -197,7 +202,7 @@ def test_reconcile_places_new_instances_on_their_tier_and_says_when_there_is_no_
 
 def test_stopping_up_ends_every_worker(up: Up) -> None:
     groups = json.loads((up.state / "xinference.pid").read_text())["groups"]
-    assert len(groups) == 4  # the supervisor and three workers
+    assert len(groups) == 3  # the supervisor, P0's and P1's workers (P2's idle one released)
     up.proc.send_signal(signal.SIGTERM)
     up.proc.wait(timeout=120)
     assert not any(pid_alive(g) for g in groups)
