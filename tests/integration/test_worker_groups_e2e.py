@@ -6,12 +6,14 @@ While P0 is idle its second worker is released and P2's model borrows that node 
 grows onto it, and two of P2's four instances run there). Then P0's demand rises to 4
 instances: P2's newest instances, those on the borrowed node, are drained and terminated,
 P2's extra worker stopped, a P0 worker started on the freed node and P0's instances placed on
-it, each step in the audit log with its reason. (P0's demand rises through instances.min:
-there is no Prometheus here.)"""
+it, each step in the audit log with its reason, and no request fails meanwhile, neither
+chat's nor embedding's (whose instances are drained). (P0's demand rises through
+instances.min: there is no Prometheus here.)"""
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +22,7 @@ import httpx
 import pytest
 
 from tests.integration.conftest import free_port
+from tests.integration.test_eviction import Load
 from tests.integration.test_placement import Up, running_up, tier_of_worker, xpool
 from xpool.local.up_state import read_up_state
 
@@ -75,6 +78,41 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
     port = free_port()
     with running_up(tmp, platform_file(tmp / "platform.yaml", port, 1, 1), port) as started:
         yield started
+
+
+class Embeddings:
+    """One client sending embedding requests through the gateway; each outcome is (status,
+    instance or error)."""
+
+    def __init__(self, gateway: str) -> None:
+        self.gateway = gateway
+        self.stop = threading.Event()
+        self.outcomes: list[tuple[int, str]] = []
+        self.thread = threading.Thread(target=self._run)
+
+    def __enter__(self) -> Embeddings:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        self.thread.join(120)
+
+    def _run(self) -> None:
+        body = {"model": "embedding", "input": "hello"}
+        with httpx.Client(base_url=self.gateway, timeout=120) as http:
+            while not self.stop.is_set():
+                try:
+                    response = http.post("/v1/embeddings", json=body)
+                    ok = response.status_code == 200 and bool(response.json()["data"])
+                    seen = response.headers.get("x-xpool-instance", "") if ok else response.text
+                    self.outcomes.append((response.status_code if ok else -1, seen[:200]))
+                except httpx.HTTPError as exc:
+                    self.outcomes.append((0, repr(exc)))
+                time.sleep(0.2)
+
+    def failed(self) -> list[tuple[int, str]]:
+        return [o for o in self.outcomes if o[0] != 200]
 
 
 def workers(up: Up) -> dict[str, dict]:
@@ -168,7 +206,15 @@ def test_p0_demand_takes_the_node_back_draining_p2_first(up: Up) -> None:
         chats = [book.get(where.get(f"chat--1--{n}", ""), {}) for n in (1, 2, 3, 4)]
         return all(w.get("job") == P0_JOB for w in chats) and any(w["node"] == 1 for w in chats)
 
-    reconcile_until(up, platform, placed, passes=20)
+    gateway = f"http://127.0.0.1:{up.port}"
+    with Load(gateway, clients=1) as chat, Embeddings(gateway) as embeddings:
+        reconcile_until(up, platform, placed, passes=20)
+        time.sleep(3)  # and the load goes on against what serves now
+    assert chat.failed() == [], chat.failed()[:5]
+    assert embeddings.failed() == [], embeddings.failed()[:5]
+    assert len(chat.outcomes) > 10 and len(embeddings.outcomes) > 10
+    served = {instance for _, instance in embeddings.outcomes}
+    assert {"embedding--1--3", "embedding--1--4"} & served, served  # the drained ones served
     records = audit(up)[start:]
     print("\n".join(f"{a} {s}: {r}" for a, s, r in steps(records)))
     drained = sorted(r["subject"] for r in records if r["action"] == "drain")
