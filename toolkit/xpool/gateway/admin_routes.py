@@ -2,9 +2,10 @@
 `Authorization: Bearer <token>` (a bare token or another scheme is refused). It drives an
 `Admin` controller (`gateway/control.py`): instance lifecycle in non-blocking steps (launch,
 drain, terminate, and the instances' states to observe), a blocking scale, canary weights;
-and, for a multi-worker `xpool up`, its local worker groups (`/-/admin/workers`). Requests and answers are JSON objects, read within the gateway's size and nesting limits like
-those of `/v1/*`; errors are `{"error": {...}}` with 400/404/409/413/422, or 502 when
-Xinference failed."""
+and, for a multi-worker `xpool up`, its local worker groups (`/-/admin/workers`). Requests
+and answers are JSON objects, read within the gateway's size and nesting limits like those of
+`/v1/*`; errors are `{"error": {...}}` with 400/404/409/413/422, or 502 when Xinference
+failed."""
 
 from __future__ import annotations
 

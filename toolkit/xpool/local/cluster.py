@@ -324,8 +324,8 @@ class LocalCluster(EmbeddedXinference):
         new workers register with the supervisor in the background (replicas count them
         from the start); stopped ones, highest index first, leave the group at once and are
         drained and ended in the background. `pending` says why fewer started (no node has
-        room). InputError when the group is not one of this cluster's or `replicas` is
-        outside 0..its maxReplicas."""
+        room). InputError when the group is not one of this cluster's, `replicas` is outside
+        0..its maxReplicas, or the cluster does not run."""
         group = self.groups.get((job, task))
         if group is None:
             known = ", ".join(f"{j}/{t}" for j, t in self.groups)
@@ -341,6 +341,8 @@ class LocalCluster(EmbeddedXinference):
         started: list[LocalWorker] = []
         pending = None
         with self._scaling:
+            if self.process is None:  # not started, or stopped meanwhile: start nothing
+                raise InputError(f"{job}/{task}: the local Xinference cluster is not running")
             members = sorted(
                 (w for w in self.workers if (w.job, w.task) == (job, task)), key=lambda w: w.index
             )

@@ -62,11 +62,14 @@ class LocalTarget:
         ]
         return worker_obs(members, [w.address for w in self._listed()])
 
-    def _call(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    def _call(
+        self, path: str, body: dict[str, Any] | None = None, *, conflict_ok: bool = True
+    ) -> dict[str, Any]:
         """A refused request is a failed action, not bad input to this command: the pass
         records it and goes on with the other actions (and the next pass retries)."""
         try:
-            return self.admin.call("POST" if body is not None else "GET", path, body)
+            method = "POST" if body is not None else "GET"
+            return self.admin.call(method, path, body, conflict_ok=conflict_ok)
         except InputError as exc:
             messages = "; ".join(problem.message for problem in exc.problems)
             raise RemoteError(f"gateway {path}: {messages}") from None
@@ -99,11 +102,7 @@ class LocalTarget:
         """False while no node has room for a new worker (the reason is logged); a refused
         group or replicas is a failed action."""
         body = {"job": action.job, "task": action.task, "replicas": action.replicas}
-        try:
-            data = self.admin.call("POST", "/-/admin/workers", body, conflict_ok=False)
-        except InputError as exc:
-            messages = "; ".join(problem.message for problem in exc.problems)
-            raise RemoteError(f"gateway /-/admin/workers: {messages}") from None
+        data = self._call("/-/admin/workers", body, conflict_ok=False)
         pending = data.get("pending")
         if pending:
             log.info(
