@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -90,14 +91,12 @@ def tier_of_worker(address: str) -> str:
     raise AssertionError(f"no process listens on {address}")
 
 
-@pytest.fixture(scope="module")
-def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
-    tmp = tmp_path_factory.mktemp("placement")
-    port = free_port()
-    platform = platform_file(tmp / "platform.yaml", port, chat=1, embedding=1)
+@contextmanager
+def running_up(tmp: Path, platform: Path, port: int) -> Iterator[Up]:
+    """`xpool up` of `platform` (a CPU pool of several nodes: --workers is the default), its
+    gateway on `port`, as a subprocess once it serves; SIGTERM when done."""
     state = tmp / "state"
     log = (tmp / "up.log").open("w")
-    # a CPU pool of 3 nodes: --workers is the default
     cmd = [sys.executable, "-m", "xpool.cli", "up", str(platform), "--state-dir", str(state)]
     proc = subprocess.Popen(
         [*cmd, "--no-prometheus"],
@@ -118,6 +117,14 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
             except subprocess.TimeoutExpired:
                 proc.kill()
         log.close()
+
+
+@pytest.fixture(scope="module")
+def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
+    tmp = tmp_path_factory.mktemp("placement")
+    port = free_port()
+    with running_up(tmp, platform_file(tmp / "platform.yaml", port, 1, 1), port) as started:
+        yield started
 
 
 def test_up_starts_one_worker_per_node_and_places_each_instance_on_its_tier(up: Up) -> None:
@@ -162,7 +169,8 @@ def test_reconcile_places_new_instances_on_their_tier_and_says_when_there_is_no_
 ) -> None:
     """P1 borrows (its share is full, the pool is not), but a third embedding instance has no
     room on P1's worker of 2 accelerators, and P2's idle worker is not P1's: the decision says
-    so (growing the tier's worker group is a later step)."""
+    so. The same pass releases P2's idle worker and asks P1's burst Job for a worker, pending
+    while P2's worker still holds its node (tests/integration/test_worker_groups_*.py go on)."""
     platform = platform_file(up.tmp / "more.yaml", up.port, chat=2, embedding=3)
     audit = up.tmp / "audit.jsonl"
     # exit 3: no Prometheus to read load from; floors are restored anyway
@@ -179,6 +187,10 @@ def test_reconcile_places_new_instances_on_their_tier_and_says_when_there_is_no_
     launched = [r["fields"] for r in records if r["action"] == "launch"]
     assert [(f["model"], f["count"]) for f in launched] == [("embedding", 1)], done.stderr
     assert "no worker of tier P1 on local has 1 free accelerator(s)" in done.stderr, done.stderr
+    released = [r["fields"] for r in records if r["action"] == "scale-workers"]
+    assert [(f["job"], f["replicas"]) for f in released] == [("xinference-p2-local", 0)]
+    pending = "xinference-p1-local-burst/worker-1: 1 replica(s) asked, pending: no node of pool"
+    assert pending in (up.tmp / "up.log").read_text()
     deadline = time.monotonic() + 300
     while len(where := up.where()) < 4 and time.monotonic() < deadline:
         time.sleep(2)
@@ -190,7 +202,7 @@ def test_reconcile_places_new_instances_on_their_tier_and_says_when_there_is_no_
 
 def test_stopping_up_ends_every_worker(up: Up) -> None:
     groups = json.loads((up.state / "xinference.pid").read_text())["groups"]
-    assert len(groups) == 4  # the supervisor and three workers
+    assert len(groups) == 3  # the supervisor, P0's and P1's workers (P2's idle one released)
     up.proc.send_signal(signal.SIGTERM)
     up.proc.wait(timeout=120)
     assert not any(pid_alive(g) for g in groups)

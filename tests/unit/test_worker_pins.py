@@ -11,8 +11,11 @@ import pytest
 
 from tests.conftest import EXAMPLES
 from xpool.adapters.xinference import XinferenceClient
+from xpool.capacity.packing import first_fit
+from xpool.errors import InputError
 from xpool.gateway.admin_routes import AdminError, _pin
 from xpool.local.cluster import (
+    LocalCluster,
     LocalWorker,
     gpu_idx,
     planned_workers,
@@ -92,6 +95,45 @@ def test_the_example_plans_one_worker_per_node_each_a_tiers() -> None:
         ("P0", 0, 2),
         ("P1", 1, 2),
         ("P2", 2, 2),
+    ]
+
+
+def test_each_planned_worker_is_a_member_of_its_tiers_main_job_task() -> None:
+    planned = planned_workers(resolve_platform(EXAMPLES / "multi-worker.yaml").platform)
+    assert [(w.job, w.task, w.index) for w in planned] == [
+        ("xinference-p0-local", "worker-2", 0),
+        ("xinference-p1-local", "worker-2", 0),
+        ("xinference-p2-local", "worker-2", 0),
+    ]
+
+
+def test_a_new_worker_binds_to_the_first_node_with_room() -> None:
+    assert first_fit([0, 1, 2, 2], 2) == 2
+    assert first_fit([1, 0, 1], 1) == 0
+    assert first_fit([1, 1, 1], 2) is None
+
+
+@pytest.mark.parametrize(
+    ("job", "task", "replicas", "message"),
+    [
+        ("xinference-p9-local", "worker-2", 1, "is not a worker group of a CPU pool"),
+        ("xinference-p0-local", "worker-2", 2, "replicas 2 is outside 0..1"),
+        ("xinference-p1-local-burst", "worker-1", -1, "replicas -1 is outside 0..1"),
+    ],
+)
+def test_a_scale_of_a_group_not_ours_or_out_of_range_is_refused(
+    tmp_path, job: str, task: str, replicas: int, message: str
+) -> None:
+    cluster = LocalCluster(tmp_path, resolve_platform(EXAMPLES / "multi-worker.yaml").platform)
+    with pytest.raises(InputError, match=message):
+        cluster.scale(job, task, replicas, print)
+    assert not list(tmp_path.iterdir())  # nothing started, nothing written
+
+
+def test_the_bookkeeping_names_each_observed_workers_group() -> None:
+    book = [LocalWorker("a:1", "local", "P2", 2, 2, 7, "xinference-p2-local", "worker-2", 1)]
+    assert worker_obs(book, ["a:1"]) == [
+        WorkerObs("a:1", "local", "P2", "2", 2, "xinference-p2-local", "worker-2", 1)
     ]
 
 

@@ -156,7 +156,6 @@ def local_reconciler(
     target = LocalTarget(
         admin,
         runtime.xinference(up.endpoint, None) if workers else None,
-        workers,
         resolved.platform,
     )
     audit = AuditLog(None if dry_run else (audit_path or state / AUDIT_FILE))

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from xpool.actions.runtime import Runtime
 from xpool.adapters.xinference import (
@@ -34,7 +35,7 @@ from xpool.gateway.limits import RequestLimits
 from xpool.gateway.metrics import GatewayMetrics
 from xpool.gateway.server import GatewayServer
 from xpool.gateway.wiring import client_keys, model_limits, table_for, write_token
-from xpool.local.cluster import LocalCluster, gpu_idx, planned_workers, worker_obs
+from xpool.local.cluster import LocalCluster, gpu_idx, worker_obs
 from xpool.local.models import resolve_local_sources
 from xpool.local.prometheus import LocalPrometheus
 from xpool.local.runtime import EmbeddedXinference
@@ -65,6 +66,24 @@ class UpOptions:
             raise InputError(
                 [Problem("--timeout", "", f"{self.timeout:g} s: wait at least 1 s per instance")]
             )
+
+
+class LocalWorkerGroups:
+    """A multi-worker `xpool up`'s worker groups behind the admin API (`/-/admin/workers`)."""
+
+    def __init__(self, cluster: LocalCluster, log: Callable[[str], None]) -> None:
+        self.cluster = cluster
+        self.log = log
+
+    def groups(self) -> dict[str, Any]:
+        return {"replicas": self.cluster.replicas(), "workers": self.cluster.processes()}
+
+    def scale(self, job: str, task: str, replicas: int) -> dict[str, Any]:
+        """As LocalCluster.scale; a group it does not run or replicas out of range is 409."""
+        try:
+            return self.cluster.scale(job, task, replicas, self.log)
+        except InputError as exc:
+            raise AdminError(409, "; ".join(p.message for p in exc.problems)) from None
 
 
 class UpSession:
@@ -145,10 +164,10 @@ class UpSession:
             multi = any(p.vendor == "cpu" and p.nodes > 1 for p in self.platform.spec.pools)
         if not multi:
             return EmbeddedXinference(self.state_dir)
-        planned = planned_workers(self.platform)
-        if not planned:
+        cluster = LocalCluster(self.state_dir, self.platform)
+        if not cluster.planned:
             raise InputError("--workers: the platform has no CPU pool whose tiers get workers")
-        return LocalCluster(self.state_dir, planned)
+        return cluster
 
     def _resolve_local_sources(self) -> None:
         """Point every registration at files this host's Xinference reads (local://, s3://
@@ -178,6 +197,9 @@ class UpSession:
             on_terminated=self._forget,
             placer=self._place_launches if isinstance(self.xinference, LocalCluster) else None,
         )
+        cluster = self.xinference if isinstance(self.xinference, LocalCluster) else None
+        if cluster is not None:
+            cluster.evict = scaler.evacuate
         gw = self.platform.spec.gateway
         app = create_app(
             self.table,
@@ -190,6 +212,7 @@ class UpSession:
             admin_token=self._token_file.read_text().strip(),
             limits=RequestLimits.of(gw),
             client_keys=self._client_keys,
+            workers=None if cluster is None else LocalWorkerGroups(cluster, self.log),
         )
         self.gateway = GatewayServer(app, gw.listen)
         self.gateway.start()

@@ -24,6 +24,12 @@ def worker_sizes(accelerators: int, per_node: int) -> list[tuple[int, int]]:
     return out
 
 
+def first_fit(free: list[int], size: int) -> int | None:
+    """The first node (index into `free`, each node's free accelerators) with room for a
+    worker of `size`, deterministically; None when none has: the worker pod stays Pending."""
+    return next((n for n, room in enumerate(free) if room >= size), None)
+
+
 @dataclass(frozen=True)
 class WorkerSlot:
     """One worker of a tier's worker group: what a worker pod of its Job is on Kubernetes."""
@@ -50,7 +56,7 @@ def worker_layout(tiers: list[Tier], nodes: int, per_node: int) -> list[WorkerSl
     free = [per_node] * nodes
     out = []
     for size, _rank, tier in sorted(wanted, key=lambda w: (-w[0], w[1])):
-        node = next((n for n, room in enumerate(free) if room >= size), None)
+        node = first_fit(free, size)
         if node is None:
             raise ValueError(
                 f"a worker of {size} accelerator(s) of tier {tier} fits none of {nodes} "

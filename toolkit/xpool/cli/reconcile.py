@@ -49,9 +49,11 @@ def _report(result: PassResult, output: str) -> None:
                 for r in result.done
             ],
         )
-    for uid in result.waiting:
+    for subject in result.waiting:
         log.info(
-            f"{uid}: still has requests in flight; terminated on a later pass", extra={"uid": uid}
+            f"{subject}: not yet (requests still in flight, or no node has room for a new "
+            "worker); retried on a later pass",
+            extra={"subject": subject},
         )
 
 

@@ -1,10 +1,11 @@
 """The gateway's admin endpoint `/-/admin/*`: loopback clients with the admin token only, as
 `Authorization: Bearer <token>` (a bare token or another scheme is refused). It drives an
 `Admin` controller (`gateway/control.py`): instance lifecycle in non-blocking steps (launch,
-drain, terminate, and the instances' states to observe), a blocking scale, canary weights.
-Requests and answers are JSON objects, read within the gateway's size and nesting limits like
-those of `/v1/*`; errors are `{"error": {...}}` with 400/404/409/413/422, or 502 when
-Xinference failed."""
+drain, terminate, and the instances' states to observe), a blocking scale, canary weights;
+and, for a multi-worker `xpool up`, its local worker groups (`/-/admin/workers`). Requests
+and answers are JSON objects, read within the gateway's size and nesting limits like those of
+`/v1/*`; errors are `{"error": {...}}` with 400/404/409/413/422, or 502 when Xinference
+failed."""
 
 from __future__ import annotations
 
@@ -57,6 +58,15 @@ class Admin(Protocol):
     ) -> dict[str, Any]: ...
 
     def set_weights(self, model: str, weights: dict[str, float]) -> dict[str, Any]: ...
+
+
+class WorkerGroups(Protocol):
+    """The worker groups of a multi-worker `xpool up` (local/cluster.py), behind
+    `/-/admin/workers`: AdminError 409 for a group it does not run or replicas out of range."""
+
+    def groups(self) -> dict[str, Any]: ...
+
+    def scale(self, job: str, task: str, replicas: int) -> dict[str, Any]: ...
 
 
 AdminCall = Callable[[Admin, dict[str, Any]], dict[str, Any]]
@@ -125,6 +135,15 @@ def _terminate(admin: Admin, p: dict[str, Any]) -> dict[str, Any]:
     return admin.terminate(_uids(p), force=_flag(p, "force"), timed_out=_flag(p, "timedOut"))
 
 
+def _scale_workers(groups: WorkerGroups, p: dict[str, Any]) -> dict[str, Any]:
+    job, task, replicas = p.get("job"), p.get("task"), p.get("replicas")
+    if not isinstance(job, str) or not isinstance(task, str):
+        raise AdminError(400, "job, task: name the worker group (GET /-/admin/workers lists them)")
+    if isinstance(replicas, bool) or not isinstance(replicas, int):
+        raise AdminError(400, f"replicas: must be a whole number, not {replicas!r}")
+    return groups.scale(job, task, replicas)
+
+
 def _weights(admin: Admin, p: dict[str, Any]) -> dict[str, Any]:
     weights = {str(k): float(v) for k, v in dict(p["weights"]).items()}
     return admin.set_weights(str(p["model"]), weights)
@@ -140,11 +159,13 @@ class AdminRoutes:
         admin: Admin | None,
         token: str | None,
         limits: RequestLimits = DEFAULT_LIMITS,
+        workers: WorkerGroups | None = None,
     ) -> None:
         self.table = table
         self.admin = admin
         self._tokens = Tokens([token] if token else [])
         self.limits = limits
+        self.workers = workers
 
     def routes(self) -> list[Route]:
         return [
@@ -154,6 +175,7 @@ class AdminRoutes:
             Route("/-/admin/launch", self.launch, methods=["POST"]),
             Route("/-/admin/drain", self.drain, methods=["POST"]),
             Route("/-/admin/terminate", self.terminate, methods=["POST"]),
+            Route("/-/admin/workers", self.worker_groups, methods=["GET", "POST"]),
         ]
 
     def _denied(self, request: Request) -> Response | None:
@@ -206,6 +228,19 @@ class AdminRoutes:
 
     async def weights(self, request: Request) -> Response:
         return await self._call(request, _weights)
+
+    async def worker_groups(self, request: Request) -> Response:
+        """GET: each group's replicas and the worker processes; POST {job, task, replicas}:
+        scale one group (answers at once; see LocalCluster.scale). 404 without local workers."""
+        denied = self._denied(request)
+        if denied is not None:
+            return denied
+        groups = self.workers
+        if groups is None:
+            return error(404, "this `xpool up` runs no local worker groups", "not_found")
+        if request.method == "GET":
+            return JSONResponse(await anyio.to_thread.run_sync(groups.groups))
+        return await self._call(request, lambda _admin, p: _scale_workers(groups, p))
 
     async def instances(self, request: Request) -> Response:
         denied = self._denied(request)

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from xpool.gateway.admin_routes import Admin, AdminRoutes
+from xpool.gateway.admin_routes import Admin, AdminRoutes, WorkerGroups
 from xpool.gateway.auth import Tokens
 from xpool.gateway.limits import DEFAULT_LIMITS, RequestLimits
 from xpool.gateway.metrics import GatewayMetrics
@@ -39,6 +39,7 @@ def create_app(
     admin_token: str | None = None,
     limits: RequestLimits = DEFAULT_LIMITS,
     client_keys: Sequence[str] = (),
+    workers: WorkerGroups | None = None,
 ) -> Starlette:
     metrics = metrics or GatewayMetrics(table)
     proxy = Proxy(
@@ -56,7 +57,7 @@ def create_app(
     routes = [
         Route("/v1/models", proxy.models, methods=["GET"]),
         Route("/metrics", proxy.metrics_page, methods=["GET"]),
-        *AdminRoutes(table, admin, admin_token, limits).routes(),
+        *AdminRoutes(table, admin, admin_token, limits, workers).routes(),
         *(Route(path, proxy.forward, methods=["POST"]) for path in FORWARDED),
     ]
     app = Starlette(routes=routes, lifespan=proxy.lifespan)

@@ -503,6 +503,20 @@ class Scaler:
             record.done.wait()
         return uids, sorted(result["interrupted"], key=_n)
 
+    def evacuate(self, worker: str) -> list[str]:
+        """Drain the instances on `worker` (an Xinference worker address) and terminate them
+        once idle or after drainTimeout: what a worker pod's preStop hook and the reconciler
+        do before the worker goes, here before `xpool up` stops a scaled-down worker."""
+        on_it = {uid for w in self.client.workers() if w.address == worker for uid in w.instances}
+        with self._state:
+            on_it |= {u for u, r in self._launches.items() if r.pin and r.pin[0] == worker}
+            known = {s.uid for s in self.table.slots()} | set(self._launches)
+        uids = sorted(on_it & known, key=_n)
+        if uids:
+            self.log(f"worker {worker}: draining {', '.join(uids)} before it stops")
+            self._drain_and_terminate(uids)
+        return uids
+
     # -- canary ------------------------------------------------------------------------------
 
     def set_weights(self, model: str, weights: dict[str, float]) -> dict[str, Any]:

@@ -11,26 +11,43 @@ node it stands for (what the worker pod's labels say on Kubernetes) is xpool's b
 `XPOOL_POOL`, `XPOOL_NODE`, `XPOOL_ACCELERATORS`). On CPU the accelerators are declared,
 not devices: Xinference's CPU worker sees no GPU and refuses any `gpu_idx`.
 
+Each worker belongs to its tier's worker group (`capacity.worker_groups`: a Job task, workers
+of one size) with an index, 0.. in start order, as a pod of that task would. A group scales
+(`LocalCluster.scale`) as Volcano runs a Job whose `tasks[*].replicas` changed: a new worker
+binds to the first of the pool's nodes with room for it, or stays pending (nothing reclaims
+here: the policy releases lower tiers' workers first); fewer replicas end the highest-index
+workers, each evicted like a pod: its instances drained through the gateway, then its process
+stopped (SIGINT, so that Xinference's worker unregisters from the supervisor, then SIGTERM to
+its process group, SIGKILL after a grace).
+
 Every process leads its own process group (a process cannot join a group in another
-session), and the pid file lists them all, so stopping, killing and the stale-state check
-treat the cluster as one, like the single-process runtime it extends.
+session), and the pid file lists them all, workers started later included until they end,
+so stopping, killing and the stale-state check treat the cluster as one, like the
+single-process runtime it extends.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import httpx
 
-from xpool.capacity.packing import worker_layout
+from xpool.capacity.packing import first_fit, worker_layout
+from xpool.capacity.worker_groups import WorkerGroup, worker_groups
 from xpool.config.models import Platform
 from xpool.errors import InputError, RemoteError
-from xpool.local.runtime import EmbeddedXinference, free_port, read_json
+from xpool.local.runtime import EmbeddedXinference, end_groups, free_port, read_json
 from xpool.logs import get_logger
 from xpool.policy.state import WorkerObs
 
@@ -48,11 +65,31 @@ class LocalWorker:
     node: int
     accelerators: int
     pid: int = 0
+    # its worker group (the tier's worker Job and task) and index there; "" in a file an
+    # older `xpool up` wrote
+    job: str = ""
+    task: str = ""
+    index: int = 0
+
+    @classmethod
+    def of(cls, data: dict[str, Any]) -> LocalWorker:
+        """From its JSON (workers.json, the admin API), ignoring fields it does not have."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def cpu_groups(platform: Platform) -> list[WorkerGroup]:
+    """The worker groups a multi-worker `xpool up` runs: those of the CPU pools."""
+    cpu = {p.name for p in platform.spec.pools if p.vendor == "cpu"}
+    return [g for g in worker_groups(platform) if g.pool in cpu]
 
 
 def planned_workers(platform: Platform) -> list[LocalWorker]:
-    """The workers of every CPU pool's tiers, without addresses yet (InputError when a
-    pool's tiers cannot be laid out on its nodes)."""
+    """The workers of every CPU pool's tiers, without addresses yet: each a worker of its
+    tier's main Job task of its size (the rendered replicas), indexed in start order
+    (InputError when a pool's tiers cannot be laid out on its nodes)."""
+    groups = {(g.pool, g.tier, g.size): g for g in cpu_groups(platform) if not g.burst}
+    indexes: Counter[tuple[str, str]] = Counter()
     out = []
     for pool in platform.spec.pools:
         if pool.vendor != "cpu":
@@ -61,7 +98,22 @@ def planned_workers(platform: Platform) -> list[LocalWorker]:
             slots = worker_layout(platform.spec.tiers, pool.nodes, pool.accelerators_per_node)
         except ValueError as exc:
             raise InputError(f"pool {pool.name}: {exc}") from None
-        out += [LocalWorker("", pool.name, s.tier, s.node, s.accelerators) for s in slots]
+        for slot in slots:
+            group = groups[(pool.name, slot.tier, slot.accelerators)]
+            key = (group.job, group.task)
+            out.append(
+                LocalWorker(
+                    "",
+                    pool.name,
+                    slot.tier,
+                    slot.node,
+                    slot.accelerators,
+                    job=group.job,
+                    task=group.task,
+                    index=indexes[key],
+                )
+            )
+            indexes[key] += 1
     return out
 
 
@@ -78,7 +130,7 @@ def worker_obs(bookkeeping: list[LocalWorker], listed: Iterable[str]) -> list[Wo
     that is gone (or not ours) is left out, so nothing is placed on it."""
     listed = set(listed)
     return [
-        WorkerObs(w.address, w.pool, w.tier, str(w.node), w.accelerators)
+        WorkerObs(w.address, w.pool, w.tier, str(w.node), w.accelerators, w.job, w.task, w.index)
         for w in bookkeeping
         if w.address in listed
     ]
@@ -91,24 +143,42 @@ def read_workers(state_dir: Path, endpoint: str) -> list[LocalWorker]:
     if data.get("endpoint") != endpoint:
         return []
     try:
-        return [LocalWorker(**w) for w in data.get("workers", [])]
-    except TypeError:
+        return [LocalWorker.of(w) for w in data.get("workers", [])]
+    except (TypeError, AttributeError):
         return []
 
 
 class LocalCluster(EmbeddedXinference):
-    """The supervisor alone serves the REST API; `workers` join it once it answers."""
+    """The supervisor alone serves the REST API; the workers join it once it answers."""
 
     ROLE = "Xinference supervisor"
 
     def __init__(
-        self, state_dir: Path, workers: list[LocalWorker], *, start_timeout: float = 180.0
+        self,
+        state_dir: Path,
+        platform: Platform,
+        *,
+        start_timeout: float = 180.0,
+        stop_grace: float = 20.0,
     ) -> None:
         super().__init__(state_dir, start_timeout=start_timeout)
-        self.planned = workers
-        self.workers: list[LocalWorker] = []
-        self._procs: list[tuple[LocalWorker, subprocess.Popen[bytes]]] = []
+        self.planned = planned_workers(platform)
+        self.groups = {(g.job, g.task): g for g in cpu_groups(platform)}
+        self.nodes = {
+            p.name: (p.nodes, p.accelerators_per_node)
+            for p in platform.spec.pools
+            if p.vendor == "cpu"
+        }
+        self.stop_grace = stop_grace
+        # Drains a worker's instances before its process is stopped (the gateway's, set once
+        # it runs): the preStop hook of a worker pod.
+        self.evict: Callable[[str], object] = lambda _address: None
+        self.workers: list[LocalWorker] = []  # the groups' members (workers.json)
+        # every worker process not yet ended, by address: members and the ones stopping
+        self._procs: dict[str, tuple[LocalWorker, subprocess.Popen[bytes]]] = {}
+        self._stopping: set[str] = set()  # scaled down: drained, then ended
         self._lost: set[str] = set()  # workers that exited (evicted), reported once each
+        self._scaling = threading.RLock()  # the members, processes and the files naming them
 
     @property
     def workers_file(self) -> Path:
@@ -129,18 +199,23 @@ class LocalCluster(EmbeddedXinference):
 
     def start(self, progress: Callable[[str], None]) -> str:
         endpoint = super().start(progress)
-        for planned in self.planned:
-            self._start_worker(planned, progress)
+        with self._scaling:
+            for planned in self.planned:
+                self._start_worker(planned, progress)
         self._wait_registered()
-        self.workers_file.write_text(
-            json.dumps({"endpoint": endpoint, "workers": [asdict(w) for w in self.workers]}) + "\n"
-        )
+        self._write_workers()
         return endpoint
 
-    def _start_worker(self, planned: LocalWorker, progress: Callable[[str], None]) -> None:
+    def _write_workers(self) -> None:
+        self.workers_file.write_text(
+            json.dumps({"endpoint": self.endpoint, "workers": [asdict(w) for w in self.workers]})
+            + "\n"
+        )
+
+    def _start_worker(self, planned: LocalWorker, progress: Callable[[str], None]) -> LocalWorker:
         port = free_port(self.host)
         address = f"{self.host}:{port}"
-        log = self.state_dir / f"worker-{planned.pool}-{planned.tier}-{planned.node}.log"
+        log = self.state_dir / f"worker-{planned.job}-{planned.task}-{planned.index}.log"
         cmd = [
             *self._python("worker"),
             "--endpoint",
@@ -164,14 +239,24 @@ class LocalCluster(EmbeddedXinference):
         }
         proc = self._spawn(cmd, log, env)
         worker = LocalWorker(
-            address, planned.pool, planned.tier, planned.node, planned.accelerators, proc.pid
+            address,
+            planned.pool,
+            planned.tier,
+            planned.node,
+            planned.accelerators,
+            proc.pid,
+            planned.job,
+            planned.task,
+            planned.index,
         )
         progress(
-            f"starting worker {address} (tier {worker.tier}, pool {worker.pool}, node "
-            f"{worker.node}, {worker.accelerators} accelerator(s); log: {log})"
+            f"starting worker {address} ({worker.job}/{worker.task} #{worker.index}: tier "
+            f"{worker.tier}, pool {worker.pool}, node {worker.node}, {worker.accelerators} "
+            f"accelerator(s); log: {log})"
         )
         self.workers.append(worker)
-        self._procs.append((worker, proc))
+        self._procs[address] = (worker, proc)
+        return worker
 
     def _wait_registered(self) -> None:
         """Until the supervisor lists every worker; a worker that exits stops the wait."""
@@ -195,6 +280,142 @@ class LocalCluster(EmbeddedXinference):
             f"supervisor within {self.start_timeout:.0f} s; see the worker logs in {self.state_dir}"
         )
 
+    # -- worker groups -----------------------------------------------------------------------
+
+    def replicas(self) -> list[dict[str, Any]]:
+        """Each group's replicas (its members, registered or not) and bounds, in group order."""
+        with self._scaling:
+            counts = Counter((w.job, w.task) for w in self.workers)
+        return [
+            {
+                "job": g.job,
+                "task": g.task,
+                "tier": g.tier,
+                "pool": g.pool,
+                "size": g.size,
+                "replicas": counts[key],
+                "maxReplicas": g.max_replicas,
+            }
+            for key, g in self.groups.items()
+        ]
+
+    def processes(self) -> list[dict[str, Any]]:
+        """Every worker process not yet ended, with its state (`member` or `stopping`)."""
+        with self._scaling:
+            return [
+                {**asdict(w), "state": "stopping" if a in self._stopping else "member"}
+                for a, (w, _proc) in self._procs.items()
+            ]
+
+    def _free(self, pool: str) -> list[int]:
+        """Each of the pool's nodes' free accelerators: what its worker processes that have
+        not ended (stopping ones too, like a terminating pod) leave."""
+        nodes, per_node = self.nodes[pool]
+        free = [per_node] * nodes
+        for worker, proc in self._procs.values():
+            if worker.pool == pool and proc.poll() is None:
+                free[worker.node] -= worker.accelerators
+        return free
+
+    def scale(
+        self, job: str, task: str, replicas: int, progress: Callable[[str], None]
+    ) -> dict[str, Any]:
+        """Start or stop workers of the group until it has `replicas`, without waiting:
+        new workers register with the supervisor in the background (replicas count them
+        from the start); stopped ones, highest index first, leave the group at once and are
+        drained and ended in the background. `pending` says why fewer started (no node has
+        room). InputError when the group is not one of this cluster's, `replicas` is outside
+        0..its maxReplicas, or the cluster does not run."""
+        group = self.groups.get((job, task))
+        if group is None:
+            known = ", ".join(f"{j}/{t}" for j, t in self.groups)
+            raise InputError(
+                f"{job}/{task} is not a worker group of a CPU pool of this `xpool up` "
+                f"(groups: {known})"
+            )
+        if isinstance(replicas, bool) or not 0 <= replicas <= group.max_replicas:
+            raise InputError(
+                f"{job}/{task}: replicas {replicas!r} is outside 0..{group.max_replicas} "
+                "(maxReplicas: the tier's share, plus what it may borrow)"
+            )
+        started: list[LocalWorker] = []
+        pending = None
+        with self._scaling:
+            if self.process is None:  # not started, or stopped meanwhile: start nothing
+                raise InputError(f"{job}/{task}: the local Xinference cluster is not running")
+            members = sorted(
+                (w for w in self.workers if (w.job, w.task) == (job, task)), key=lambda w: w.index
+            )
+            taken = {w.index for w in members}
+            index = 0
+            while len(members) + len(started) < replicas:
+                node = first_fit(self._free(group.pool), group.size)
+                if node is None:
+                    pending = f"no node of pool {group.pool} has {group.size} free accelerator(s)"
+                    break
+                while index in taken:
+                    index += 1
+                taken.add(index)
+                planned = LocalWorker(
+                    "", group.pool, group.tier, node, group.size, 0, job, task, index
+                )
+                started.append(self._start_worker(planned, progress))
+            doomed = members[replicas:]
+            for worker in doomed:
+                self.workers.remove(worker)
+                self._stopping.add(worker.address)
+            self._write_workers()
+        for worker in doomed:
+            progress(f"stopping worker {worker.address} ({job}/{task} #{worker.index})")
+            threading.Thread(
+                target=self._retire,
+                args=(worker, progress),
+                name=f"stop worker {worker.address}",
+                daemon=True,
+            ).start()
+        if pending:
+            progress(f"{job}/{task}: {replicas} replica(s) asked, pending: {pending}")
+        return {
+            "job": job,
+            "task": task,
+            "replicas": len(members) - len(doomed) + len(started),
+            "started": [w.address for w in started],
+            "stopping": [w.address for w in doomed],
+            "pending": pending,
+        }
+
+    def _retire(self, worker: LocalWorker, progress: Callable[[str], None]) -> None:
+        """Evict one worker as the kubelet evicts a pod: drain its instances, then stop its
+        process (SIGINT, SIGTERM to its group, SIGKILL after the grace); the pid file stops
+        naming it."""
+        try:
+            self.evict(worker.address)
+        except Exception as exc:  # the worker stops anyway, as after a failed preStop hook
+            progress(f"warning: draining worker {worker.address} failed: {exc}")
+        with self._scaling:
+            entry = self._procs.get(worker.address)
+        if entry is None:
+            return
+        proc = entry[1]
+        # SIGINT first: Xinference's worker (an actor in a child process of the group)
+        # unregisters from the supervisor only on SIGINT (core/worker.py, signal_handler);
+        # after a bare SIGTERM the supervisor keeps listing it, and fails GET /v1/workers,
+        # until its health check gives up on it.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGINT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=self.stop_grace)
+        end_groups([proc], self.stop_grace)  # what it forked, then SIGKILL after the grace
+        with self._scaling:
+            self._procs.pop(worker.address, None)
+            self._stopping.discard(worker.address)
+            if proc in self._groups:  # not when `xpool up` stopped meanwhile
+                self._groups.remove(proc)
+                self._write_pid_file()
+        progress(f"worker {worker.address} stopped (code {proc.returncode})")
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
     def exited(self) -> str | None:
         why = super().exited()
         if why is not None:
@@ -202,7 +423,9 @@ class LocalCluster(EmbeddedXinference):
         # A worker's exit does not stop `xpool up`: on Kubernetes a worker pod is evicted and
         # replaced while the platform serves on (its instances drained first: `xpool worker
         # drain`), so here the other workers serve on and the supervisor stops listing it.
-        for worker, proc in self._procs:
+        with self._scaling:
+            procs = [(w, p) for a, (w, p) in self._procs.items() if a not in self._stopping]
+        for worker, proc in procs:
             code = proc.poll()
             if code is not None and worker.address not in self._lost:
                 self._lost.add(worker.address)
@@ -215,6 +438,7 @@ class LocalCluster(EmbeddedXinference):
         return None
 
     def stop(self, grace: float = 20.0) -> None:
-        super().stop(grace)
-        self.workers_file.unlink(missing_ok=True)
-        self._procs = []
+        with self._scaling:
+            super().stop(grace)
+            self.workers_file.unlink(missing_ok=True)
+            self._procs = {}

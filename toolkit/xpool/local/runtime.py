@@ -195,6 +195,11 @@ class EmbeddedXinference:
                 start_new_session=True,  # its own process group: stop() signals all of it
             )
         self._groups.append(proc)
+        self._write_pid_file()
+        return proc
+
+    def _write_pid_file(self) -> None:
+        """The pid file names every process group still running (the first serves the API)."""
         self.pid_file.write_text(
             json.dumps(
                 {
@@ -205,7 +210,6 @@ class EmbeddedXinference:
             )
             + "\n"
         )
-        return proc
 
     def exited(self) -> str | None:
         """Why this runtime no longer serves, or None while it does."""
@@ -248,22 +252,7 @@ class EmbeddedXinference:
         """SIGTERM every process group, wait up to `grace` seconds, then SIGKILL them."""
         if not self._groups:
             return
-        for proc in self._groups:  # start_new_session: each group id is its leader's pid
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        for proc in self._groups:
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
-        # the leaders are gone; forked model processes may linger in a group a little longer
-        deadline = time.monotonic() + grace
-        while any(_group_alive(p.pid) for p in self._groups) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        self.kill()
+        end_groups(self._groups, grace)
         self.pid_file.unlink(missing_ok=True)
         self.process = None
         self._groups = []
@@ -273,6 +262,29 @@ class EmbeddedXinference:
         for proc in self._groups:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
+
+
+def end_groups(procs: list[subprocess.Popen[bytes]], grace: float) -> None:
+    """SIGTERM the process groups these processes lead, wait up to `grace` seconds for their
+    leaders, then SIGKILL the groups (forked model processes may outlive a leader)."""
+    for proc in procs:  # start_new_session: each group id is its leader's pid
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+    # the leaders are gone; forked model processes may linger in a group a little longer
+    deadline = time.monotonic() + grace
+    while any(_group_alive(p.pid) for p in procs) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for proc in procs:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def _group_alive(pgid: int) -> bool:

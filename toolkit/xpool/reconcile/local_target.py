@@ -5,8 +5,10 @@ The gateway owns the routing table and the drain, so a one-shot pass only asks f
 model to load or a stream to finish.
 
 A multi-worker `xpool up` (local/cluster.py) also has workers: the supervisor's list joined
-with the bookkeeping of what each stands for, and each instance's worker read from Xinference
-(or, while its launch has not reached Xinference yet, the worker the gateway was asked for).
+with the bookkeeping of what each stands for (read from its admin API every pass, since its
+worker groups scale), and each instance's worker read from Xinference (or, while its launch has
+not reached Xinference yet, the worker the gateway was asked for). Its worker groups scale
+through the admin API too; a scale-up no node has room for is pending, retried next pass.
 """
 
 from __future__ import annotations
@@ -18,8 +20,11 @@ from xpool.config.models import Platform
 from xpool.errors import InputError, RemoteError
 from xpool.local.admin import AdminClient
 from xpool.local.cluster import LocalWorker, gpu_idx, worker_obs
+from xpool.logs import get_logger
 from xpool.policy.actions import Drain, Launch, ScaleWorkers, Terminate
 from xpool.policy.state import InstanceObs, WorkerObs
+
+log = get_logger(__name__)
 
 
 class LocalTarget:
@@ -27,14 +32,12 @@ class LocalTarget:
         self,
         admin: AdminClient,
         xinference: XinferenceClient | None = None,
-        workers: list[LocalWorker] | None = None,
         platform: Platform | None = None,
     ) -> None:
-        """`xinference`, `workers` (the bookkeeping) and `platform` only for a multi-worker
-        `xpool up`; without them no worker is observed and launches name none."""
+        """`xinference` and `platform` only for a multi-worker `xpool up`; without them no
+        worker is observed, launches name none and worker groups are left alone."""
         self.admin = admin
         self.xinference = xinference
-        self.bookkeeping = workers or []
         self.platform = platform
 
     def close(self) -> None:
@@ -43,16 +46,30 @@ class LocalTarget:
             self.xinference.close()
 
     def _listed(self) -> list[Worker]:
-        return self.xinference.workers() if self.xinference and self.bookkeeping else []
+        return self.xinference.workers() if self.xinference else []
+
+    def _groups(self) -> dict[str, Any]:
+        return self._call("/-/admin/workers") if self.xinference else {}
 
     def workers(self) -> list[WorkerObs]:
-        return worker_obs(self.bookkeeping, [w.address for w in self._listed()])
+        """The groups' members the supervisor lists (a stopping worker is no member)."""
+        if self.xinference is None:
+            return []
+        members = [
+            LocalWorker.of(w)
+            for w in self._groups().get("workers", [])
+            if w.get("state") == "member"
+        ]
+        return worker_obs(members, [w.address for w in self._listed()])
 
-    def _call(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    def _call(
+        self, path: str, body: dict[str, Any] | None = None, *, conflict_ok: bool = True
+    ) -> dict[str, Any]:
         """A refused request is a failed action, not bad input to this command: the pass
         records it and goes on with the other actions (and the next pass retries)."""
         try:
-            return self.admin.call("POST" if body is not None else "GET", path, body)
+            method = "POST" if body is not None else "GET"
+            return self.admin.call(method, path, body, conflict_ok=conflict_ok)
         except InputError as exc:
             messages = "; ".join(problem.message for problem in exc.problems)
             raise RemoteError(f"gateway {path}: {messages}") from None
@@ -76,10 +93,24 @@ class LocalTarget:
         ]
 
     def worker_replicas(self) -> dict[tuple[str, str], int]:
-        return {}  # worker groups are not scaled from here yet
+        return {
+            (str(g["job"]), str(g["task"])): int(g["replicas"])
+            for g in self._groups().get("replicas", [])
+        }
 
     def scale_workers(self, action: ScaleWorkers) -> bool:
-        return False
+        """False while no node has room for a new worker (the reason is logged); a refused
+        group or replicas is a failed action."""
+        body = {"job": action.job, "task": action.task, "replicas": action.replicas}
+        data = self._call("/-/admin/workers", body, conflict_ok=False)
+        pending = data.get("pending")
+        if pending:
+            log.info(
+                f"{action.job}/{action.task}: {data.get('replicas')} of {action.replicas} "
+                f"replica(s), pending: {pending}",
+                extra={"job": action.job, "task": action.task},
+            )
+        return not pending
 
     def launch(self, action: Launch) -> list[str]:
         body: dict[str, Any] = {

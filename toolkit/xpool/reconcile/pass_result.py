@@ -15,7 +15,7 @@ class PassResult:
     seconds: float = 0.0
     decisions: tuple[Decision, ...] = ()
     done: list[dict[str, Any]] = field(default_factory=list)  # audit records of actions taken
-    waiting: list[str] = field(default_factory=list)  # terminations left for a later pass
+    waiting: list[str] = field(default_factory=list)  # terminations, worker scales: later
     errors: list[str] = field(default_factory=list)
 
     @property
