@@ -69,7 +69,10 @@ def test_every_worker_pod_drains_before_its_worker_stops(objects) -> None:
         ), where
         assert drain["image"] == "xpool:0.1.0"
         wait = worker["lifecycle"]["preStop"]["exec"]["command"]
-        assert wait == ["sh", "-c", f"until [ -e {DONE} ]; do sleep 1; done"]
+        assert wait[:2] == ["sh", "-c"]
+        first, *then = wait[2].split("; done; ")
+        assert first == f"until [ -e {DONE} ]; do sleep 1"  # waits for the drain, then
+        assert then == ["kill -INT -1 2>/dev/null; kill -INT 1 2>/dev/null; sleep 5"]  # SIGINT
         # the file is on one emptyDir both mount
         dirs = [{m["mountPath"]: m["name"] for m in c["volumeMounts"]} for c in (worker, drain)]
         assert dirs[0]["/var/run/xpool"] == dirs[1]["/var/run/xpool"] == "drain"

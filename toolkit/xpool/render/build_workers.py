@@ -142,6 +142,16 @@ def _worker_job(
 
 _POD_IP = {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
 
+# After the drain, SIGINT to every process of the container (`-1`: all but PID 1, then PID 1):
+# Xinference's worker unregisters from the supervisor only on SIGINT (core/worker.py, its
+# signal_handler calls remove_worker); after the kubelet's bare SIGTERM the supervisor keeps
+# listing the gone worker, and fails GET /v1/workers, until its health check gives up. The
+# sleep lets the unregistration finish before SIGTERM.
+_WORKER_PRE_STOP = (
+    f"until [ -e {DRAINED_FILE} ]; do sleep 1; done; "
+    "kill -INT -1 2>/dev/null; kill -INT 1 2>/dev/null; sleep 5"
+)
+
 
 def _drain(ctx: BuildContext) -> dict[str, Any]:
     """The template values of the drain container and of the worker's wait (module docstring)."""
@@ -155,7 +165,7 @@ def _drain(ctx: BuildContext) -> dict[str, Any]:
         "termination_grace": drain_timeout + DRAIN_MARGIN_SECONDS,
         "drain_timeout": drain_timeout,
         "drain_timeout_annotation": DRAIN_TIMEOUT_ANNOTATION,
-        "worker_pre_stop": ["sh", "-c", f"until [ -e {DRAINED_FILE} ]; do sleep 1; done"],
+        "worker_pre_stop": ["sh", "-c", _WORKER_PRE_STOP],
         "drain_dir": DRAIN_DIR,
         "drain_image": ctx.spec.images.xpool,
         # its main process only waits for SIGTERM; the work is in its preStop hook, whose
