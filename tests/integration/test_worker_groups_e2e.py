@@ -231,3 +231,51 @@ def test_p0_demand_takes_the_node_back_draining_p2_first(up: Up) -> None:
     assert tier_of_worker(new) == "P0"
     assert borrowed not in workers(up)
     assert borrowed not in {w["work-ip"] for w in httpx.get(f"{up.endpoint}/v1/workers").json()}
+
+
+def test_a_pending_p0_worker_reclaims_the_node_p2_borrowed_and_only_partly_uses(up: Up) -> None:
+    """P2 borrows a node again but runs three instances on its four accelerators, so the
+    ledger has room for P0's demand without draining P2: the policy asks for a P0 worker,
+    which no node has room for. `xpool up` plays Volcano's reclaim: P2's borrowed worker is
+    evicted (its instance drained first), P0's worker starts on its node and P0's
+    instances are placed there; the evicted worker stays a pending member of P2's group."""
+    lend = platform_file(up.tmp / "lend.yaml", up.port, chat=1, embedding=3)
+    # chat back to one instance (no Prometheus here, so nothing scales down by itself), on
+    # P0's first worker: P0's second one is idle and released, P2 borrows its node
+    run = xpool("scale", str(lend), "chat", "--instances", "1", "--state-dir", str(up.state))
+    assert run.returncode == 0, run.stderr
+
+    def lent() -> bool:
+        where, book = up.where(), workers(up)
+        members = sorted((w["job"], w["index"]) for w in book.values() if w["state"] == "member")
+        hosts = [book.get(a, {}) for uid, a in where.items() if uid.startswith("embedding--")]
+        return (
+            members == [(P0_JOB, 0), (P2_JOB, 0), (P2_JOB, 1)]
+            and len(hosts) == 3
+            and all(w.get("job") == P2_JOB for w in hosts)
+        )
+
+    reconcile_until(up, lend, lent)
+    borrowed = next(a for a, w in workers(up).items() if (w["job"], w["index"]) == (P2_JOB, 1))
+    node = workers(up)[borrowed]["node"]
+    # one chat instance more fits P0's worker, the third needs a worker of its own
+    platform = platform_file(up.tmp / "reclaim.yaml", up.port, chat=3, embedding=3)
+
+    def placed() -> bool:
+        where, book = up.where(), workers(up)
+        chats = [book.get(a, {}) for uid, a in where.items() if uid.startswith("chat--")]
+        return (
+            len(chats) == 3
+            and all(w.get("job") == P0_JOB for w in chats)
+            and any(w["node"] == node for w in chats)
+        )
+
+    with Embeddings(f"http://127.0.0.1:{up.port}") as embeddings:
+        reconcile_until(up, platform, placed, passes=15)
+    assert embeddings.failed() == [], embeddings.failed()[:5]
+    log = (up.tmp / "up.log").read_text()
+    assert f"evicting worker {borrowed}" in log, log[-3000:]
+    assert "reclaimed for P0: P2 holds 4 > deserved 2 on local" in log
+    assert borrowed not in workers(up)
+    new = next(a for a, w in workers(up).items() if (w["job"], w["node"]) == (P0_JOB, node))
+    assert tier_of_worker(new) == "P0"
