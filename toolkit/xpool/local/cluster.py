@@ -24,7 +24,8 @@ else plays here (`capacity.reclaim`): if the new worker keeps its tier within it
 share on the pool, other tiers' preemptable workers (burst Jobs' workers, any worker of a
 preemptible tier) are evicted while their tier holds more than its deserved share, lowest
 priority and highest index first, until a node has room; the new worker is bound to that
-node and starts once the victims' processes have ended. An evicted worker stays a pending
+node and starts once the victims' processes have ended (as it does, without reclaiming, on a
+node a stopping worker leaves room on: Volcano pipelines a pod onto releasing resources). An evicted worker stays a pending
 member of its group, as the Job controller recreates an evicted pod as Pending: its
 replicas do not drop, and it starts when room appears (the policy releases it if nothing
 waits for it). Pending members have no address, so the supervisor lists them nowhere and
@@ -335,14 +336,17 @@ class LocalCluster(EmbeddedXinference):
                 for a, (w, _proc) in self._procs.items()
             ]
 
-    def _free(self, pool: str) -> list[int]:
+    def _free(self, pool: str, *, stopping: bool = True) -> list[int]:
         """Each of the pool's nodes' free accelerators: what its worker processes that have
-        not ended (stopping ones too, like a terminating pod) and the pending members bound
-        to a node (waiting for workers reclaimed for them to end) leave."""
+        not ended (stopping ones too, like a terminating pod, unless not `stopping`: the room
+        they are releasing) and the pending members bound to a node (waiting for workers
+        stopping there to end) leave."""
         nodes, per_node = self.nodes[pool]
         free = [per_node] * nodes
-        for worker, proc in self._procs.values():
-            if worker.pool == pool and proc.poll() is None:
+        for address, (worker, proc) in self._procs.items():
+            if worker.pool != pool or proc.poll() is not None:
+                continue
+            if stopping or address not in self._stopping:
                 free[worker.node] -= worker.accelerators
         for worker in self.workers:
             if worker.pool == pool and not worker.address and worker.node >= 0:
@@ -356,10 +360,11 @@ class LocalCluster(EmbeddedXinference):
         new workers register with the supervisor in the background (replicas count them
         from the start); stopped ones, highest index first, leave the group at once and are
         drained and ended in the background. Pending members of any group that have room
-        now start first. A new worker no node has room for reclaims one (see the module
-        docstring; its tier holds its running workers and the pending ones bound to a node):
-        it is bound to the freed node and counted, `reclaiming` names the evicted workers.
-        `pending` says why fewer started (no node has room, nothing to reclaim). InputError
+        now start first. A new worker no node has room for is bound to a node a stopping
+        worker releases room on, else reclaims one (see the module docstring; its tier holds
+        its running workers and the pending ones bound to a node): it is counted at once and
+        starts when they have ended; `reclaiming` names the workers evicted for it. `pending`
+        says why fewer started (no node has or will have room, nothing to reclaim). InputError
         when the group is not one of this cluster's, `replicas` is outside 0..its
         maxReplicas, or the cluster does not run."""
         group = self.groups.get((job, task))
@@ -389,20 +394,21 @@ class LocalCluster(EmbeddedXinference):
             while len(members) + added < replicas:
                 while index in taken:
                     index += 1
+                planned = LocalWorker(
+                    "", group.pool, group.tier, -1, group.size, 0, job, task, index
+                )
                 node = first_fit(self._free(group.pool), group.size)
-                found = None if node is not None else self._reclaim(group)
-                if node is None and found is None:
+                if node is not None:
+                    taken.add(index)
+                    added += 1
+                    started.append(self._start_worker(replace(planned, node=node), progress))
+                    continue
+                found = self._room_later(group)
+                if found is None:
                     pending = f"no node of pool {group.pool} has {group.size} free accelerator(s)"
                     break
                 taken.add(index)
                 added += 1
-                planned = LocalWorker(
-                    "", group.pool, group.tier, -1, group.size, 0, job, task, index
-                )
-                if node is not None:
-                    started.append(self._start_worker(replace(planned, node=node), progress))
-                    continue
-                assert found is not None
                 bound, victims = found
                 self.workers.append(replace(planned, node=bound))  # starts once they end
                 for victim, why in victims:
@@ -438,10 +444,15 @@ class LocalCluster(EmbeddedXinference):
             "pending": pending,
         }
 
-    def _reclaim(self, group: WorkerGroup) -> tuple[int, list[tuple[LocalWorker, str]]] | None:
-        """The node a new worker of `group` gets by reclaiming, and the members to evict for
-        it with why; None when its tier may not reclaim or nothing frees a node."""
+    def _room_later(self, group: WorkerGroup) -> tuple[int, list[tuple[LocalWorker, str]]] | None:
+        """The node for a new worker of `group` no node has room for now, and the members to
+        evict for it with why: one stopping workers release room on (Volcano pipelines a pod
+        onto releasing resources), else one reclaimed; None when its tier may not reclaim or
+        nothing frees a node."""
         pool = group.pool
+        free = self._free(pool, stopping=False)
+        if (node := first_fit(free, group.size)) is not None:
+            return node, []
         shares = self.shares[pool]
         held: Counter[str] = Counter()
         for w in self.workers:
@@ -464,7 +475,7 @@ class LocalCluster(EmbeddedXinference):
             )
             for w in running.values()
         ]
-        found = reclaim(group.tier, group.size, self._free(pool), holders, held, shares)
+        found = reclaim(group.tier, group.size, free, holders, held, shares)
         if found is None:
             return None
         node, victims = found
