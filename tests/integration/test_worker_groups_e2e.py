@@ -220,17 +220,18 @@ def test_p0_demand_takes_the_node_back_draining_p2_first(up: Up) -> None:
     records = audit(up)[start:]
     print("\n".join(f"{a} {s}: {r}" for a, s, r in steps(records)))
     drained = sorted(r["subject"] for r in records if r["action"] == "drain")
-    assert drained == ["embedding--1--3", "embedding--1--4"], steps(records)
+    assert "embedding--1--4" in drained, steps(records)  # the newest first
     released = index_of(records, "scale-workers", P2)
     grown = index_of(records, "scale-workers", P0)
     assert min(index_of(records, "drain", uid) for uid in drained) < grown, steps(records)
     assert (records[released]["fields"]["replicas"], records[grown]["fields"]["replicas"]) == (1, 2)
     # P2's borrowed worker ends once its instances are terminated: released by the policy,
-    # or evicted for P0's pending worker (Volcano's reclaim, which `xpool up` plays), its
-    # instances drained first either way
+    # or evicted for P0's pending worker (Volcano's reclaim, which `xpool up` plays; it may
+    # then take one of the borrowed instances the policy's drain had not), drained first
     log = (up.tmp / "up.log").read_text()
     stopped = log.index(f"worker {borrowed} stopped")
-    assert all(log.index(f"{uid}: terminated") < stopped for uid in drained), log[-3000:]
+    for uid in ("embedding--1--3", "embedding--1--4"):
+        assert log.index(f"{uid}: terminated") < stopped, log[-3000:]
     launches = [r for r in records[grown:] if r["action"] == "launch"]
     new = next(a for a, w in workers(up).items() if (w["job"], w["node"]) == (P0_JOB, 1))
     assert any(r["fields"]["worker"] == new for r in launches), steps(records)
