@@ -1,7 +1,8 @@
 """Local worker groups: a multi-worker `xpool up` (3 CPU nodes of 2 accelerators; P0, P1 and P2
 a node each) scales its tiers' worker groups through the gateway's admin API, as Volcano runs
-a worker Job whose task replicas change: a new worker binds to a node with room or stays
-pending, and a stopped one is drained first, then its process ends. What runs is read from the
+a worker Job whose task replicas change: a new worker binds to a node with room, reclaims
+one from a tier beyond its share or stays pending, and a stopped or evicted one is drained
+first, then its process ends. What runs is read from the
 supervisor (GET /v1/workers), the processes and their environment, not from xpool's
 bookkeeping alone."""
 
@@ -143,8 +144,6 @@ def test_scaling_down_frees_the_node_a_new_worker_then_starts_on(
     assert [(w.job, w.index) for w in target.workers() if w.address == burst["address"]] == [
         (BURST[0], 0)
     ]
-    # P2 may not have its node back while the burst worker holds it
-    assert not scale(target, P2, 1)
 
 
 def test_a_stopped_worker_is_drained_first(up: Up, target: LocalTarget) -> None:
@@ -170,6 +169,50 @@ def test_a_stopped_worker_is_drained_first(up: Up, target: LocalTarget) -> None:
     drained = log.index(f"worker {burst['address']}: draining {uid} before it stops")
     terminated = log.index(f"{uid}: terminated", drained)
     assert terminated < log.index(f"worker {burst['address']} stopped")
+
+
+def test_a_tier_within_its_share_reclaims_a_burst_worker_drained_first(
+    up: Up, target: LocalTarget
+) -> None:
+    """Volcano's reclaim, played locally: P2, within its share, asks for a worker while P1's
+    burst worker (borrowed, preemptable) holds the only node with room for it. The burst
+    worker is evicted, drained first, and stays a pending member of its group, as the Job
+    controller recreates an evicted pod; P2's worker starts on its node once it has ended."""
+    assert scale(target, BURST, 1)
+    (burst,) = members(up, BURST)
+    wait(lambda: burst["address"] in listed(up), "the burst worker registers")
+    launched = admin_post(
+        up, "/-/admin/launch", {"model": "embedding", "count": 1, "worker": burst["address"]}
+    )
+    assert launched.status_code == 202, launched.text
+    (uid,) = launched.json()["uids"]
+
+    def state() -> str | None:
+        return next((i.state for i in target.instances() if i.uid == uid), None)
+
+    wait(lambda: state() == "ready", f"{uid} ready on the burst worker", timeout=300)
+    answer = admin_post(up, "/-/admin/workers", {"job": P2[0], "task": P2[1], "replicas": 1})
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["pending"], answer.json()["reclaiming"]) == (None, [burst["address"]])
+    assert target.worker_replicas()[BURST] == 1  # evicted: pending, not gone
+    assert target.worker_replicas()[P2] == 1
+    wait(lambda: not pid_alive(burst["pid"]), "the burst worker's process ends")
+    assert state() is None  # drained and terminated through the gateway, not killed under it
+    wait(lambda: len(members(up, P2)) == 1, "P2's worker starts once the node is free")
+    (p2,) = members(up, P2)
+    assert p2["node"] == burst["node"]
+    assert members(up, BURST) == []
+    wait(lambda: p2["address"] in listed(up), "P2's worker registers")
+    assert tier_of_worker(p2["address"]) == "P2"
+    log = (up.tmp / "up.log").read_text()
+    evicted = log.index(f"evicting worker {burst['address']}")
+    assert "reclaimed for P2: P1 holds 4 > deserved 2 on local" in log[evicted:]
+    drained = log.index(f"worker {burst['address']}: draining {uid} before it stops", evicted)
+    stopped = log.index(f"worker {burst['address']} stopped", drained)
+    assert stopped < log.index(f"starting worker {p2['address']}")
+    # the pending burst worker nobody waits for is released
+    assert scale(target, BURST, 0)
+    assert target.worker_replicas()[BURST] == 0
 
 
 def test_stopping_up_ends_every_worker_also_those_started_later(

@@ -14,11 +14,23 @@ not devices: Xinference's CPU worker sees no GPU and refuses any `gpu_idx`.
 Each worker belongs to its tier's worker group (`capacity.worker_groups`: a Job task, workers
 of one size) with an index, 0.. in start order, as a pod of that task would. A group scales
 (`LocalCluster.scale`) as Volcano runs a Job whose `tasks[*].replicas` changed: a new worker
-binds to the first of the pool's nodes with room for it, or stays pending (nothing reclaims
-here: the policy releases lower tiers' workers first); fewer replicas end the highest-index
-workers, each evicted like a pod: its instances drained through the gateway, then its process
-stopped (SIGINT, so that Xinference's worker unregisters from the supervisor, then SIGTERM to
-its process group, SIGKILL after a grace).
+binds to the first of the pool's nodes with room for it; fewer replicas end the
+highest-index workers, each evicted like a pod: its instances drained through the gateway,
+then its process stopped (SIGINT, so that Xinference's worker unregisters from the
+supervisor, then SIGTERM to its process group, SIGKILL after a grace).
+
+When no node has room, the cluster plays Volcano's capacity plugin `reclaim`, which nothing
+else plays here (`capacity.reclaim`): if the new worker keeps its tier within its deserved
+share on the pool, other tiers' preemptable workers (burst Jobs' workers, any worker of a
+preemptible tier) are evicted while their tier holds more than its deserved share, lowest
+priority and highest index first, until a node has room; the new worker is bound to that
+node and starts once the victims' processes have ended (as it does, without reclaiming, on a
+node a stopping worker leaves room on: Volcano pipelines a pod onto releasing resources). An evicted worker stays a pending
+member of its group, as the Job controller recreates an evicted pod as Pending: its
+replicas do not drop, and it starts when room appears (the policy releases it if nothing
+waits for it). Pending members have no address, so the supervisor lists them nowhere and
+the policy sees them as asked for and not started. A worker that neither fits nor can
+reclaim is not made a member: `scale` reports it pending and the reconciler asks again.
 
 Every process leads its own process group (a process cannot join a group in another
 session), and the pid file lists them all, workers started later included until they end,
@@ -37,13 +49,15 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from xpool.capacity.borrowing import tier_pool_shares
 from xpool.capacity.packing import first_fit, worker_layout
+from xpool.capacity.reclaim import Holder, reclaim
 from xpool.capacity.worker_groups import WorkerGroup, worker_groups
 from xpool.config.models import Platform
 from xpool.errors import InputError, RemoteError
@@ -59,10 +73,11 @@ log = get_logger(__name__)
 class LocalWorker:
     """One worker process and what it stands for."""
 
-    address: str  # host:port, Xinference's name for the worker (and what `worker_ip` takes)
+    address: str  # host:port, Xinference's name for the worker (and what `worker_ip` takes);
+    # "" while pending (not started)
     pool: str
     tier: str
-    node: int
+    node: int  # -1 while pending and bound to no node
     accelerators: int
     pid: int = 0
     # its worker group (the tier's worker Job and task) and index there; "" in a file an
@@ -164,16 +179,24 @@ class LocalCluster(EmbeddedXinference):
         super().__init__(state_dir, start_timeout=start_timeout)
         self.planned = planned_workers(platform)
         self.groups = {(g.job, g.task): g for g in cpu_groups(platform)}
+        self.bursts = {key for key, g in self.groups.items() if g.burst}
         self.nodes = {
             p.name: (p.nodes, p.accelerators_per_node)
             for p in platform.spec.pools
             if p.vendor == "cpu"
         }
+        self.shares = {
+            p: tier_pool_shares(platform.spec.tiers, nodes * per_node)
+            for p, (nodes, per_node) in self.nodes.items()
+        }
+        self.priority = {t.name: t.priority for t in platform.spec.tiers}
+        self.preemptible = {t.name for t in platform.spec.tiers if t.preemptible}
         self.stop_grace = stop_grace
         # Drains a worker's instances before its process is stopped (the gateway's, set once
         # it runs): the preStop hook of a worker pod.
         self.evict: Callable[[str], object] = lambda _address: None
-        self.workers: list[LocalWorker] = []  # the groups' members (workers.json)
+        # the groups' members, pending ones too (workers.json names the running ones)
+        self.workers: list[LocalWorker] = []
         # every worker process not yet ended, by address: members and the ones stopping
         self._procs: dict[str, tuple[LocalWorker, subprocess.Popen[bytes]]] = {}
         self._stopping: set[str] = set()  # scaled down: drained, then ended
@@ -208,7 +231,12 @@ class LocalCluster(EmbeddedXinference):
 
     def _write_workers(self) -> None:
         self.workers_file.write_text(
-            json.dumps({"endpoint": self.endpoint, "workers": [asdict(w) for w in self.workers]})
+            json.dumps(
+                {
+                    "endpoint": self.endpoint,
+                    "workers": [asdict(w) for w in self.workers if w.address],
+                }
+            )
             + "\n"
         )
 
@@ -260,7 +288,7 @@ class LocalCluster(EmbeddedXinference):
 
     def _wait_registered(self) -> None:
         """Until the supervisor lists every worker; a worker that exits stops the wait."""
-        want = {w.address for w in self.workers}
+        want = {w.address for w in self.workers if w.address}
         deadline = time.monotonic() + self.start_timeout
         with httpx.Client(base_url=self.endpoint, timeout=5) as http:
             while time.monotonic() < deadline:
@@ -283,7 +311,8 @@ class LocalCluster(EmbeddedXinference):
     # -- worker groups -----------------------------------------------------------------------
 
     def replicas(self) -> list[dict[str, Any]]:
-        """Each group's replicas (its members, registered or not) and bounds, in group order."""
+        """Each group's replicas (its members: running, registering or pending) and bounds,
+        in group order."""
         with self._scaling:
             counts = Counter((w.job, w.task) for w in self.workers)
         return [
@@ -307,13 +336,20 @@ class LocalCluster(EmbeddedXinference):
                 for a, (w, _proc) in self._procs.items()
             ]
 
-    def _free(self, pool: str) -> list[int]:
+    def _free(self, pool: str, *, stopping: bool = True) -> list[int]:
         """Each of the pool's nodes' free accelerators: what its worker processes that have
-        not ended (stopping ones too, like a terminating pod) leave."""
+        not ended (stopping ones too, like a terminating pod, unless not `stopping`: the room
+        they are releasing) and the pending members bound to a node (waiting for workers
+        stopping there to end) leave."""
         nodes, per_node = self.nodes[pool]
         free = [per_node] * nodes
-        for worker, proc in self._procs.values():
-            if worker.pool == pool and proc.poll() is None:
+        for address, (worker, proc) in self._procs.items():
+            if worker.pool != pool or proc.poll() is not None:
+                continue
+            if stopping or address not in self._stopping:
+                free[worker.node] -= worker.accelerators
+        for worker in self.workers:
+            if worker.pool == pool and not worker.address and worker.node >= 0:
                 free[worker.node] -= worker.accelerators
         return free
 
@@ -323,9 +359,14 @@ class LocalCluster(EmbeddedXinference):
         """Start or stop workers of the group until it has `replicas`, without waiting:
         new workers register with the supervisor in the background (replicas count them
         from the start); stopped ones, highest index first, leave the group at once and are
-        drained and ended in the background. `pending` says why fewer started (no node has
-        room). InputError when the group is not one of this cluster's, `replicas` is outside
-        0..its maxReplicas, or the cluster does not run."""
+        drained and ended in the background. Pending members of any group that have room
+        now start first. A new worker no node has room for is bound to a node a stopping
+        worker releases room on, else reclaims one (see the module docstring; its tier holds
+        its running workers and the pending ones bound to a node): it is counted at once and
+        starts when they have ended; `reclaiming` names the workers evicted for it. `pending`
+        says why fewer started (no node has or will have room, nothing to reclaim). InputError
+        when the group is not one of this cluster's, `replicas` is outside 0..its
+        maxReplicas, or the cluster does not run."""
         group = self.groups.get((job, task))
         if group is None:
             known = ", ".join(f"{j}/{t}" for j, t in self.groups)
@@ -339,55 +380,145 @@ class LocalCluster(EmbeddedXinference):
                 "(maxReplicas: the tier's share, plus what it may borrow)"
             )
         started: list[LocalWorker] = []
+        evicted: list[tuple[LocalWorker, str]] = []
         pending = None
         with self._scaling:
             if self.process is None:  # not started, or stopped meanwhile: start nothing
                 raise InputError(f"{job}/{task}: the local Xinference cluster is not running")
+            self._start_pending(progress)
             members = sorted(
                 (w for w in self.workers if (w.job, w.task) == (job, task)), key=lambda w: w.index
             )
             taken = {w.index for w in members}
-            index = 0
-            while len(members) + len(started) < replicas:
-                node = first_fit(self._free(group.pool), group.size)
-                if node is None:
-                    pending = f"no node of pool {group.pool} has {group.size} free accelerator(s)"
-                    break
+            index = added = 0
+            while len(members) + added < replicas:
                 while index in taken:
                     index += 1
-                taken.add(index)
                 planned = LocalWorker(
-                    "", group.pool, group.tier, node, group.size, 0, job, task, index
+                    "", group.pool, group.tier, -1, group.size, 0, job, task, index
                 )
-                started.append(self._start_worker(planned, progress))
+                node = first_fit(self._free(group.pool), group.size)
+                if node is not None:
+                    taken.add(index)
+                    added += 1
+                    started.append(self._start_worker(replace(planned, node=node), progress))
+                    continue
+                found = self._room_later(group)
+                if found is None:
+                    pending = f"no node of pool {group.pool} has {group.size} free accelerator(s)"
+                    break
+                taken.add(index)
+                added += 1
+                bound, victims = found
+                self.workers.append(replace(planned, node=bound))  # starts once they end
+                for victim, why in victims:
+                    position = self.workers.index(victim)
+                    self.workers[position] = replace(victim, address="", node=-1, pid=0)
+                    self._stopping.add(victim.address)
+                    evicted.append((victim, why))
             doomed = members[replicas:]
             for worker in doomed:
                 self.workers.remove(worker)
-                self._stopping.add(worker.address)
+                if worker.address:
+                    self._stopping.add(worker.address)
             self._write_workers()
+        for worker, why in evicted:
+            progress(
+                f"evicting worker {worker.address} ({worker.job}/{worker.task} #{worker.index}, "
+                f"node {worker.node}; pending until room appears): {why}"
+            )
+            self._stop_in_background(worker, progress)
         for worker in doomed:
-            progress(f"stopping worker {worker.address} ({job}/{task} #{worker.index})")
-            threading.Thread(
-                target=self._retire,
-                args=(worker, progress),
-                name=f"stop worker {worker.address}",
-                daemon=True,
-            ).start()
+            if worker.address:
+                progress(f"stopping worker {worker.address} ({job}/{task} #{worker.index})")
+                self._stop_in_background(worker, progress)
         if pending:
             progress(f"{job}/{task}: {replicas} replica(s) asked, pending: {pending}")
         return {
             "job": job,
             "task": task,
-            "replicas": len(members) - len(doomed) + len(started),
+            "replicas": len(members) - len(doomed) + added,
             "started": [w.address for w in started],
-            "stopping": [w.address for w in doomed],
+            "stopping": [w.address for w in doomed if w.address],
+            "reclaiming": [w.address for w, _why in evicted],
             "pending": pending,
         }
+
+    def _room_later(self, group: WorkerGroup) -> tuple[int, list[tuple[LocalWorker, str]]] | None:
+        """The node for a new worker of `group` no node has room for now, and the members to
+        evict for it with why: one stopping workers release room on (Volcano pipelines a pod
+        onto releasing resources), else one reclaimed; None when its tier may not reclaim or
+        nothing frees a node."""
+        pool = group.pool
+        free = self._free(pool, stopping=False)
+        if (node := first_fit(free, group.size)) is not None:
+            return node, []
+        shares = self.shares[pool]
+        held: Counter[str] = Counter()
+        for w in self.workers:
+            if w.pool == pool and (w.address or w.node >= 0):
+                held[w.tier] += w.accelerators
+        running = {
+            w.address: w
+            for w in self.workers
+            if w.pool == pool and w.address and w.address not in self._stopping
+        }
+        holders = [
+            Holder(
+                w.address,
+                w.tier,
+                w.node,
+                w.accelerators,
+                w.tier in self.preemptible or (w.job, w.task) in self.bursts,
+                self.priority[w.tier],
+                w.index,
+            )
+            for w in running.values()
+        ]
+        found = reclaim(group.tier, group.size, free, holders, held, shares)
+        if found is None:
+            return None
+        node, victims = found
+        return node, [
+            (
+                running[v.name],
+                f"reclaimed for {group.tier}: {v.tier} holds {held[v.tier]} > deserved "
+                f"{shares[v.tier].deserved} on {pool}",
+            )
+            for v in victims
+        ]
+
+    def _start_pending(self, progress: Callable[[str], None]) -> bool:
+        """Start the pending members that have room now, those bound to a node (for which
+        workers were reclaimed) first, then by tier priority; True when one started."""
+        pending = [w for w in self.workers if not w.address]
+        pending.sort(key=lambda w: (w.node < 0, -self.priority.get(w.tier, 0), w.index))
+        started = False
+        for worker in pending:
+            free = self._free(worker.pool)  # counts the bound ones' reservations, its own too
+            if worker.node >= 0:
+                node: int | None = worker.node if free[worker.node] >= 0 else None
+            else:
+                node = first_fit(free, worker.accelerators)
+            if node is None:
+                continue
+            self.workers.remove(worker)
+            self._start_worker(replace(worker, node=node), progress)
+            started = True
+        return started
+
+    def _stop_in_background(self, worker: LocalWorker, progress: Callable[[str], None]) -> None:
+        threading.Thread(
+            target=self._retire,
+            args=(worker, progress),
+            name=f"stop worker {worker.address}",
+            daemon=True,
+        ).start()
 
     def _retire(self, worker: LocalWorker, progress: Callable[[str], None]) -> None:
         """Evict one worker as the kubelet evicts a pod: drain its instances, then stop its
         process (SIGINT, SIGTERM to its group, SIGKILL after the grace); the pid file stops
-        naming it."""
+        naming it. The room it leaves goes to pending members, as a pending pod schedules."""
         try:
             self.evict(worker.address)
         except Exception as exc:  # the worker stops anyway, as after a failed preStop hook
@@ -413,6 +544,9 @@ class LocalCluster(EmbeddedXinference):
                 self._groups.remove(proc)
                 self._write_pid_file()
         progress(f"worker {worker.address} stopped (code {proc.returncode})")
+        with self._scaling:
+            if self.process is not None and self._start_pending(progress):
+                self._write_workers()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
