@@ -124,7 +124,7 @@ def test_rollout_resumes_after_a_kill_and_a_broken_canary_rolls_back(tmp_path: P
         ).start()
         # 1. the file declares the rollout of version 2; kill the reconciler at the 100 % step
         with reconciling(platform, state, None, "reconcile-1.log") as first:
-            wait_for(lambda: rollout_state(state).get("step") == 1, 240, "the 100 % step", first)
+            wait_for(lambda: rollout_state(state).get("step") == 1, 480, "the 100 % step", first)
             first.kill()
             first.wait(10)
         at_kill = rollout_state(state)
@@ -152,7 +152,7 @@ def test_rollout_resumes_after_a_kill_and_a_broken_canary_rolls_back(tmp_path: P
             assert started.returncode == 0, started.stderr
             wait_for(
                 lambda: rollout_state(state).get("phase") == "rolled-back",
-                240,
+                480,
                 "the broken canary rolled back",
                 second,
             )
@@ -172,7 +172,7 @@ def test_rollout_resumes_after_a_kill_and_a_broken_canary_rolls_back(tmp_path: P
                     rollout_state(state).get("canary") == "4"
                     and rollout_state(state).get("phase") == "rolled-back"
                 ),
-                240,
+                480,
                 "the unloadable canary rolled back",
                 second,
             )
