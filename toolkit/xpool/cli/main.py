@@ -30,6 +30,7 @@ COMMANDS = {
     "rollout": "xpool.cli.rollout:rollout_group",
     "simulate": "xpool.cli.simulate:simulate_command",
     "worker": "xpool.cli.worker:worker_group",
+    "batch": "xpool.cli.batch:batch_group",
 }
 
 
