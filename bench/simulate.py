@@ -134,7 +134,8 @@ def slo_loads(seed: int) -> dict[str, RequestLoad]:
 
 
 def compare_slo(seed: int) -> None:
-    """Pooled with the band and with mode slo, static and the oracle beside them."""
+    """Pooled with the band and with mode slo, at the file's scale-up step and unbounded,
+    static and the oracle beside them."""
     resolved = resolve_platform(PLATFORM)
     spec, svcs = setup(resolved.loaded.platform, resolved.plan, ["summary"])
     # token figures of the instance the simulator runs, as measured `perInstance` figures
@@ -149,29 +150,22 @@ def compare_slo(seed: int) -> None:
     )
     spec = replace(spec, models=(measured,))
     print("mode slo vs band: summary (P1, p99 TTFT <= 800 ms), ServeGen m-large day 1 excerpt")
-    print(f"{'arrivals':<18} {'policy':<12} {'acc-hours':>9} {'attain':>7} {'p99 TTFT':>9} ups")
+    print(f"{'arrivals':<18} {'policy':<22} {'acc-hours':>9} {'attain':>7} {'shed':>5}")
     for name, load in slo_loads(seed).items():
-        for mode in ("band", "slo"):
-            scaling = replace(spec.scaling, mode=mode)
-            policies = ("static", "pooled", "oracle") if mode == "band" else ("pooled",)
-            comparison = simulate(
-                replace(spec, scaling=scaling), svcs, load, policies, Options(seed=seed), 15.0
+        runs = [("static", spec), ("oracle", spec)]
+        for step in (spec.scaling.step, measured.max):
+            for mode in ("band", "slo"):
+                scaling = replace(spec.scaling, mode=mode, step=step)
+                runs.append((f"pooled {mode} step {step}", replace(spec, scaling=scaling)))
+        for label, variant in runs:
+            policy = label.split()[0]
+            result = simulate(variant, svcs, load, (policy,), Options(seed=seed), 15.0).results[0]
+            tier = result.tiers.get("P1")
+            attained = "-" if tier is None or tier.attainment is None else f"{tier.attainment:.1%}"
+            shed = "-" if tier is None or policy == "oracle" else f"{tier.shed:.0f}"
+            print(
+                f"{name:<18} {label:<22} {result.accelerator_hours:>9.1f} {attained:>7} {shed:>5}"
             )
-            for r in comparison.results:
-                label = f"{r.policy} ({mode})" if r.policy == "pooled" else r.policy
-                tier = r.tiers.get("P1")
-                attained = (
-                    "-" if tier is None or tier.attainment is None else f"{tier.attainment:.1%}"
-                )
-                p99 = (
-                    "-"
-                    if tier is None or tier.quantile(0.99) is None
-                    else f"{tier.quantile(0.99):.2f} s"
-                )
-                print(
-                    f"{name:<18} {label:<12} {r.accelerator_hours:>9.1f} {attained:>7} "
-                    f"{p99:>9} {r.scale_ups}"
-                )
 
 
 def main() -> None:
