@@ -10,7 +10,7 @@ import pytest
 
 from tests.unit.policy_world import model, ready
 from xpool.policy.autoscale import autoscale
-from xpool.policy.queueing import erlang_c
+from xpool.policy.queueing import erlang_c, wait_quantile
 from xpool.policy.slo_target import SloNeed, slo_need
 from xpool.policy.spec import ScalingSpec
 from xpool.policy.state import InstanceObs, LoadObs, ModelMemory
@@ -168,3 +168,18 @@ def test_slots_share_their_instance_prefill_compute() -> None:
     load = LoadObs(qps=3.5, prompt_tokens_per_s=1750, completion_tokens_per_s=350, arrival_cv2=1)
     need = slo_need(wide, SLO, load, 1)
     assert isinstance(need, SloNeed) and need.instances == 2
+
+
+@pytest.mark.parametrize("cv2", [0.0, 1.0, 9.0, 50.0])
+def test_search_finds_what_trying_every_count_finds(cv2: float) -> None:
+    """Against the predicted TTFT of every instance count in turn, from instances.min."""
+    spec = replace(CHAT, min=2, max=60)
+    for qps in (0.0, 0.3, 3.0, 9.0, 17.0, 40.0, 60.0):
+        need = slo_need(spec, SLO, _load(qps, cv2), 1)
+        assert isinstance(need, SloNeed)
+        within = [
+            n
+            for n in range(spec.min, spec.max + 1)
+            if wait_quantile(2 * n, qps, 1.1, cv2, 1.0, 0.99) + 0.1 <= 0.5
+        ]
+        assert need.instances == (within[0] if within else spec.max), (qps, cv2)

@@ -15,35 +15,43 @@ from __future__ import annotations
 
 import math
 
-# Poisson terms further than this many standard deviations (plus as many terms, for small
-# loads) from the load are below 1e-30 of the largest and cannot change a float sum.
-_TAIL = 12.0
+# Poisson terms below this share of the largest cannot change a float sum; a blocking
+# probability below it is 0 here (no percentile a platform file can ask for comes close).
+_NEGLIGIBLE = 1e-18
 
 
 def erlang_b(servers: int, load: float) -> float:
     """Blocking probability of M/M/c/c with `load` = lam x service erlangs: the Poisson(load)
-    probability of `servers` over that of at most `servers`. Summed in log space over the
-    terms that matter, so a thousand servers costs what a few dozen do."""
+    probability of `servers` over that of at most `servers`. The terms are summed relative
+    to the largest, outwards from it, and only while they matter, so a thousand servers cost
+    what a few dozen do and nothing overflows."""
     if load <= 0:
         return 0.0
-    spread = _TAIL * (math.sqrt(load) + 1)
-    lo = max(0, math.floor(load - spread))
-    hi = min(servers, math.ceil(load + spread))
-    log_load = math.log(load)
-
-    def log_term(k: int) -> float:
-        return k * log_load - math.lgamma(k + 1)
-
-    peak = log_term(max(lo, min(hi, math.floor(load))))
-    total = math.fsum(math.exp(log_term(k) - peak) for k in range(lo, hi + 1))
-    return math.exp(log_term(servers) - peak) / total
+    top = min(servers, math.floor(load))  # the largest term at or below `servers`
+    total = term = 1.0
+    k = top
+    while k > 0 and term > _NEGLIGIBLE * total:  # downwards: term(k - 1) = term(k) k / a
+        term *= k / load
+        total += term
+        k -= 1
+    term = 1.0
+    for k in range(top + 1, servers + 1):  # upwards to `servers`: term(k) = term(k - 1) a / k
+        term *= load / k
+        if term < _NEGLIGIBLE * total:
+            return 0.0
+        total += term
+    return term / total
 
 
 def erlang_c(servers: int, load: float) -> float:
     """Probability that an arrival waits in M/M/c (1 when the servers cannot keep up)."""
     if load >= servers:
         return 1.0
-    blocking = erlang_b(servers, load)
+    return _waiting(servers, load, erlang_b(servers, load))
+
+
+def _waiting(servers: int, load: float, blocking: float) -> float:
+    """Erlang C from Erlang B of the same servers and load."""
     rho = load / servers
     return blocking / (1 - rho * (1 - blocking))
 
@@ -53,8 +61,14 @@ def waiting_probability(servers: float, load: float) -> float:
     it (1 where they cannot keep up), so it falls steadily as servers are added."""
     whole = math.floor(servers)
     share = servers - whole
-    below = erlang_c(whole, load)
-    return below if share == 0 else (1 - share) * below + share * erlang_c(whole + 1, load)
+    if load >= whole + (share > 0):
+        return 1.0
+    blocking = erlang_b(whole, load)
+    below = _waiting(whole, load, blocking) if load < whole else 1.0
+    if share == 0:
+        return below
+    above = load * blocking / (whole + 1 + load * blocking)  # Erlang B's own recursion
+    return (1 - share) * below + share * _waiting(whole + 1, load, above)
 
 
 def wait_quantile(

@@ -120,17 +120,29 @@ def slo_need(model: ModelSpec, scaling: ScalingSpec, load: LoadObs, ready: int) 
         slots = math.floor(queue.lam * queue.service / queue.batch) + 1
         lo = max(lo, slots, math.floor(queue.lam * queue.prefill_load) + 1)
     hi = model.max
-    if lo > hi or queue.ttft(hi) > slo:
-        found = hi
-    else:  # the predicted TTFT falls as instances are added: bisect for the first within
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if queue.ttft(mid) <= slo:
-                hi = mid
-            else:
-                lo = mid + 1
-        found = lo
-    ttft = queue.ttft(found)
+    found: dict[int, float] = {}
+
+    def ttft(instances: int) -> float:
+        if instances not in found:
+            found[instances] = queue.ttft(instances)
+        return found[instances]
+
+    # the predicted TTFT falls as instances are added: the first within the SLO (instances.max
+    # when none is) is usually a few above the stability bound, so gallop up from it to a
+    # count within the SLO, then bisect below that
+    lo = min(lo, hi)
+    probe, step = lo, 1
+    while probe < hi and ttft(probe) > slo:
+        lo = probe + 1
+        probe, step = min(hi, probe + step), step * 2
+    hi = probe
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if ttft(mid) <= slo:
+            hi = mid
+        else:
+            lo = mid + 1
+    need = ttft(lo)
     inputs = {
         "ttftSloMs": slo * 1000,
         "quantile": model.slo_quantile,
@@ -141,6 +153,6 @@ def slo_need(model: ModelSpec, scaling: ScalingSpec, load: LoadObs, ready: int) 
         "serviceSeconds": round(queue.service, 6),
         "firstTokenSeconds": round(queue.first_token, 6),
         "slotsPerInstance": queue.batch,
-        "predictedTtftMs": None if math.isinf(ttft) else round(ttft * 1000, 3),
+        "predictedTtftMs": None if math.isinf(need) else round(need * 1000, 3),
     }
-    return SloNeed(found, ttft <= slo, ttft, queue.ttft(ready), inputs)
+    return SloNeed(lo, need <= slo, need, ttft(ready), inputs)
