@@ -4,7 +4,8 @@
 `ca2` of their gaps, service times of mean `service` and squared CV `cs2`; z = (ca2 + cs2)/2
 (1 for M/M/c). P(W > t) = P(wait) exp(-t (c / service - lam) / z):
 - the wait, given that there is one, is exponential with mean z / (c / service - lam): exact
-  for M/M/c (z = 1), and Allen-Cunneen's G/G/c mean wait (Erlang C x z / (c mu - lam));
+  for M/M/c (z = 1), and for G/G/c the mean of a wait in the Allen-Cunneen approximation
+  (whose mean wait is Erlang C x z / (c / service - lam));
 - P(wait) is Erlang C of c / z servers offered a / z erlangs (Hayward's scaling for peaked
   traffic): Allen-Cunneen keeps M/M/c's Erlang C, which for bursty arrivals (z of 10 and
   more, as production traces show) says almost nobody waits while whole bursts queue.
