@@ -2,7 +2,11 @@
 large synthetic one: the reconciler runs it every interval and the simulator once per
 simulated interval (14 days at 15 s = 80,640 passes), so its cost bounds both.
 
-    python bench/policy.py [--models 1000] [--pools 20] [--passes 200]
+    python bench/policy.py [--models 1000] [--pools 20] [--passes 200] [--mode slo]
+
+`--mode slo` sizes every model of both platforms with `autoscaling.mode: slo`: the synthetic
+models get token figures (1,000-token prompts, 200-token answers at their QPS) and a 500 ms
+TTFT SLO, their loads token rates and an arrival CV2 between 0.5 and 20.
 
 Prints the median (and p90) milliseconds per pass over randomised observations (seeded).
 """
@@ -13,6 +17,7 @@ import argparse
 import random
 import statistics
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from xpool.policy.decide import decide
@@ -52,6 +57,22 @@ def synthetic(models: int, pools: int) -> PolicySpec:
     return PolicySpec(pool_specs, tiers, specs, ScalingSpec())
 
 
+def slo_mode(spec: PolicySpec) -> PolicySpec:
+    """`spec` in mode slo; models without token figures get the synthetic ones."""
+    models = tuple(
+        m
+        if m.prefill_tokens_per_s is not None
+        else replace(
+            m,
+            prefill_tokens_per_s=1000 * m.qps_per_instance * 4,
+            decode_tokens_per_s=200 * m.qps_per_instance * 2,
+            ttft_slo=0.5,
+        )
+        for m in spec.models
+    )
+    return replace(spec, models=models, scaling=replace(spec.scaling, mode="slo"))
+
+
 def observation(spec: PolicySpec, rng: random.Random, now: float) -> Observation:
     instances = []
     loads = {}
@@ -62,7 +83,15 @@ def observation(spec: PolicySpec, rng: random.Random, now: float) -> Observation
             instances.append(
                 InstanceObs(f"{m.name}--1--{n}", m.name, "1", state, now - 60, rng.randint(0, 8))
             )
-        loads[m.name] = LoadObs(qps=rng.uniform(0, 3 * m.qps_per_instance))
+        qps = rng.uniform(0, 3 * m.qps_per_instance)
+        loads[m.name] = LoadObs(qps=qps)
+        if spec.scaling.mode == "slo":
+            loads[m.name] = LoadObs(
+                qps=qps,
+                prompt_tokens_per_s=1000 * qps,
+                completion_tokens_per_s=200 * qps,
+                arrival_cv2=rng.uniform(0.5, 20),
+            )
     return Observation(now, tuple(instances), loads)
 
 
@@ -88,14 +117,17 @@ def main() -> None:
     parser.add_argument("--models", type=int, default=1000)
     parser.add_argument("--pools", type=int, default=20)
     parser.add_argument("--passes", type=int, default=200)
+    parser.add_argument("--mode", choices=("band", "slo"), default="band")
     args = parser.parse_args()
     resolved = resolve_platform(ROOT / "examples" / "platform.yaml")
     loaded, plan = resolved.loaded, resolved.plan
     article = policy_spec(loaded.platform, plan)
+    big = synthetic(args.models, args.pools)
+    if args.mode == "slo":
+        article, big = slo_mode(article), slo_mode(big)
     report(
         f"examples/platform.yaml ({len(article.models)} models)", time_passes(article, args.passes)
     )
-    big = synthetic(args.models, args.pools)
     report(
         f"synthetic ({args.models} models, {args.pools} pools x 64 accelerators)",
         time_passes(big, max(10, args.passes // 10)),

@@ -41,6 +41,7 @@ def _queries() -> Queries:
         gateway_up=defaults["gatewayUp"],
         model_prompt_tokens=defaults["modelPromptTokens"],
         model_completion_tokens=defaults["modelCompletionTokens"],
+        model_arrival_cv2=defaults["modelArrivalCv2"],
         utilization={},
     )
 

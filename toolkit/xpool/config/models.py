@@ -136,6 +136,11 @@ class PrometheusQueries(Spec):
         default=None,
         description="Completion tokens per second by `model` label (gateway counters).",
     )
+    model_arrival_cv2: str | None = Field(
+        default=None,
+        description="Squared coefficient of variation of arrival gaps by `model` label "
+        "(index of dispersion of request counts); read for autoscaling.mode slo.",
+    )
     gateway_up: str | None = Field(
         default=None,
         description="Non-empty while the gateways are scraped and fresh; without it no QPS "
@@ -360,6 +365,11 @@ class Context(Spec):
 
 class Slo(Spec):
     ttft_ms: Annotated[float, Field(gt=0)] = 500
+    percentile: Annotated[float, Field(ge=50, lt=100)] = Field(
+        default=99.0,
+        description="Share of requests (percent) whose TTFT should be within ttftMs; what "
+        "`autoscaling.mode: slo` sizes for.",
+    )
     # explicit: the camelCase generator would spell it `e2EMs`
     e2e_ms: Annotated[float, Field(gt=0)] | None = Field(default=None, alias="e2eMs")
 
@@ -429,7 +439,29 @@ class ScaleDown(Spec):
     stabilization: Duration = 300.0
 
 
+class SloSizing(Spec):
+    """The queueing model's settings for `autoscaling.mode: slo` (docs/scheduling.md,
+    "SLO-aware targets")."""
+
+    headroom: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=0.1,
+        description="Size for this much more than the observed arrival rate (it may rise "
+        "while new instances load).",
+    )
+    service_cv: Annotated[float, Field(ge=0, le=10)] = Field(
+        default=1.0,
+        description="Coefficient of variation of the time a request holds its slot (1: "
+        "exponential; answer lengths of chat traffic are close to it).",
+    )
+
+
 class Autoscaling(Spec):
+    mode: Literal["band", "slo"] = Field(
+        default="band",
+        description="band: the scaleUp/scaleDown thresholds on load; slo: per model, the "
+        "fewest instances whose predicted TTFT percentile meets slo.ttftMs (a G/G/c queue).",
+    )
+    slo: SloSizing = SloSizing()
     scale_up: ScaleUp = ScaleUp()
     scale_down: ScaleDown = ScaleDown()
     drain_timeout: Duration = 120.0

@@ -17,6 +17,10 @@ load stays high until they are ready). Down: only after QPS stayed under
 `stabilization` window, never within that window of a scale-up, never on missing metrics, and
 only to what keeps the remaining instances at the midpoint between the two ratios (so noise in
 the measured QPS does not scale straight back up). The floor (`instances.min`) is restored at once.
+
+With `autoscaling.mode: slo` the target is instead the fewest instances whose predicted TTFT
+meets the model's SLO (`slo_target.py`), reached by the same step, stabilization and
+missing-metrics rules; a model the queueing model cannot size (no token figures) keeps the band.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
+from xpool.policy.slo_target import SloNeed, slo_need
 from xpool.policy.spec import ModelSpec, ScalingSpec
 from xpool.policy.state import InstanceObs, LoadObs, ModelMemory
 
@@ -140,6 +145,8 @@ class _Pass:
         self.in_interval = since_up is not None and since_up < scaling.interval
 
     def target(self, desired: int, reason: str, **changes: float | None) -> Target:
+        if "low_since" in changes and changes["low_since"] is None:
+            changes["low_need"] = None  # a run of low passes ends, and its peak target with it
         return Target(desired, reason, replace(self.memory, **changes), self.inputs)
 
 
@@ -170,7 +177,39 @@ def autoscale(
         return p.target(
             model.max, f"{active} active > instances.max {model.max}", last_down=now, low_since=None
         )
+    if scaling.mode == "slo":
+        need = slo_need(model, scaling, load, len(p.ready))
+        if isinstance(need, SloNeed):
+            return _by_slo(p, need)
+        band = _scale_up(p) or _scale_down(p)
+        return replace(band, reason=f"{band.reason} (slo sizing unavailable: {need})")
     return _scale_up(p) or _scale_down(p)
+
+
+def _by_slo(p: _Pass, need: SloNeed) -> Target:
+    """Towards the SLO target: up at once (by `step` per interval), down after the target
+    stayed below the active instances for scaleDown.stabilization, never on missing metrics
+    or while instances load."""
+    p.inputs["sizedOn"] = "slo"
+    p.inputs["slo"] = need.inputs
+    why = need.describe(p.model, len(p.ready))
+    active = p.active
+    if need.instances > active:
+        return _step_up(p, need.instances, why)
+    if p.load.missing:
+        return p.target(
+            active,
+            f"metrics missing ({', '.join(p.load.missing)}): holding, never scaling down blind",
+            low_since=None,
+        )
+    if need.instances == active or p.loading:
+        return p.target(active, why, low_since=None)
+    memory = p.memory
+    low_since = memory.low_since if memory.low_since is not None else p.now
+    floor = max(need.instances, int(memory.low_need or 0))
+    p.memory = replace(memory, low_need=floor)
+    why += f"; {floor} needed at most for {p.now - low_since:.0f} s"
+    return _step_down(p, floor, why, low_since)
 
 
 def _rates(p: _Pass) -> tuple[_Rate, ...]:
@@ -211,6 +250,13 @@ def _scale_up(p: _Pass) -> Target | None:
         return p.target(
             active, f"{why}; {len(p.loading)} instance(s) still loading cover it", low_since=None
         )
+    return _step_up(p, wanted, why)
+
+
+def _step_up(p: _Pass, wanted: int, why: str) -> Target:
+    """Towards `wanted` (> active) by at most `step` per scaleUp.interval."""
+    scaling = p.scaling
+    active = p.active
     if p.in_interval:
         assert p.since_up is not None
         return p.target(
@@ -261,6 +307,16 @@ def _scale_down(p: _Pass) -> Target:
     # noisy, and landing just under the scale-up line makes the next pass scale straight back
     middle = (scaling.up_qps_ratio + scaling.down_qps_ratio) / 2
     floor = max(model.min, *(r.needed(middle) for r in rates))
+    return _step_down(p, floor, why, low_since)
+
+
+def _step_down(p: _Pass, floor: int, why: str, low_since: float) -> Target:
+    """To `floor` once the load stayed low (since `low_since`) for scaleDown.stabilization
+    and that long after the last scale-up; otherwise hold, remembering since when."""
+    scaling = p.scaling
+    active = p.active
+    now = p.now
+    quiet = now - low_since
     if floor >= active:
         return p.target(active, f"{why}; {active} needed", low_since=low_since)
     if quiet < scaling.stabilization:

@@ -50,6 +50,10 @@ class ModelSpec:
     # `version`. `ahead`: a rollout's next step's weights, which instances are sized for too.
     weights: tuple[tuple[str, float], ...] = ()
     ahead: tuple[tuple[str, float], ...] = ()
+    # `slo`: TTFT (seconds) that a share `slo_quantile` of requests should meet; None: none
+    # given, and `autoscaling.mode: slo` sizes this model on the band.
+    ttft_slo: float | None = None
+    slo_quantile: float = 0.99
 
     @property
     def version_weights(self) -> tuple[tuple[str, float], ...]:
@@ -66,6 +70,9 @@ class ScalingSpec:
     down_utilization: float = 0.3
     stabilization: float = 300.0
     drain_timeout: float = 120.0
+    mode: str = "band"  # "band" | "slo" (policy/slo_target.py)
+    slo_headroom: float = 0.1  # mode slo: extra arrival rate sized for
+    service_cv: float = 1.0  # mode slo: coefficient of variation of slot-holding times
 
 
 @dataclass(frozen=True)
@@ -151,6 +158,8 @@ def policy_spec(platform: Platform, plan: CapacityPlan) -> PolicySpec:
                 request_limit=model.context.batch,
                 min=model.instances.min,
                 max=model.instances.max,
+                ttft_slo=model.slo.ttft_ms / 1000,
+                slo_quantile=model.slo.percentile / 100,
             )
         )
     auto = spec.autoscaling
@@ -163,5 +172,8 @@ def policy_spec(platform: Platform, plan: CapacityPlan) -> PolicySpec:
         down_utilization=auto.scale_down.utilization,
         stabilization=auto.scale_down.stabilization,
         drain_timeout=auto.drain_timeout,
+        mode=auto.mode,
+        slo_headroom=auto.slo.headroom,
+        service_cv=auto.slo.service_cv,
     )
     return PolicySpec(pools, tiers, tuple(models), scaling, tuple(worker_groups(platform)))

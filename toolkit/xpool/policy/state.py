@@ -58,6 +58,10 @@ class LoadObs:
     # Tokens/s of the answers over the same window as `qps` (the gateway's usage counters)
     prompt_tokens_per_s: float | None = None
     completion_tokens_per_s: float | None = None
+    # Squared coefficient of variation of the gaps between arrivals, estimated as the index
+    # of dispersion of arrival counts (variance / mean of counts in 30 s bins over 10 min):
+    # 1 for Poisson arrivals, more for bursts. Read for `autoscaling.mode: slo` only.
+    arrival_cv2: float | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,9 @@ class ModelMemory:
     last_up: float | None = None  # last scale-up (launch) decision
     last_down: float | None = None  # last scale-down (drain) decision
     low_since: float | None = None  # start of the current run of low-load passes
+    # mode slo: the largest SLO target seen during that run; a scale-down goes to it, not to
+    # the last pass's target (the HPA's rule: the highest recommendation of the window)
+    low_need: float | None = None
 
 
 Memory = Mapping[str, ModelMemory]

@@ -1,5 +1,5 @@
-"""Demand signals per model from Prometheus: QPS, prompt and completion tokens/s, and the
-utilisation of its pool.
+"""Demand signals per model from Prometheus: QPS, prompt and completion tokens/s, the
+utilisation of its pool, and (`autoscaling.mode: slo`) the variability of its arrivals.
 
 A signal is trusted only when its source is fresh: QPS and tokens only while the gateways are
 being scraped (a model with no series then really has 0 QPS); utilisation only where the
@@ -30,6 +30,7 @@ class Queries:
     gateway_up: str
     model_prompt_tokens: str
     model_completion_tokens: str
+    model_arrival_cv2: str
     utilization: dict[str, str]  # vendor -> PromQL (0..1)
 
 
@@ -43,6 +44,7 @@ def queries_for(platform: Platform) -> Queries:
         model_prompt_tokens=(mine and mine.model_prompt_tokens) or defaults["modelPromptTokens"],
         model_completion_tokens=(mine and mine.model_completion_tokens)
         or defaults["modelCompletionTokens"],
+        model_arrival_cv2=(mine and mine.model_arrival_cv2) or defaults["modelArrivalCv2"],
         utilization=dict((mine and mine.utilization) or defaults["utilization"]),
     )
 
@@ -64,6 +66,8 @@ def read_loads(
     tokens = fresh and any(m.prefill_tokens_per_s is not None for m in spec.models)
     prompt = _by_model(prom, queries.model_prompt_tokens) if tokens else {}
     completion = _by_model(prom, queries.model_completion_tokens) if tokens else {}
+    slo = fresh and spec.scaling.mode == "slo"
+    cv2 = _by_model(prom, queries.model_arrival_cv2) if slo else {}
     utilization: dict[str, float | None] = {}
     for vendor in sorted(set(pool_vendors.values())):
         query = queries.utilization.get(vendor)
@@ -91,12 +95,15 @@ def read_loads(
                 rates[kind] = found.get(model.name, None if served else 0.0)
                 if rates[kind] is None:
                     missing.append(f"{kind} tokens (no series while requests are served)")
+        if slo and model.name not in cv2 and qps.get(model.name, 0.0) > 0:
+            missing.append("arrival cv2 (no series while requests are served)")
         out[model.name] = LoadObs(
             qps=qps.get(model.name, 0.0) if fresh else None,
             utilization=util,
             missing=tuple(missing),
             prompt_tokens_per_s=rates["prompt"],
             completion_tokens_per_s=rates["completion"],
+            arrival_cv2=cv2.get(model.name),
         )
     return out
 

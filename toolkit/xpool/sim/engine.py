@@ -39,6 +39,7 @@ from xpool.policy.actions import Action, Drain, Launch, Terminate
 from xpool.policy.spec import PolicySpec
 from xpool.policy.state import InstanceObs, LoadObs, Observation
 from xpool.sim.baselines import Controller
+from xpool.sim.dispersion import ArrivalCounts
 from xpool.sim.load import RateLoad, RequestLoad
 from xpool.sim.results import PolicyResult, Sample, TierResult, bin_of
 from xpool.sim.service import Service
@@ -98,6 +99,9 @@ class _World:
         self.work = dict.fromkeys(services, 0.0)
         # per second of arrival: [second, requests, prompt tokens, completion tokens]
         self.arrivals: dict[str, deque[list[float]]] = {m: deque() for m in services}
+        # 30 s arrival counts for the variability `autoscaling.mode: slo` reads (dispersion.py)
+        slo = spec.scaling.mode == "slo"
+        self.counts = {m: ArrivalCounts() for m in services} if slo else {}
         for tier in {s.tier for s in services.values()}:
             result.tiers.setdefault(tier, TierResult())
 
@@ -127,6 +131,8 @@ class _World:
         else:
             buckets.append([second, count, *tokens])
         self.work[model] += work
+        if self.counts:
+            self.counts[model].add(now, count)
 
     def observed(self, model: str, now: float) -> LoadObs:
         """QPS and tokens/s as the gateway's counters show them through Prometheus."""
@@ -137,7 +143,13 @@ class _World:
             buckets.popleft()
         seen = [b for b in buckets if b[0] < hi]
         qps, prompt, completion = (sum(b[k] for b in seen) / o.window for k in (1, 2, 3))
-        return LoadObs(qps=qps, prompt_tokens_per_s=prompt, completion_tokens_per_s=completion)
+        cv2 = self.counts[model].cv2(hi) if self.counts else None
+        return LoadObs(
+            qps=qps,
+            prompt_tokens_per_s=prompt,
+            completion_tokens_per_s=completion,
+            arrival_cv2=cv2,
+        )
 
     # instances
     def launch(self, model: str, version: str, now: float, ready: bool) -> _Instance:
