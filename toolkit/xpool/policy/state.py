@@ -58,6 +58,11 @@ class LoadObs:
     # Tokens/s of the answers over the same window as `qps` (the gateway's usage counters)
     prompt_tokens_per_s: float | None = None
     completion_tokens_per_s: float | None = None
+    # Batch work queued for the model, not yet dispatched (the gateway's gauges
+    # xpool_batch_queued_requests / xpool_batch_queued_tokens): demand that waits, so the
+    # autoscaler adds it to the load (autoscale.py, "backlog").
+    batch_queued_requests: float | None = None
+    batch_queued_tokens: float | None = None  # prompt + completion
 
 
 @dataclass(frozen=True)
