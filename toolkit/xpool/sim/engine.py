@@ -38,6 +38,7 @@ from dataclasses import dataclass, field, replace
 from xpool.policy.actions import Action, Drain, Launch, Terminate
 from xpool.policy.spec import PolicySpec
 from xpool.policy.state import InstanceObs, LoadObs, Observation
+from xpool.sim.backlog import BatchJob, BatchQueue
 from xpool.sim.baselines import Controller
 from xpool.sim.load import RateLoad, RequestLoad
 from xpool.sim.results import PolicyResult, Sample, TierResult, bin_of
@@ -53,6 +54,8 @@ class Options:
     tick: float = 5.0  # fluid mode: seconds per tick
     poisson: bool = False  # fluid mode: seeded Poisson arrivals instead of rate x tick
     seed: int = 0
+    batches: tuple[BatchJob, ...] = ()  # fluid mode: a backlog served in idle slots (backlog.py)
+    batch_reserve: int = 1  # slots per instance a batch never takes
 
 
 @dataclass
@@ -98,6 +101,11 @@ class _World:
         self.work = dict.fromkeys(services, 0.0)
         # per second of arrival: [second, requests, prompt tokens, completion tokens]
         self.arrivals: dict[str, deque[list[float]]] = {m: deque() for m in services}
+        self.batch: BatchQueue | None = None
+        if options.batches:  # served in fluid mode only (run_fluid's `_batch_tick`)
+            per_slot = {m: s.accelerators / s.slots for m, s in services.items()}
+            self.batch = BatchQueue(options.batches, per_slot, options.batch_reserve)
+            self.batch.submit_due(0.0)
         for tier in {s.tier for s in services.values()}:
             result.tiers.setdefault(tier, TierResult())
 
@@ -177,6 +185,8 @@ class _World:
             if inst.state == "ready":
                 self.ready[inst.model].remove(inst)
             inst.state, inst.since = "draining", now
+            if self.batch is not None:
+                self.batch.requeue(inst.uid, now)
             if action.reclaimed_for is not None:
                 self.result.preemptions += 1
                 taken = self.result.reclaimed.setdefault(action.tier, {})
@@ -210,16 +220,26 @@ class _World:
                     inst.version,
                     inst.state,  # type: ignore[arg-type]
                     inst.since,
-                    math.ceil(inst.busy + extra),
+                    math.ceil(inst.busy + extra + self.batch_held(inst.uid)),
                 )
             )
         load = {}
         for m in self.services:
             held = self.pass_held[m]
             util = self.pass_busy[m] / held if held else None
-            load[m] = replace(self.observed(m, now), utilization=util)
+            load[m] = replace(self.observed(m, now), utilization=util, **self.batch_queued(m))
             self.pass_held[m] = self.pass_busy[m] = 0.0
         return Observation(now, tuple(insts), load)
+
+    def batch_held(self, uid: str) -> float:
+        return 0.0 if self.batch is None else self.batch.held_on(uid)
+
+    def batch_queued(self, model: str) -> dict[str, float]:
+        """The queued batch as the gateway's gauges show it; nothing without a batch."""
+        if self.batch is None:
+            return {}
+        requests, tokens = self.batch.queued(model)
+        return {"batch_queued_requests": requests, "batch_queued_tokens": tokens}
 
     def reconcile(self, now: float, queued: Mapping[str, float], since: float) -> None:
         self.advance(now)
@@ -248,6 +268,12 @@ class _World:
         self.advance(now)
         self.result.accelerator_seconds = sum(self.held_area.values())
         self.result.busy_accelerator_seconds = sum(self.busy_area.values())
+        pools = {m.pool for m in self.spec.models}
+        owned = sum(p.accelerators for p in self.spec.pools if p.name in pools)
+        self.result.owned_accelerator_seconds = owned * now  # policy_comparison.owned
+        if self.batch is not None:
+            self.batch.result.end = now
+            self.result.batch = self.batch.result
 
 
 def _warm(world: _World, initial: Mapping[str, int]) -> None:
@@ -433,6 +459,7 @@ def run_fluid(
     result = PolicyResult(controller.name, load.end)
     world = _World(spec, services, controller, options, result)
     _warm(world, initial)
+    occupancy = dict.fromkeys(services, 0.0)  # slots the interactive requests kept busy
     rng = random.Random(options.seed)
     dt = options.tick
     queues: dict[str, deque[list[float]]] = {m: deque() for m in services}  # [arrived, count]
@@ -476,7 +503,8 @@ def run_fluid(
                 queued[m] += count
                 tokens = (count * svc.reference_input, count * svc.reference_output)
                 world.arrived(m, now, count, count * svc.reference_duration, tokens)
-            capacity = len(world.ready[m]) * per_instance[m] * span
+            batch_slots = sum(world.batch_held(i.uid) for i in world.ready[m])
+            capacity = (len(world.ready[m]) - batch_slots / svc.slots) * per_instance[m] * span
             served = 0.0
             slo, ttft0 = svc.ttft_slo, prefill[m]
             while queue and served < capacity:
@@ -509,8 +537,9 @@ def run_fluid(
                 tier.shed += n
                 queued[m] -= n
             served_rate[m] = served / span if span else 0.0
-            ready = len(world.ready[m])
-            world.busy_w[m] = served / capacity * ready * svc.accelerators if capacity > 0 else 0.0
+            occupancy[m] = served * svc.reference_duration / span
+            world.busy_w[m] = occupancy[m] / svc.slots * svc.accelerators
+        _batch_tick(world, now, span, occupancy, queued)
         world.advance(now + span)
     end = load.end
     for m, queue in queues.items():
@@ -521,6 +550,35 @@ def run_fluid(
     world.finish(end)
     result.wall_seconds = time.perf_counter() - started
     return result
+
+
+def _batch_tick(
+    world: _World,
+    now: float,
+    span: float,
+    occupancy: Mapping[str, float],
+    queued: Mapping[str, float],
+) -> None:
+    """The backlog takes the slots the tick's interactive requests left free (none while
+    they queue) and serves until the tick's end; its busy slots join each model's; then
+    the batches due by the next tick are submitted."""
+    batch = world.batch
+    if batch is None:
+        return
+    waiting = {m: queued[m] > 1e-9 for m in world.services}
+    held = {}
+    for m, svc in world.services.items():
+        ready = world.ready[m]
+        if batch.has_work(m) and ready and not waiting[m]:
+            interactive = occupancy[m] / len(ready)
+            for inst in ready:
+                batch.dispatch(m, inst.uid, batch.slots(inst.uid, svc.slots, interactive), now)
+        held[m] = sum(batch.held_on(i.uid) for i in ready)
+    idle = batch.run(now + span, {m: not w for m, w in waiting.items()})
+    for m, svc in world.services.items():
+        busy = (held[m] * span - idle.get(m, 0.0)) / span
+        world.busy_w[m] += busy / svc.slots * svc.accelerators
+    batch.submit_due(now + span)
 
 
 def _poisson(rng: random.Random, mean: float) -> int:
