@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import ROOT
 from tests.unit.policy_world import model
 from tests.unit.test_sim_engine import run, service, setup
+from xpool.actions.simulate_traces import build_load, parse_trace
 from xpool.errors import InputError
-from xpool.sim.backlog import BatchJob, BatchQueue, BatchSpec, parse_batch
+from xpool.sim.backlog import BatchJob, BatchQueue, BatchSpec, parse_batch, trace_jobs
 from xpool.sim.load import RateLoad
+from xpool.sim.requests import Request
 
 # 8 slots, reference request 100 in / 32 out at 0.8 QPS per instance: each holds a slot 10 s
 SLOW = {"qps": 0.8}
+LOAD = {"fluid": None, "start": 0.0, "duration": None, "speedup": 1.0, "seed": 0}
 
 
 def _job(n: int, at: float = 0.0, model_name: str = "bulk") -> BatchJob:
@@ -128,3 +132,31 @@ def test_bad_batch_arguments_name_the_flag(value: str, message: str) -> None:
     with pytest.raises(InputError, match="--batch") as caught:
         parse_batch(value)
     assert message in str(caught.value)
+
+
+def test_a_shifted_servegen_trace_peaks_later_and_wraps_its_tail_round() -> None:
+    directory = ROOT / "tests" / "data" / "traces" / "servegen-language" / "m-large"
+    plain, later = (
+        build_load([parse_trace(f"servegen:{directory}=qa-chat{at}")], **LOAD) for at in ("", "@6h")
+    )
+    assert isinstance(plain, RateLoad) and isinstance(later, RateLoad)
+    span = plain.end
+    for t in (0.0, 3600.0, span - 6 * 3600 - 600):
+        assert later.rate("qa-chat", t + 6 * 3600) == plain.rate("qa-chat", t)
+    assert later.rate("qa-chat", 0.0) == plain.rate("qa-chat", span - 6 * 3600)
+
+
+def test_a_batch_trace_becomes_jobs_of_the_requests_submitted_together() -> None:
+    _, svcs, _ = _bulk()
+    reqs = [Request(0.0, "bulk", 100, 32)] * 3 + [
+        Request(0.0, "bulk", 200, 32),
+        Request(60.0, "bulk", 100, 32),
+        Request(60.0, "other", 100, 32),
+    ]
+    jobs = trace_jobs(reqs, svcs)
+    assert [(j.submitted, j.requests, j.input_tokens) for j in jobs] == [
+        (0.0, 3, 100),
+        (0.0, 1, 200),
+        (60.0, 1, 100),
+    ]
+    assert jobs[0].duration == svcs["bulk"].duration(100, 32)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import heapq
-import math
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -26,6 +25,8 @@ from typing import Any
 
 from xpool.config.durations import parse_duration
 from xpool.errors import InputError, Problem
+from xpool.sim.requests import Request
+from xpool.sim.service import Service
 
 SPEC = "MODEL=N[:IN_TOKENS:OUT_TOKENS][@START]"
 
@@ -268,23 +269,31 @@ class BatchQueue:
         return max(0.0, slots - self.reserve - interactive - self.held_on(uid))
 
 
-def batch_jobs(
-    specs: Iterable[BatchSpec], reference: Mapping[str, tuple[int, int]], duration: Any
-) -> list[BatchJob]:
-    """`--batch` arguments as jobs: lengths default to each model's reference request;
-    `duration(model, input, output)` is one request's slot-seconds."""
+def batch_jobs(specs: Iterable[BatchSpec], services: Mapping[str, Service]) -> list[BatchJob]:
+    """`--batch` arguments as jobs: lengths default to each model's reference request."""
     out = []
     for s in specs:
-        if s.model not in reference:
-            known = ", ".join(sorted(reference))
+        svc = services.get(s.model)
+        if svc is None:
+            known = ", ".join(sorted(services))
             raise InputError(
                 [Problem("--batch", "", f"model {s.model!r} is not a placed model; use: {known}")]
             )
-        ref_in, ref_out = reference[s.model]
-        tokens_in = ref_in if s.input_tokens is None else s.input_tokens
-        tokens_out = ref_out if s.output_tokens is None else s.output_tokens
-        seconds = duration(s.model, tokens_in, tokens_out)
-        if not (seconds > 0 and math.isfinite(seconds)):
-            raise InputError([Problem("--batch", "", f"{s.model}: requests take no time")])
+        tokens_in = svc.reference_input if s.input_tokens is None else s.input_tokens
+        tokens_out = svc.reference_output if s.output_tokens is None else s.output_tokens
+        seconds = svc.duration(tokens_in, tokens_out)
         out.append(BatchJob(s.model, s.start, s.requests, tokens_in, tokens_out, seconds))
     return out
+
+
+def trace_jobs(reqs: Iterable[Request], services: Mapping[str, Service]) -> list[BatchJob]:
+    """A batch trace's requests as jobs: those submitted together with the same lengths."""
+    counts: dict[tuple[float, str, int, int], int] = {}
+    for r in reqs:
+        if r.model not in services:
+            continue
+        key = (r.t, r.model, r.input_tokens, r.output_tokens)
+        counts[key] = counts.get(key, 0) + 1
+    return [
+        BatchJob(m, t, n, i, o, services[m].duration(i, o)) for (t, m, i, o), n in counts.items()
+    ]
