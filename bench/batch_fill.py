@@ -12,12 +12,14 @@ Every model's `instances.max` is raised to the pool (as bench/reclaim.py does), 
 pool, not a model's bound, limits what the batch can borrow. Printed per policy: owned
 utilisation (busy accelerator-time over the pool's), held utilisation (over the accelerators
 held), P0 and P1 SLO attainment, the batch's goodput (requests and tokens completed per hour
-from the first submission to the last completion) and its time to complete. The goal line is
-printed, not asserted. The `siloed` policy (each tier capped at its share) is printed beside
-the others when `xpool simulate --policies` knows it.
+from the first submission to the last completion) and its time to complete, and the share
+of the pool's accelerator-time held at all (which tells capacity no one held from capacity
+held but idle). The goal line is printed, not asserted. The `siloed` policy (each tier
+capped at its share) is printed beside the others when `xpool simulate --policies` knows it.
 
     python bench/batch_fill.py --traces ../shared/traces/servegen-language
     python bench/batch_fill.py --traces ../shared/traces/servegen-language --days 2
+    python bench/batch_fill.py --traces ../shared/traces/servegen-language --band 0.9/0.6
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ def _row(r: PolicyResult) -> str:
     req_h, tok_h, done = b.per_hour(b.completed), b.per_hour(b.tokens), b.completion_seconds
     return (
         f"| {r.policy} | {_pct(r.owned_utilisation)} | {_pct(r.utilisation)} | "
+        f"{_pct(r.accelerator_seconds / r.owned_accelerator_seconds)} | "
         f"{_pct(p0 and p0.attainment)} | {_pct(p1 and p1.attainment)} | "
         f"{b.completed:,.0f} | {'-' if req_h is None else f'{req_h:,.0f}'} | "
         f"{'-' if tok_h is None else f'{tok_h / 1e6:,.2f} M'} | "
@@ -69,10 +72,10 @@ def _goal(r: PolicyResult) -> str:
 
 def report(comparison: PolicyComparison, missing: list[str]) -> None:
     print(
-        "| policy | util. owned | util. held | P0 SLO | P1 SLO | batch completed | "
+        "| policy | util. owned | util. held | pool held | P0 SLO | P1 SLO | batch completed | "
         "requests/h | tokens/h | time to complete | re-queued | wall |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in comparison.results:
         print(_row(r))
     for name in missing:
@@ -95,6 +98,15 @@ def main() -> None:
     parser.add_argument(
         "--daily", type=int, default=400_000, help="batch requests submitted every day"
     )
+    parser.add_argument(
+        "--reserve", type=int, default=1, help="slots per instance the batch leaves free"
+    )
+    parser.add_argument(
+        "--band",
+        default=None,
+        metavar="UP/DOWN",
+        help="scaleUp/scaleDown qpsRatio instead of the file's (e.g. 0.9/0.6)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     dirs = [args.traces / name for name in ("m-large", "m-mid")]
@@ -116,17 +128,27 @@ def main() -> None:
     spec = replace(
         spec, models=tuple(replace(m, max=size[m.pool] // m.accelerators) for m in spec.models)
     )
+    if args.band:
+        up, down = (float(x) for x in args.band.split("/"))
+        spec = replace(spec, scaling=replace(spec.scaling, up_qps_ratio=up, down_qps_ratio=down))
     batches = batch_jobs(
         [parse_batch(f"batch-eval={args.daily}@{day}d") for day in range(args.days)], svcs
     )
     policies = [p for p in WANTED if p in POLICIES]
     started = time.perf_counter()
     comparison = simulate(
-        spec, svcs, load, policies, Options(seed=args.seed, batches=tuple(batches)), 15.0
+        spec,
+        svcs,
+        load,
+        policies,
+        Options(seed=args.seed, batches=tuple(batches), batch_reserve=args.reserve),
+        15.0,
     )
     print(
         f"ServeGen {args.days} days: qa-chat (P0) m-large x 0.25, summary (P1) m-mid x 0.01 "
-        f"{args.shift} later, batch-eval (P2) {args.daily:,} requests a day; fluid mode, "
+        f"{args.shift} later, batch-eval (P2) {args.daily:,} requests a day, "
+        f"{args.reserve} slot(s) reserved, scaling band {spec.scaling.up_qps_ratio:g}/"
+        f"{spec.scaling.down_qps_ratio:g}; fluid mode, "
         f"{time.perf_counter() - started:.0f} s wall"
     )
     report(comparison, [p for p in WANTED if p not in POLICIES])
