@@ -20,11 +20,14 @@ capped at its share) is printed beside the others when `xpool simulate --policie
     python bench/batch_fill.py --traces ../shared/traces/servegen-language
     python bench/batch_fill.py --traces ../shared/traces/servegen-language --days 2
     python bench/batch_fill.py --traces ../shared/traces/servegen-language --band 0.9/0.6
+    python bench/batch_fill.py --traces ../shared/traces/servegen-language --days 3 \
+        --report docs/simulation/batch_fill
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 from dataclasses import replace
@@ -36,6 +39,7 @@ from xpool.sim.backlog import batch_jobs, parse_batch
 from xpool.sim.baselines import POLICIES
 from xpool.sim.engine import Options
 from xpool.sim.policy_comparison import PolicyComparison, setup, simulate
+from xpool.sim.report import figures, markdown
 from xpool.sim.results import PolicyResult
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,7 +85,23 @@ def report(comparison: PolicyComparison, missing: list[str]) -> None:
     for name in missing:
         print(f"{name}: not available (`xpool simulate --policies` does not list it)")
     for r in comparison.results:
+        print(_jobs(r))
+    for r in comparison.results:
         print(_goal(r))
+
+
+def _jobs(r: PolicyResult) -> str:
+    """Each day's batch: how many finished, and their median and longest time to complete."""
+    assert r.batch is not None
+    hours = sorted(
+        (j.finished - j.job.submitted) / 3600 for j in r.batch.jobs if j.finished is not None
+    )
+    if not hours:
+        return f"{r.policy}: no batch finished"
+    return (
+        f"{r.policy}: {len(hours)} of {len(r.batch.jobs)} batches finished, "
+        f"median {statistics.median(hours):.1f} h, longest {hours[-1]:.1f} h"
+    )
 
 
 def main() -> None:
@@ -105,7 +125,10 @@ def main() -> None:
         "--band",
         default=None,
         metavar="UP/DOWN",
-        help="scaleUp/scaleDown qpsRatio instead of the file's (e.g. 0.9/0.6)",
+        help="scaleUp/scaleDown qpsRatio and utilization instead of the file's (e.g. 0.9/0.6)",
+    )
+    parser.add_argument(
+        "--report", type=Path, metavar="DIR", help="write report.md and its plots into DIR"
     )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -130,7 +153,14 @@ def main() -> None:
     )
     if args.band:
         up, down = (float(x) for x in args.band.split("/"))
-        spec = replace(spec, scaling=replace(spec.scaling, up_qps_ratio=up, down_qps_ratio=down))
+        scaling = replace(
+            spec.scaling,
+            up_qps_ratio=up,
+            up_utilization=up,
+            down_qps_ratio=down,
+            down_utilization=down,
+        )
+        spec = replace(spec, scaling=scaling)
     batches = batch_jobs(
         [parse_batch(f"batch-eval={args.daily}@{day}d") for day in range(args.days)], svcs
     )
@@ -152,6 +182,12 @@ def main() -> None:
         f"{time.perf_counter() - started:.0f} s wall"
     )
     report(comparison, [p for p in WANTED if p not in POLICIES])
+    if args.report:
+        args.report.mkdir(parents=True, exist_ok=True)
+        figs = figures(comparison)
+        for name, fig in figs.items():
+            fig.savefig(args.report / f"{name}.png", dpi=110)
+        (args.report / "report.md").write_text(markdown(comparison, list(figs)), encoding="utf-8")
 
 
 if __name__ == "__main__":
