@@ -85,6 +85,31 @@ def test_a_batch_backlog_fills_idle_capacity_and_reports_goodput(xpool):
     assert 0 < pooled["ownedUtilisation"] < pooled["utilisation"] <= 1
 
 
+def test_a_batch_trace_is_served_as_jobs_of_the_requests_submitted_together(xpool, tmp_path):
+    trace = tmp_path / "batch.csv"
+    lines = ["timestamp,model,input_tokens,output_tokens"]
+    lines += ["100,batch-eval,1000,200"] * 3 + ["700,batch-eval,500,100"] * 2
+    trace.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = xpool(
+        "simulate",
+        PLATFORM,
+        *AZURE,
+        "--batch-trace",
+        f"csv:{trace}",
+        "--duration",
+        "2h",
+        "--policies",
+        "pooled",
+        "-o",
+        "json",
+    )
+    assert result.returncode == 0, result.stderr
+    batch = json.loads(result.stdout)["policies"][0]["batch"]
+    # timestamps count from the trace's first line: submitted at 0 s and 600 s
+    assert [(j["submitted"], j["requests"]) for j in batch["jobs"]] == [(0.0, 3), (600.0, 2)]
+    assert batch["completed"] == 5 and batch["tokensCompleted"] == 3 * 1200 + 2 * 600
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

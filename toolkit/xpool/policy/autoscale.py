@@ -90,7 +90,7 @@ def backlog_instances(model: ModelSpec, scaling: ScalingSpec, load: LoadObs) -> 
         seconds = load.batch_queued_requests / model.qps_per_instance
     else:
         return 0.0
-    return seconds / max(scaling.stabilization, scaling.interval)
+    return seconds / max(scaling.stabilization, scaling.interval, 1.0)
 
 
 def _saturation(ready: list[InstanceObs], limit: int | None) -> float | None:
