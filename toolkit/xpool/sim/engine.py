@@ -15,12 +15,16 @@ Two service modes share the world (instances, accounting, the policy's passes):
   request), serves within a tick without queueing, and resolves waits only to one tick, so it
   is optimistic for short SLOs and bursty traffic within a tick.
 
+A batch backlog (`Options.batches`, fluid mode) takes the request slots interactive requests
+leave free, at the lowest priority (`backlog.py`; `_batch_tick`); a drain re-queues it.
+
 Every pass the policy sees what the live reconciler sees: instance states (live, from
 Xinference), requests in flight per instance (the gateway's, queued requests spread over the
 ready instances), QPS and prompt and completion tokens/s as arrivals over `window` seconds
 ending `lag` seconds ago (Prometheus `rate(...[1m])` behind one scrape; tokens count at the
 request's arrival, where the gateway counts them at its answer), and utilisation as the busy
-share of the model's accelerators since the last pass. Launches load for `cold_start` seconds; draining instances
+share of the model's accelerators since the last pass, and the queued batch (requests and
+tokens, the gateway's gauges). Launches load for `cold_start` seconds; draining instances
 stop taking requests and are terminated by the policy once idle (fluid: at the next pass) or
 at `drainTimeout`, which kills what is still in flight (counted as shed).
 """
