@@ -84,7 +84,6 @@ def main() -> None:
     result = comparison.result("pooled")
     assert result is not None
     pools = {m.pool for m in spec.models}
-    owned = sum(size[p] for p in pools) * result.seconds
     print(
         f"contended ServeGen (scales {args.scales}), {args.days:g} days, pooled, fluid mode: "
         f"{wall:.1f} s wall"
@@ -108,7 +107,7 @@ def main() -> None:
     held = result.utilisation
     print(
         f"utilisation: {'-' if held is None else f'{held:.1%}'} of held, "
-        f"{result.busy_accelerator_seconds / owned:.1%} of owned accelerator-time; "
+        f"{result.owned_utilisation or 0:.1%} of owned accelerator-time; "
         f"{result.accelerator_hours:,.0f} accelerator-hours held; "
         f"{result.scale_ups:,} launches, {result.scale_downs:,} scale-downs, "
         f"{result.preemptions:,} reclaims"

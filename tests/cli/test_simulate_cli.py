@@ -16,6 +16,7 @@ CONV = TRACES / "azure-llm-2023" / "AzureLLMInferenceTrace_conv.csv"
 CONV_REQUESTS = 1_000  # the rows of the excerpt, below its header
 SERVEGEN = TRACES / "servegen-language" / "m-large"
 PLATFORM = str(EXAMPLES / "platform.yaml")
+AZURE = ("--trace", f"azure:{CONV}=summary")
 
 
 def test_azure_conv_json_compares_all_policies(xpool):
@@ -57,9 +58,74 @@ def test_servegen_report_writes_markdown_and_plots(xpool, tmp_path):
         assert (out / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_a_batch_backlog_fills_idle_capacity_and_reports_goodput(xpool):
+    result = xpool(
+        "simulate",
+        PLATFORM,
+        "--trace",
+        f"servegen:{SERVEGEN}=qa-chat*0.25@6h",
+        "--batch",
+        "batch-eval=2000:1024:256@1h",
+        "--duration",
+        "6h",
+        "--policies",
+        "static,pooled",
+        "-o",
+        "json",
+    )
+    assert result.returncode == 0, result.stderr
+    by = {p["policy"]: p for p in json.loads(result.stdout)["policies"]}
+    pooled, static = by["pooled"], by["static"]
+    # static holds batch-eval's instances.min (0): it never serves the batch
+    assert static["batch"]["completed"] == 0 and static["batch"]["completionSeconds"] is None
+    batch = pooled["batch"]
+    assert batch["completed"] == 2000 and batch["jobs"][0]["submitted"] == 3600
+    assert batch["tokensCompleted"] == 2000 * (1024 + 256)
+    assert 0 < batch["completionSeconds"] < 5 * 3600
+    assert 0 < pooled["ownedUtilisation"] < pooled["utilisation"] <= 1
+
+
+def test_a_batch_trace_is_served_as_jobs_of_the_requests_submitted_together(xpool, tmp_path):
+    trace = tmp_path / "batch.csv"
+    lines = ["timestamp,model,input_tokens,output_tokens"]
+    lines += ["100,batch-eval,1000,200"] * 3 + ["700,batch-eval,500,100"] * 2
+    trace.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = xpool(
+        "simulate",
+        PLATFORM,
+        *AZURE,
+        "--batch-trace",
+        f"csv:{trace}",
+        "--duration",
+        "2h",
+        "--policies",
+        "pooled",
+        "-o",
+        "json",
+    )
+    assert result.returncode == 0, result.stderr
+    batch = json.loads(result.stdout)["policies"][0]["batch"]
+    # timestamps count from the trace's first line: submitted at 0 s and 600 s
+    assert [(j["submitted"], j["requests"]) for j in batch["jobs"]] == [(0.0, 3), (600.0, 2)]
+    assert batch["completed"] == 5 and batch["tokensCompleted"] == 3 * 1200 + 2 * 600
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
+        ([*AZURE, "--batch", "batch-eval"], "--batch: 'batch-eval': write MODEL=N"),
+        (
+            [*AZURE, "--batch", "batch-eval=ten"],
+            "--batch: 'batch-eval=ten': N 'ten' must be a whole",
+        ),
+        ([*AZURE, "--batch", "nope=10"], "--batch: model nope is not a placed model"),
+        (
+            [*AZURE, "--batch", "batch-eval=10", "--requests"],
+            "--requests: a batch backlog is simulated",
+        ),
+        ([*AZURE, "--batch-trace", f"servegen:{SERVEGEN}=batch-eval"], "--batch-trace:"),
+        (["--trace", f"servegen:{SERVEGEN}=qa-chat@7m"], "shifts by whole 600-second windows"),
+        (["--trace", f"azure:{CONV}=summary@later"], "--trace: "),
         (["--trace", "parquet:x.parquet"], "--trace: 'parquet:x.parquet': write KIND:PATH"),
         (["--trace", f"azure:{CONV}"], "append =MODEL"),
         (["--trace", f"azure:{CONV}=no-such-model"], "not a placed model of the platform"),

@@ -8,16 +8,28 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xpool.actions.runtime import Runtime
-from xpool.actions.simulate_traces import TraceArg, build_load, parse_trace, traced_models
+from xpool.actions.simulate_traces import (
+    TraceArg,
+    batch_requests,
+    batch_trace,
+    build_load,
+    parse_trace,
+    traced_models,
+)
+from xpool.capacity.plan import CapacityPlan
 from xpool.config.durations import parse_duration
+from xpool.config.models import Platform
 from xpool.errors import InputError, Problem
+from xpool.policy.spec import policy_spec
 from xpool.resolve import resolve_platform
 from xpool.sim import policy_comparison
+from xpool.sim.backlog import BatchJob, BatchSpec, batch_jobs, parse_batch, trace_jobs
 from xpool.sim.baselines import POLICIES
 from xpool.sim.engine import Options
 from xpool.sim.load import RateLoad
 from xpool.sim.policy_comparison import PolicyComparison, check_policies
 from xpool.sim.report import figures, markdown
+from xpool.sim.service import Service
 
 POSITIVE = ("--interval", "--window", "--tick")  # a zero step would never advance
 
@@ -47,6 +59,9 @@ class SimulateOptions:
     poisson: bool = False
     fluid: bool | None = None  # None: requests, fluid for ServeGen
     report_dir: str | None = None
+    batches: tuple[str, ...] = ()  # --batch MODEL=N[:IN:OUT][@START]
+    batch_traces: tuple[str, ...] = ()  # --batch-trace KIND:PATH[=MODEL][@SHIFT]
+    batch_reserve: int = 1
 
     def validate(self) -> None:
         """Every flag parsed (and its trace files found) before the platform is loaded."""
@@ -60,6 +75,39 @@ class SimulateOptions:
         self.trace_args()
         self.start_seconds()
         self.duration_seconds()
+        self.batch_specs()
+        self.batch_trace_args()
+        if self.batch_reserve < 0:
+            raise InputError([Problem("--batch-reserve", "", "must be a whole number >= 0")])
+        if self.has_batch() and self.fluid is False:
+            raise InputError(
+                [
+                    Problem(
+                        "--requests", "", "a batch backlog is simulated in fluid mode: use --fluid"
+                    )
+                ]
+            )
+
+    def has_batch(self) -> bool:
+        return bool(self.batches or self.batch_traces)
+
+    def batch_specs(self) -> list[BatchSpec]:
+        return [parse_batch(b) for b in self.batches]
+
+    def batch_trace_args(self) -> list[TraceArg]:
+        return [batch_trace(b) for b in self.batch_traces]
+
+    def batch_models(self) -> set[str]:
+        """The models the batches name (a batch trace without =MODEL: read from it)."""
+        models = {b.model for b in self.batch_specs()}
+        for t in self.batch_trace_args():
+            models |= {t.model} if t.model else {r.model for r in batch_requests([t], self.seed)}
+        return models
+
+    def batch_jobs(self, services: dict[str, Service]) -> tuple[BatchJob, ...]:
+        jobs = batch_jobs(self.batch_specs(), services)
+        jobs += trace_jobs(batch_requests(self.batch_trace_args(), self.seed), services)
+        return tuple(jobs)
 
     def seconds(self) -> dict[str, float]:
         return {
@@ -86,9 +134,11 @@ class SimulateOptions:
     def trace_args(self) -> list[TraceArg]:
         return [parse_trace(t) for t in self.traces]
 
-    def engine_options(self) -> Options:
+    def engine_options(self, batches: tuple[BatchJob, ...] = ()) -> Options:
         seconds = self.seconds()
         return Options(
+            batches=batches,
+            batch_reserve=self.batch_reserve,
             cold_start=seconds["--cold-start"],
             window=seconds["--window"],
             lag=seconds["--lag"],
@@ -105,14 +155,16 @@ def simulate(options: SimulateOptions, runtime: Runtime) -> PolicyComparison:
     resolved = resolve_platform(options.file)
     load = build_load(
         traces,
-        fluid=options.fluid,
+        fluid=True if options.has_batch() else options.fluid,
         start=options.start_seconds(),
         duration=options.duration_seconds(),
         speedup=options.speedup,
         seed=options.seed,
     )
-    models = traced_models(load, traces)
+    _check_batch_models(options.batch_models(), resolved.platform, resolved.plan)
+    models = sorted(set(traced_models(load, traces)) | options.batch_models())
     spec, services = policy_comparison.setup(resolved.platform, resolved.plan, models)
+    batches = options.batch_jobs(services)
     runtime.log(
         f"simulating {load.end / 3600:.2f} h of {', '.join(models)} "
         f"({'fluid' if isinstance(load, RateLoad) else 'requests'} mode)"
@@ -122,12 +174,28 @@ def simulate(options: SimulateOptions, runtime: Runtime) -> PolicyComparison:
         services,
         load,
         options.policy_names(),
-        options.engine_options(),
+        options.engine_options(batches),
         options.seconds()["--interval"],
     )
     if options.report_dir is not None:
         _write_report(comparison, Path(options.report_dir), runtime)
     return comparison
+
+
+def _check_batch_models(models: set[str], platform: Platform, plan: CapacityPlan) -> None:
+    placed = {m.name for m in policy_spec(platform, plan).models}
+    unknown = sorted(models - placed)
+    if unknown:
+        raise InputError(
+            [
+                Problem(
+                    "--batch",
+                    "",
+                    f"model {', '.join(unknown)} is not a placed model of the platform; "
+                    f"use one of: {', '.join(sorted(placed))}",
+                )
+            ]
+        )
 
 
 def _write_report(comparison: PolicyComparison, out: Path, runtime: Runtime) -> None:

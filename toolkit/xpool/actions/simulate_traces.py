@@ -1,11 +1,13 @@
-"""Trace arguments (`--trace KIND:PATH[=MODEL][*SCALE]`) and the load they make.
+"""Trace arguments (`--trace KIND:PATH[=MODEL][*SCALE][@SHIFT]`) and the load they make.
 
 Traces are read here (the `sim` package does no I/O): `azure` (an Azure LLM inference trace
 2023 CSV), `csv` / `jsonl` (the generic format, one model column), `servegen` (a ServeGen
 language model directory of `chunk-*-trace.csv`). `=MODEL` maps the trace onto a platform
 model; `*SCALE` multiplies its rate (ServeGen, fluid mode) or keeps that share of its requests,
-drawn with the seed (request traces, SCALE <= 1). ServeGen traces are always simulated in
-fluid mode.
+drawn with the seed (request traces, SCALE <= 1); `@SHIFT` (a duration) replays the trace
+that much later, so two traces can peak at different hours: a request trace's first SHIFT is
+empty, a ServeGen trace's tail wraps round to its start (SHIFT a whole number of its
+10-minute windows). ServeGen traces are always simulated in fluid mode.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ import contextlib
 import heapq
 import math
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from xpool.config.durations import parse_duration
 from xpool.errors import InputError, Problem
 from xpool.sim.load import Load, RateLoad, RequestLoad, rates_of
 from xpool.sim.requests import Request
@@ -33,15 +36,17 @@ class TraceArg:
     path: Path
     model: str | None
     scale: float
+    shift: float = 0.0  # seconds later than recorded
 
 
-def parse_trace(value: str) -> TraceArg:
+def parse_trace(value: str, flag: str = "--trace") -> TraceArg:
     def bad(message: str) -> InputError:
-        return InputError([Problem("--trace", "", f"{value!r}: {message}")])
+        return InputError([Problem(flag, "", f"{value!r}: {message}")])
 
     kind, sep, rest = value.partition(":")
     if not sep or kind not in KINDS:
-        raise bad(f"write KIND:PATH[=MODEL][*SCALE] with KIND one of {', '.join(KINDS)}")
+        raise bad(f"write KIND:PATH[=MODEL][*SCALE][@SHIFT] with KIND one of {', '.join(KINDS)}")
+    rest, shift = _shift(rest, kind, bad)
     scale = 1.0
     if "*" in rest:
         rest, _, factor = rest.rpartition("*")
@@ -61,7 +66,21 @@ def parse_trace(value: str) -> TraceArg:
         raise bad(f"{path} holds no chunk-*-trace.csv: give a ServeGen model directory")
     if kind in ("azure", "servegen") and not model:
         raise bad("this trace names no model: append =MODEL (a model of the platform)")
-    return TraceArg(kind, path, model, scale)
+    return TraceArg(kind, path, model, scale, shift)
+
+
+def _shift(rest: str, kind: str, bad: Callable[[str], InputError]) -> tuple[str, float]:
+    """`rest` without its `@SHIFT`, and the shift in seconds (0 without one)."""
+    if "@" not in rest:
+        return rest, 0.0
+    rest, _, when = rest.rpartition("@")
+    try:
+        shift = parse_duration(when)
+    except ValueError as exc:
+        raise bad(f"shift: {exc}") from None
+    if kind == "servegen" and shift % WINDOW_S:
+        raise bad(f"a ServeGen trace shifts by whole {WINDOW_S:g}-second windows")
+    return rest, shift
 
 
 def _requests(trace: TraceArg, seed: int) -> Iterator[Request]:
@@ -75,9 +94,27 @@ def _requests(trace: TraceArg, seed: int) -> Iterator[Request]:
         for r in stream:
             if trace.scale < 1 and keep() >= trace.scale:
                 continue
-            if trace.model and r.model != trace.model:
-                r = Request(r.t, trace.model, r.input_tokens, r.output_tokens)
+            if (trace.model and r.model != trace.model) or trace.shift:
+                r = Request(
+                    r.t + trace.shift, trace.model or r.model, r.input_tokens, r.output_tokens
+                )
             yield r
+
+
+def batch_trace(value: str) -> TraceArg:
+    """A `--batch-trace KIND:PATH[=MODEL][@SHIFT]`: a request trace whose requests are
+    submitted as a batch at their timestamps (csv, jsonl or azure; not thinned)."""
+    trace = parse_trace(value, "--batch-trace")
+    if trace.kind == "servegen" or trace.scale != 1.0:
+        raise InputError(
+            [Problem("--batch-trace", "", f"{value!r}: give a csv, jsonl or azure trace, unscaled")]
+        )
+    return trace
+
+
+def batch_requests(traces: list[TraceArg], seed: int) -> Iterator[Request]:
+    """Every request of the batch traces, in submission order."""
+    return heapq.merge(*(_requests(t, seed) for t in traces), key=lambda r: r.t)
 
 
 def _merged(traces: list[TraceArg], seed: int, start: float, speedup: float) -> Iterator[Request]:
@@ -94,10 +131,23 @@ def _servegen(
             p.name: stack.enter_context(p.open(encoding="utf-8"))
             for p in sorted(trace.path.glob("chunk-*-trace.csv"))
         }
-        return tuple(
-            ((t - start) / speedup, rate * trace.scale * speedup)
-            for t, rate in servegen_rates(files, start=start, end=end)
-        )
+        if trace.shift:
+            windows = _rotated(list(servegen_rates(files)), trace.shift)
+            windows = [
+                (t, r) for t, r in windows if t + WINDOW_S > start and (end is None or t < end)
+            ]
+        else:
+            windows = list(servegen_rates(files, start=start, end=end))
+        return tuple(((t - start) / speedup, rate * trace.scale * speedup) for t, rate in windows)
+
+
+def _rotated(windows: list[tuple[float, float]], shift: float) -> list[tuple[float, float]]:
+    """Windows `shift` seconds later, those past the trace's end wrapped round to its start."""
+    if not windows:
+        return windows
+    first = windows[0][0]
+    span = windows[-1][0] + WINDOW_S - first
+    return sorted(((t - first + shift) % span + first, rate) for t, rate in windows)
 
 
 def build_load(

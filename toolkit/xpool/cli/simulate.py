@@ -27,7 +27,8 @@ def print_table(comparison: PolicyComparison) -> None:
             "POLICY",
             "ACC-HOURS",
             "VS ORACLE",
-            "UTILISATION",
+            "UTIL. HELD",
+            "UTIL. OWNED",
             *(f"{t} SLO" for t in tiers),
             "SHED",
             "SCALE UP/DOWN",
@@ -44,6 +45,7 @@ def print_table(comparison: PolicyComparison) -> None:
                     else "-"
                 ),
                 _pct(r.utilisation),
+                _pct(r.owned_utilisation),
                 *(
                     _pct(r.tiers[t].attainment) if t in r.tiers and r.policy != "oracle" else "-"
                     for t in tiers
@@ -56,6 +58,7 @@ def print_table(comparison: PolicyComparison) -> None:
             for r in comparison.results
         ],
     )
+    print_batches(comparison)
     pooled = comparison.result("pooled") or comparison.results[0]
     limits = ", ".join(
         f"{t} {_pct(pooled.tiers[t].attainable_share)}" for t in tiers if t in pooled.tiers
@@ -65,6 +68,38 @@ def print_table(comparison: PolicyComparison) -> None:
         note(f"goal {goal}: {'-' if met is None else 'met' if met else 'NOT met'}")
 
 
+def print_batches(comparison: PolicyComparison) -> None:
+    """The backlog's goodput and time to complete, per policy that served one."""
+    served = [r for r in comparison.results if r.batch is not None]
+    if not served:
+        return
+    emit_table(
+        "Batch backlog",
+        ["POLICY", "COMPLETED", "REQUESTS/H", "TOKENS/H", "COMPLETION", "REQUEUED", "LOST ACC-H"],
+        [
+            [
+                r.policy,
+                f"{b.completed:,.0f} of {sum(j.job.requests for j in b.jobs):,}",
+                _number(b.per_hour(b.completed)),
+                _number(b.per_hour(b.tokens)),
+                _hours(b.completion_seconds),
+                f"{b.requeued:,.0f}",
+                f"{b.lost_accelerator_seconds / 3600:,.1f}",
+            ]
+            for r in comparison.results
+            if (b := r.batch) is not None
+        ],
+    )
+
+
+def _number(x: float | None) -> str:
+    return "-" if x is None else f"{x:,.0f}"
+
+
+def _hours(seconds: float | None) -> str:
+    return "unfinished" if seconds is None else f"{seconds / 3600:.2f} h"
+
+
 @click.command("simulate")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option(
@@ -72,7 +107,7 @@ def print_table(comparison: PolicyComparison) -> None:
     "traces",
     multiple=True,
     required=True,
-    help="KIND:PATH[=MODEL][*SCALE], KIND azure|servegen|csv|jsonl; repeatable.",
+    help="KIND:PATH[=MODEL][*SCALE][@SHIFT], KIND azure|servegen|csv|jsonl; repeatable.",
 )
 @click.option(
     "--policies",
@@ -96,6 +131,27 @@ def print_table(comparison: PolicyComparison) -> None:
     "fluid",
     default=None,
     help="Service mode [default: requests, fluid for ServeGen].",
+)
+@click.option(
+    "--batch",
+    "batches",
+    multiple=True,
+    help="MODEL=N[:IN_TOKENS:OUT_TOKENS][@START]: a backlog of N requests served in idle "
+    "slots at the lowest priority (fluid mode); repeatable.",
+)
+@click.option(
+    "--batch-trace",
+    "batch_traces",
+    multiple=True,
+    help="KIND:PATH[=MODEL][@SHIFT], KIND csv|jsonl|azure: requests submitted as a batch "
+    "at their timestamps; repeatable.",
+)
+@click.option(
+    "--batch-reserve",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Slots per instance a batch leaves to interactive requests.",
 )
 @output_option(choices=("table", "json"))
 @click.option(
@@ -121,6 +177,9 @@ def simulate_command(
     tick: str,
     poisson: bool,
     fluid: bool | None,
+    batches: tuple[str, ...],
+    batch_traces: tuple[str, ...],
+    batch_reserve: int,
     output: str,
     report_dir: str | None,
 ) -> None:
@@ -142,6 +201,9 @@ def simulate_command(
         poisson=poisson,
         fluid=fluid,
         report_dir=report_dir,
+        batches=batches,
+        batch_traces=batch_traces,
+        batch_reserve=batch_reserve,
     )
     options.validate()
     comparison = simulate(options, Runtime())

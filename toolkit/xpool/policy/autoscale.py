@@ -9,6 +9,13 @@ memory bandwidth and prefill by compute, which a batching engine overlaps in the
 The `qpsRatio` thresholds act on that token utilisation as they do on QPS. Without token
 figures, QPS against `qps_per_instance` as follows; every reason names the signal.
 
+A queued batch (`LoadObs.batch_queued_*`) is demand that waits: the instances that would work
+it off within `scaleDown.stabilization` (its tokens at the rate one instance serves the
+reference request's tokens, else its requests at `qps_per_instance`) are added to every
+signal (`+ batch` in the reasons). A large backlog so asks for `instances.max`, and `decide`
+grants what the tier rules allow: the lowest tier borrows idle capacity and is the first
+reclaimed.
+
 Up: when QPS exceeds `scaleUp.qpsRatio` of what its ready instances serve, or saturation or
 accelerator utilisation exceeds `scaleUp.utilization`; by at most `step` instances per
 `interval`, counting instances still loading (a step rule that ignores them overshoots: the
@@ -78,6 +85,19 @@ def _token_rates(model: ModelSpec, load: LoadObs) -> tuple[_Rate, ...]:
     return tuple(rates)
 
 
+def backlog_instances(model: ModelSpec, scaling: ScalingSpec, load: LoadObs) -> float:
+    """Instances that would work the queued batch off within `scaleDown.stabilization` (how
+    long capacity is kept anyway): 0 without a backlog."""
+    if load.batch_queued_tokens and model.tokens_per_request:
+        per_instance = model.qps_per_instance * model.tokens_per_request
+        seconds = load.batch_queued_tokens / per_instance
+    elif load.batch_queued_requests:
+        seconds = load.batch_queued_requests / model.qps_per_instance
+    else:
+        return 0.0
+    return seconds / max(scaling.stabilization, scaling.interval, 1.0)
+
+
 def _saturation(ready: list[InstanceObs], limit: int | None) -> float | None:
     if not ready or not limit:
         return None
@@ -89,6 +109,7 @@ class _Pass:
 
     __slots__ = (
         "active",
+        "backlog",
         "capacity",
         "failed",
         "in_interval",
@@ -126,6 +147,7 @@ class _Pass:
         self.capacity = capacity = len(ready) * model.qps_per_instance  # QPS they serve
         self.saturation = saturation = _saturation(ready, model.request_limit)
         self.tokens = tokens = _token_rates(model, load)  # empty: sized on QPS
+        self.backlog = backlog = backlog_instances(model, scaling, load)
         self.inputs: dict[str, Any] = {
             "sizedOn": "tokens" if tokens else "qps",
             "promptTokensPerS": load.prompt_tokens_per_s,
@@ -139,6 +161,9 @@ class _Pass:
             "loading": len(loading),
             "capacityQps": round(capacity, 4),
             "missing": list(load.missing),
+            "batchQueuedRequests": load.batch_queued_requests,
+            "batchQueuedTokens": load.batch_queued_tokens,
+            "batchBacklogInstances": round(backlog, 4),
         }
         # seconds since the last scale-up; within scaleUp.interval of it, no further step
         self.since_up = since_up = None if memory.last_up is None else now - memory.last_up
@@ -213,12 +238,24 @@ def _by_slo(p: _Pass, need: SloNeed) -> Target:
 
 
 def _rates(p: _Pass) -> tuple[_Rate, ...]:
-    """What the model is sized on: its token rates, else its QPS (none when unmeasured)."""
-    if p.tokens:
-        return p.tokens
-    if p.load.qps is None:
-        return ()
-    return (_Rate("", p.load.qps, p.model.qps_per_instance, "QPS"),)
+    """What the model is sized on: its token rates, else its QPS (none when unmeasured),
+    each with the queued batch's instances added."""
+    rates: tuple[_Rate, ...] = p.tokens
+    if not rates and p.load.qps is not None:
+        rates = (_Rate("", p.load.qps, p.model.qps_per_instance, "QPS"),)
+    if not p.backlog:
+        return rates
+    if not rates:
+        rates = (_Rate("", 0.0, p.model.qps_per_instance, "QPS"),)
+    return tuple(
+        _Rate(
+            f"{r.name} + batch" if r.name else "with batch",
+            r.rate + p.backlog * r.per_instance,
+            r.per_instance,
+            r.unit,
+        )
+        for r in rates
+    )
 
 
 def _scale_up(p: _Pass) -> Target | None:
@@ -297,7 +334,7 @@ def _scale_down(p: _Pass) -> Target:
         return p.target(active, "load within the scaling band", low_since=None)
     low_since = p.memory.low_since if p.memory.low_since is not None else now
     quiet = now - low_since
-    if p.tokens:
+    if p.tokens or p.backlog:
         why = "; ".join(f"{r.load()} < {r.against(ratio, len(p.ready))}" for r in rates)
         why += f" for {quiet:.0f} s"
     else:

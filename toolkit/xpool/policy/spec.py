@@ -46,6 +46,9 @@ class ModelSpec:
     # counts QPS. Encoders have no decode figure.
     prefill_tokens_per_s: float | None = None
     decode_tokens_per_s: float | None = None
+    # Prompt + completion tokens of the reference request `qps_per_instance` is measured on;
+    # None: a queued batch is sized on its requests, not its tokens.
+    tokens_per_request: float | None = None
     # Gateway weights of the versions (a rollout's override, else the file's); empty: only
     # `version`. `ahead`: a rollout's next step's weights, which instances are sized for too.
     weights: tuple[tuple[str, float], ...] = ()
@@ -156,6 +159,8 @@ def policy_spec(platform: Platform, plan: CapacityPlan) -> PolicySpec:
                 prefill_tokens_per_s=placed.prefill_tokens_per_second,
                 decode_tokens_per_s=placed.decode_tokens_per_second,
                 request_limit=model.context.batch,
+                tokens_per_request=model.context.seq_len // 2
+                + (model.context.output_tokens if model.type == "llm" else 0),
                 min=model.instances.min,
                 max=model.instances.max,
                 ttft_slo=model.slo.ttft_ms / 1000,

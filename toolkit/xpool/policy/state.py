@@ -62,6 +62,11 @@ class LoadObs:
     # of dispersion of arrival counts (variance / mean of counts in 30 s bins over 10 min):
     # 1 for Poisson arrivals, more for bursts. Read for `autoscaling.mode: slo` only.
     arrival_cv2: float | None = None
+    # Batch work queued for the model, not yet dispatched (the gateway's gauges
+    # xpool_gateway_batch_queued_requests / _tokens): demand that waits, so the
+    # autoscaler adds it to the load (autoscale.py, "backlog").
+    batch_queued_requests: float | None = None
+    batch_queued_tokens: float | None = None  # prompt + completion
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,16 @@ Two service modes share the world (instances, accounting, the policy's passes):
   request), serves within a tick without queueing, and resolves waits only to one tick, so it
   is optimistic for short SLOs and bursty traffic within a tick.
 
+A batch backlog (`Options.batches`, fluid mode) takes the request slots interactive requests
+leave free, at the lowest priority (`backlog.py`; `_batch_tick`); a drain re-queues it.
+
 Every pass the policy sees what the live reconciler sees: instance states (live, from
 Xinference), requests in flight per instance (the gateway's, queued requests spread over the
 ready instances), QPS and prompt and completion tokens/s as arrivals over `window` seconds
 ending `lag` seconds ago (Prometheus `rate(...[1m])` behind one scrape; tokens count at the
 request's arrival, where the gateway counts them at its answer), and utilisation as the busy
-share of the model's accelerators since the last pass. Launches load for `cold_start` seconds; draining instances
+share of the model's accelerators since the last pass, and the queued batch (requests and
+tokens, the gateway's gauges). Launches load for `cold_start` seconds; draining instances
 stop taking requests and are terminated by the policy once idle (fluid: at the next pass) or
 at `drainTimeout`, which kills what is still in flight (counted as shed).
 """
@@ -38,6 +42,7 @@ from dataclasses import dataclass, field, replace
 from xpool.policy.actions import Action, Drain, Launch, Terminate
 from xpool.policy.spec import PolicySpec
 from xpool.policy.state import InstanceObs, LoadObs, Observation
+from xpool.sim.backlog import BatchJob, BatchQueue
 from xpool.sim.baselines import Controller
 from xpool.sim.dispersion import ArrivalCounts
 from xpool.sim.load import RateLoad, RequestLoad
@@ -54,6 +59,8 @@ class Options:
     tick: float = 5.0  # fluid mode: seconds per tick
     poisson: bool = False  # fluid mode: seeded Poisson arrivals instead of rate x tick
     seed: int = 0
+    batches: tuple[BatchJob, ...] = ()  # fluid mode: a backlog served in idle slots (backlog.py)
+    batch_reserve: int = 1  # slots per instance a batch never takes
 
 
 @dataclass
@@ -102,6 +109,11 @@ class _World:
         # 30 s arrival counts for the variability `autoscaling.mode: slo` reads (dispersion.py)
         slo = spec.scaling.mode == "slo"
         self.counts = {m: ArrivalCounts() for m in services} if slo else {}
+        self.batch: BatchQueue | None = None
+        if options.batches:  # served in fluid mode only (run_fluid's `_batch_tick`)
+            per_slot = {m: s.accelerators / s.slots for m, s in services.items()}
+            self.batch = BatchQueue(options.batches, per_slot, options.batch_reserve)
+            self.batch.submit_due(0.0)
         for tier in {s.tier for s in services.values()}:
             result.tiers.setdefault(tier, TierResult())
 
@@ -189,6 +201,8 @@ class _World:
             if inst.state == "ready":
                 self.ready[inst.model].remove(inst)
             inst.state, inst.since = "draining", now
+            if self.batch is not None:
+                self.batch.requeue(inst.uid, now)
             if action.reclaimed_for is not None:
                 self.result.preemptions += 1
                 taken = self.result.reclaimed.setdefault(action.tier, {})
@@ -222,16 +236,26 @@ class _World:
                     inst.version,
                     inst.state,  # type: ignore[arg-type]
                     inst.since,
-                    math.ceil(inst.busy + extra),
+                    math.ceil(inst.busy + extra + self.batch_held(inst.uid)),
                 )
             )
         load = {}
         for m in self.services:
             held = self.pass_held[m]
             util = self.pass_busy[m] / held if held else None
-            load[m] = replace(self.observed(m, now), utilization=util)
+            load[m] = replace(self.observed(m, now), utilization=util, **self.batch_queued(m))
             self.pass_held[m] = self.pass_busy[m] = 0.0
         return Observation(now, tuple(insts), load)
+
+    def batch_held(self, uid: str) -> float:
+        return 0.0 if self.batch is None else self.batch.held_on(uid)
+
+    def batch_queued(self, model: str) -> dict[str, float]:
+        """The queued batch as the gateway's gauges show it; nothing without a batch."""
+        if self.batch is None:
+            return {}
+        requests, tokens = self.batch.queued(model)
+        return {"batch_queued_requests": requests, "batch_queued_tokens": tokens}
 
     def reconcile(self, now: float, queued: Mapping[str, float], since: float) -> None:
         self.advance(now)
@@ -260,6 +284,12 @@ class _World:
         self.advance(now)
         self.result.accelerator_seconds = sum(self.held_area.values())
         self.result.busy_accelerator_seconds = sum(self.busy_area.values())
+        pools = {m.pool for m in self.spec.models}
+        owned = sum(p.accelerators for p in self.spec.pools if p.name in pools)
+        self.result.owned_accelerator_seconds = owned * now  # policy_comparison.owned
+        if self.batch is not None:
+            self.batch.result.end = now
+            self.result.batch = self.batch.result
 
 
 def _warm(world: _World, initial: Mapping[str, int]) -> None:
@@ -445,6 +475,7 @@ def run_fluid(
     result = PolicyResult(controller.name, load.end)
     world = _World(spec, services, controller, options, result)
     _warm(world, initial)
+    occupancy = dict.fromkeys(services, 0.0)  # slots the interactive requests kept busy
     rng = random.Random(options.seed)
     dt = options.tick
     queues: dict[str, deque[list[float]]] = {m: deque() for m in services}  # [arrived, count]
@@ -488,7 +519,8 @@ def run_fluid(
                 queued[m] += count
                 tokens = (count * svc.reference_input, count * svc.reference_output)
                 world.arrived(m, now, count, count * svc.reference_duration, tokens)
-            capacity = len(world.ready[m]) * per_instance[m] * span
+            batch_slots = sum(world.batch_held(i.uid) for i in world.ready[m])
+            capacity = (len(world.ready[m]) - batch_slots / svc.slots) * per_instance[m] * span
             served = 0.0
             slo, ttft0 = svc.ttft_slo, prefill[m]
             while queue and served < capacity:
@@ -521,8 +553,9 @@ def run_fluid(
                 tier.shed += n
                 queued[m] -= n
             served_rate[m] = served / span if span else 0.0
-            ready = len(world.ready[m])
-            world.busy_w[m] = served / capacity * ready * svc.accelerators if capacity > 0 else 0.0
+            occupancy[m] = served * svc.reference_duration / span
+            world.busy_w[m] = occupancy[m] / svc.slots * svc.accelerators
+        _batch_tick(world, now, span, occupancy, queued)
         world.advance(now + span)
     end = load.end
     for m, queue in queues.items():
@@ -533,6 +566,35 @@ def run_fluid(
     world.finish(end)
     result.wall_seconds = time.perf_counter() - started
     return result
+
+
+def _batch_tick(
+    world: _World,
+    now: float,
+    span: float,
+    occupancy: Mapping[str, float],
+    queued: Mapping[str, float],
+) -> None:
+    """The backlog takes the slots the tick's interactive requests left free (none while
+    they queue) and serves until the tick's end; its busy slots join each model's; then
+    the batches due by the next tick are submitted."""
+    batch = world.batch
+    if batch is None:
+        return
+    waiting = {m: queued[m] > 1e-9 for m in world.services}
+    held = {}
+    for m, svc in world.services.items():
+        ready = world.ready[m]
+        if batch.has_work(m) and ready and not waiting[m]:
+            interactive = occupancy[m] / len(ready)
+            for inst in ready:
+                batch.dispatch(m, inst.uid, batch.slots(inst.uid, svc.slots, interactive), now)
+        held[m] = sum(batch.held_on(i.uid) for i in ready)
+    idle = batch.run(now + span, {m: not w for m, w in waiting.items()})
+    for m, svc in world.services.items():
+        busy = (held[m] * span - idle.get(m, 0.0)) / span
+        world.busy_w[m] += busy / svc.slots * svc.accelerators
+    batch.submit_due(now + span)
 
 
 def _poisson(rng: random.Random, mean: float) -> int:

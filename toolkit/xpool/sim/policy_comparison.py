@@ -57,12 +57,16 @@ class PolicyComparison:
         }
 
 
-def oracle_result(oracle_seconds: float, busy_seconds: float, span: float) -> PolicyResult:
+def oracle_result(
+    oracle_seconds: float, busy_seconds: float, span: float, owned: float = 0.0
+) -> PolicyResult:
+    """The oracle's figures; `owned`: the pools' accelerators (it serves no batch)."""
     return PolicyResult(
         "oracle",
         span,
         accelerator_seconds=oracle_seconds,
         busy_accelerator_seconds=busy_seconds,
+        owned_accelerator_seconds=owned * span,
     )
 
 
@@ -92,7 +96,9 @@ def simulate(
     results = []
     for name in policies:
         if name == "oracle":
-            o = oracle_result(best.accelerator_seconds, best.busy_accelerator_seconds, load.end)
+            o = oracle_result(
+                best.accelerator_seconds, best.busy_accelerator_seconds, load.end, owned(spec)
+            )
             o.wall_seconds = profile_seconds
             results.append(o)
             continue
@@ -106,6 +112,12 @@ def simulate(
         results.append(run(spec, svcs, load, controller, initial, options))  # type: ignore[arg-type]
     mode = "requests" if isinstance(load, RequestLoad) else "fluid"
     return PolicyComparison(mode, tuple(results), best.accelerator_seconds / 3600 or None)
+
+
+def owned(spec: PolicySpec) -> int:
+    """Accelerators of the pools the simulated models run on: what owned utilisation is over."""
+    pools = {m.pool for m in spec.models}
+    return sum(p.accelerators for p in spec.pools if p.name in pools)
 
 
 def _capped(counts: Mapping[str, int], spec: PolicySpec) -> dict[str, int]:

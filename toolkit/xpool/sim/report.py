@@ -86,6 +86,29 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{x:.2%}"
 
 
+def _batch_lines(comparison: PolicyComparison) -> list[str]:
+    served = [r for r in comparison.results if r.batch is not None]
+    if not served:
+        return []
+    lines = [
+        "",
+        "## Batch backlog",
+        "",
+        "| policy | completed | requests/h | tokens/h | time to complete | re-queued |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in served:
+        b = r.batch
+        assert b is not None
+        req_h, tok_h, done = b.per_hour(b.completed), b.per_hour(b.tokens), b.completion_seconds
+        lines.append(
+            f"| {r.policy} | {b.completed:,.0f} | {'-' if req_h is None else f'{req_h:,.0f}'} | "
+            f"{'-' if tok_h is None else f'{tok_h:,.0f}'} | "
+            f"{'unfinished' if done is None else f'{done / HOUR:.2f} h'} | {b.requeued:,.0f} |"
+        )
+    return lines
+
+
 def markdown(comparison: PolicyComparison, plots: list[str]) -> str:
     """report.md: the comparison table, the goals, and the plots by file name."""
     tiers = sorted({t for r in comparison.results for t in r.tiers})
@@ -95,10 +118,10 @@ def markdown(comparison: PolicyComparison, plots: list[str]) -> str:
         f"Service mode: {comparison.mode}. Oracle accelerator-hours: "
         + (f"{comparison.oracle_hours:.2f}." if comparison.oracle_hours else "-."),
         "",
-        "| policy | accelerator-hours | vs oracle | utilisation | "
+        "| policy | accelerator-hours | vs oracle | util. held | util. owned | "
         + " | ".join(f"{t} SLO" for t in tiers)
         + " | shed | scale up/down | preemptions |",
-        "|" + "---|" * (7 + len(tiers)),
+        "|" + "---|" * (8 + len(tiers)),
     ]
     for r in comparison.results:
         ratio = (
@@ -112,9 +135,11 @@ def markdown(comparison: PolicyComparison, plots: list[str]) -> str:
         ]
         lines.append(
             f"| {r.policy} | {r.accelerator_hours:.2f} | {ratio} | {_pct(r.utilisation)} | "
+            f"{_pct(r.owned_utilisation)} | "
             + " | ".join(slo)
             + f" | {r.shed:.0f} | {r.scale_ups}/{r.scale_downs} | {r.preemptions} |"
         )
+    lines += _batch_lines(comparison)
     lines += ["", "## Goals (reported, not asserted)", ""]
     for goal, met in comparison.goals().items():
         lines.append(f"- {goal}: {'-' if met is None else 'met' if met else 'NOT met'}")

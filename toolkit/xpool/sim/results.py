@@ -10,6 +10,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from xpool.sim.backlog import BatchResult
+
 BINS_PER_DECADE = 20
 LOWEST = -3  # 10^-3 s
 BINS = 7 * BINS_PER_DECADE
@@ -70,6 +72,8 @@ class PolicyResult:
     seconds: float  # simulated span
     accelerator_seconds: float = 0.0
     busy_accelerator_seconds: float = 0.0
+    # the accelerators of the pools the simulated models run on x the simulated span
+    owned_accelerator_seconds: float = 0.0
     tiers: dict[str, TierResult] = field(default_factory=dict)
     scale_ups: int = 0  # instances launched
     scale_downs: int = 0  # instances drained by autoscaling
@@ -78,6 +82,7 @@ class PolicyResult:
     reclaimed: dict[str, dict[str, int]] = field(default_factory=dict)
     samples: list[Sample] = field(default_factory=list)
     wall_seconds: float = 0.0
+    batch: BatchResult | None = None  # the backlog's outcome, when one was submitted
 
     @property
     def accelerator_hours(self) -> float:
@@ -90,15 +95,23 @@ class PolicyResult:
         return self.busy_accelerator_seconds / self.accelerator_seconds
 
     @property
+    def owned_utilisation(self) -> float | None:
+        """Busy accelerator-time over the pool's: what the owner paid for, held or not."""
+        if not self.owned_accelerator_seconds:
+            return None
+        return self.busy_accelerator_seconds / self.owned_accelerator_seconds
+
+    @property
     def shed(self) -> float:
         return sum(t.shed for t in self.tiers.values())
 
     def as_dict(self, oracle_hours: float | None) -> dict[str, Any]:
-        util = self.utilisation
+        util, owned = self.utilisation, self.owned_utilisation
         return {
             "policy": self.policy,
             "acceleratorHours": round(self.accelerator_hours, 3),
             "utilisation": None if util is None else round(util, 4),
+            "ownedUtilisation": None if owned is None else round(owned, 4),
             "ratioToOracle": (
                 round(self.accelerator_hours / oracle_hours, 3) if oracle_hours else None
             ),
@@ -120,6 +133,7 @@ class PolicyResult:
             "reclaimed": {
                 tier: dict(sorted(by.items())) for tier, by in sorted(self.reclaimed.items())
             },
+            "batch": None if self.batch is None else self.batch.as_dict(),
             "wallSeconds": round(self.wall_seconds, 3),
         }
 
