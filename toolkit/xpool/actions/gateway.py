@@ -14,12 +14,15 @@ import threading
 import time
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 from xpool.actions.flag_values import check_listen
 from xpool.actions.runtime import Runtime
+from xpool.adapters.object_store import open_store
 from xpool.adapters.xinference import api_key_from_env
 from xpool.errors import InputError, Problem
 from xpool.gateway.app import create_app
+from xpool.gateway.batch_api import BatchLimits
 from xpool.gateway.limits import RequestLimits
 from xpool.gateway.metrics import GatewayMetrics
 from xpool.gateway.replica_report import ReplicaReporter
@@ -94,6 +97,9 @@ def run_gateway(options: GatewayOptions, runtime: Runtime, stop: threading.Event
         metrics=GatewayMetrics(table),
         limits=RequestLimits.of(gw),
         client_keys=client_keys(platform),
+        # The store: s3://… on Kubernetes; a directory name is under the working directory.
+        batch_store=open_store(platform.spec.batch.store, Path.cwd()),
+        batch_limits=BatchLimits.of(platform.spec.batch),
     )
     server = GatewayServer(app, options.listen or gw.listen)
     routes = f"{ns}/{options.configmap}"
