@@ -180,3 +180,35 @@ def test_batch_endpoints_need_a_client_key(up: TokenUpstream, tmp_path: Path):
             assert r.status_code == 401, (path, r.text)
         with pytest.raises(openai.AuthenticationError):
             client(g, "wrong").batches.list()
+
+
+def test_an_expired_batch_reports_its_unfinished_lines(up: TokenUpstream, tmp_path: Path):
+    t = table()
+    t.mark_draining("chat--1--1")  # nothing runs before the window ends
+    later = [0.0]
+    with gateway(
+        up, table=t, batch_store=DirStore(tmp_path), clock=lambda: time.time() + later[0]
+    ) as g:
+        c = client(g)
+        raw = jsonl([request("a"), request("b")]) + b"[]\n" + jsonl([request("c")])
+        f = c.files.create(file=("in.jsonl", io.BytesIO(raw)), purpose="batch")
+        batch = c.batches.create(
+            input_file_id=f.id, endpoint="/v1/chat/completions", completion_window="24h"
+        )
+        assert batch.expires_at == batch.created_at + 24 * 3600
+        while c.batches.retrieve(batch.id).status != "in_progress":
+            time.sleep(0.05)
+        refused = g.http.delete(f"/v1/files/{f.id}")  # the input of a running batch
+        assert refused.status_code == 409 and batch.id in refused.text
+        later[0] = 24 * 3600 + 1
+        done = wait_done(c, batch.id)
+        assert done.status == "expired" and done.expired_at and done.output_file_id is None
+        assert done.request_counts.model_dump() == {"total": 4, "completed": 0, "failed": 4}
+        errors = [json.loads(x) for x in c.files.content(done.error_file_id).text.splitlines()]
+        assert [(e["custom_id"], e["error"]["code"]) for e in errors] == [
+            (None, "invalid_request"),
+            ("a", "batch_expired"),
+            ("b", "batch_expired"),
+            ("c", "batch_expired"),
+        ]
+        assert c.files.delete(f.id).deleted  # the batch is over

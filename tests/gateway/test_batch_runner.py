@@ -6,6 +6,9 @@ takes one of them (its line runs again later, once in the output)."""
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -15,10 +18,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.gateway.serving import CHAT, Gateway, SlowUpstream, gateway
+from tests.gateway.serving import CHAT, SlowUpstream, gateway
 from xpool.adapters.object_store import DirStore
 from xpool.gateway.batch_api import BatchLimits
 from xpool.gateway.routing import RoutingTable
+from xpool.local.runtime import free_port
 
 HELLO = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -40,7 +44,7 @@ def up() -> Iterator[SlowUpstream]:
         running.server.stop()
 
 
-def submit(g: Gateway, n: int) -> str:
+def submit(http: httpx.Client, n: int) -> str:
     lines = [
         {
             "custom_id": f"q{i}",
@@ -51,28 +55,28 @@ def submit(g: Gateway, n: int) -> str:
         for i in range(n)
     ]
     raw = b"".join(json.dumps(x).encode() + b"\n" for x in lines)
-    f = g.http.post("/v1/files", files={"file": ("in.jsonl", raw)}, data={"purpose": "batch"})
+    f = http.post("/v1/files", files={"file": ("in.jsonl", raw)}, data={"purpose": "batch"})
     assert f.status_code == 200, f.text
     body = {"input_file_id": f.json()["id"], "endpoint": CHAT, "completion_window": "24h"}
-    b = g.http.post("/v1/batches", json=body)
+    b = http.post("/v1/batches", json=body)
     assert b.status_code == 200, b.text
     return b.json()["id"]
 
 
-def batch(g: Gateway, batch_id: str) -> dict[str, Any]:
-    return g.http.get(f"/v1/batches/{batch_id}").json()
+def batch(http: httpx.Client, batch_id: str) -> dict[str, Any]:
+    return http.get(f"/v1/batches/{batch_id}").json()
 
 
-def wait(g: Gateway, batch_id: str, ready: Any, timeout: float = 60) -> dict[str, Any]:
+def wait(http: httpx.Client, batch_id: str, ready: Any, timeout: float = 60) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
-    while not ready(b := batch(g, batch_id)):
+    while not ready(b := batch(http, batch_id)):
         assert time.monotonic() < deadline, b
         time.sleep(0.05)
     return b
 
 
-def output_ids(g: Gateway, b: dict[str, Any]) -> list[str]:
-    text = g.http.get(f"/v1/files/{b['output_file_id']}/content").text
+def output_ids(http: httpx.Client, b: dict[str, Any]) -> list[str]:
+    text = http.get(f"/v1/files/{b['output_file_id']}/content").text
     return [json.loads(line)["custom_id"] for line in text.splitlines()]
 
 
@@ -81,23 +85,70 @@ def test_a_new_gateway_on_the_store_finishes_the_batch_each_line_once(
 ):
     up.received.clear()
     with gateway(up, table=chat(8), batch_store=DirStore(tmp_path)) as g:
-        batch_id = submit(g, 300)
+        batch_id = submit(g.http, 300)
         # Stopped with lines finished, committed or not, and requests in flight.
-        wait(g, batch_id, lambda b: b["request_counts"]["completed"] >= 30)
+        wait(g.http, batch_id, lambda b: b["request_counts"]["completed"] >= 30)
     first = len(up.received)
     with gateway(up, table=chat(8), batch_store=DirStore(tmp_path)) as g:
-        done = wait(g, batch_id, lambda b: b["status"] == "completed")
-        ids = output_ids(g, done)
+        done = wait(g.http, batch_id, lambda b: b["status"] == "completed")
+        ids = output_ids(g.http, done)
     assert sorted(ids) == sorted(f"q{i}" for i in range(300))  # each exactly once
     assert done["request_counts"] == {"total": 300, "completed": 300, "failed": 0}
     assert 30 <= first < 300 and len(up.received) >= 300
 
 
+class Process:
+    """`tests/gateway/batch_process.py` on a free port, and an HTTP client for it."""
+
+    def __init__(self, upstream: str, store: Path) -> None:
+        port = free_port()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.gateway.batch_process", upstream, str(store), str(port)]
+        )
+        self.http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self.http.get("/v1/models")
+                return
+            except httpx.TransportError:
+                assert self.proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.1)
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+        self.http.close()
+
+
+def test_a_gateway_killed_mid_batch_and_started_again_writes_each_line_once(
+    up: SlowUpstream, tmp_path: Path
+):
+    up.received.clear()
+    first = Process(up.server.url, tmp_path)
+    try:
+        batch_id = submit(first.http, 300)
+        # Killed with lines committed, lines finished but not committed, requests in flight.
+        wait(first.http, batch_id, lambda b: b["request_counts"]["completed"] >= 100)
+        before = len(up.received)
+    finally:
+        first.kill()
+    assert 100 <= before < 300
+    second = Process(up.server.url, tmp_path)
+    try:
+        done = wait(second.http, batch_id, lambda b: b["status"] == "completed")
+        ids = output_ids(second.http, done)
+    finally:
+        second.kill()
+    assert sorted(ids) == sorted(f"q{i}" for i in range(300))  # each exactly once
+    assert done["request_counts"] == {"total": 300, "completed": 300, "failed": 0}
+
+
 def test_batch_requests_leave_the_reserve_to_interactive_ones(up: SlowUpstream, tmp_path: Path):
     limits = BatchLimits(reserve=2, instance_concurrency=100)
     with gateway(up, table=chat(6), batch_store=DirStore(tmp_path), batch_limits=limits) as g:
-        batch_id = submit(g, 200)
-        wait(g, batch_id, lambda b: b["request_counts"]["completed"] >= 10)
+        batch_id = submit(g.http, 200)
+        wait(g.http, batch_id, lambda b: b["request_counts"]["completed"] >= 10)
         peak = 0
         for _ in range(40):
             peak = max(peak, g.table.inflight("chat--1--1"))
@@ -106,7 +157,7 @@ def test_batch_requests_leave_the_reserve_to_interactive_ones(up: SlowUpstream, 
         with httpx.Client(base_url=g.server.url, timeout=10) as http:
             answers = [http.post(CHAT, json=HELLO).status_code for _ in range(5)]
         assert answers == [200] * 5
-        wait(g, batch_id, lambda b: b["status"] == "completed")
+        wait(g.http, batch_id, lambda b: b["status"] == "completed")
 
 
 def test_an_interactive_request_takes_a_batch_requests_slot(tmp_path: Path):
@@ -115,16 +166,16 @@ def test_an_interactive_request_takes_a_batch_requests_slot(tmp_path: Path):
     limits = BatchLimits(reserve=0, instance_concurrency=2)
     try:
         with gateway(slow, table=chat(2), batch_store=DirStore(tmp_path), batch_limits=limits) as g:
-            batch_id = submit(g, 12)
-            wait(g, batch_id, lambda b: b["status"] == "in_progress")
+            batch_id = submit(g.http, 12)
+            wait(g.http, batch_id, lambda b: b["status"] == "in_progress")
             deadline = time.monotonic() + 10
             while g.table.inflight("chat--1--1") < 2:  # batch requests hold both slots
                 assert time.monotonic() < deadline
                 time.sleep(0.01)
             r = g.http.post(CHAT, json=HELLO)
             assert r.status_code == 200, r.text
-            done = wait(g, batch_id, lambda b: b["status"] == "completed")
-            ids = output_ids(g, done)
+            done = wait(g.http, batch_id, lambda b: b["status"] == "completed")
+            ids = output_ids(g.http, done)
         assert Counter(ids) == Counter(f"q{i}" for i in range(12))
         batch_bodies = [b for b in slow.arrived if b["messages"][0]["content"] != "hi"]
         assert len(batch_bodies) > 12  # the preempted line was sent again

@@ -69,7 +69,7 @@ def test_a_batch_on_the_s3_store_survives_a_new_gateway(s3: S3Server, up: TokenU
     with S3Client(s3.config()) as client:
         store = S3Store(client, "s3://batches/gw")
         with gateway(up, table=chat(8), batch_store=store) as g:
-            batch_id = submit(g, 40)
+            batch_id = submit(g.http, 40)
         with gateway(up, table=chat(8), batch_store=store) as g:
             deadline = time.monotonic() + 60
             while (b := g.http.get(f"/v1/batches/{batch_id}").json())["status"] != "completed":

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
@@ -53,7 +53,9 @@ def create_app(
     workers: WorkerGroups | None = None,
     batch_store: ObjectStore | None = None,
     batch_limits: BatchLimits = DEFAULT_BATCH_LIMITS,
+    clock: Callable[[], float] = time.time,
 ) -> Starlette:
+    """The app; `clock` is the Batch API's (unix seconds: timestamps, completion windows)."""
     metrics = metrics or GatewayMetrics(table)
     proxy = Proxy(
         table,
@@ -78,7 +80,7 @@ def create_app(
         table.batch_reserve = batch_limits.reserve
         table.batch_per_instance = batch_limits.instance_concurrency
         book = BatchBook(batch_store)
-        runner = BatchRunner(book, proxy, table, time.time)
+        runner = BatchRunner(book, proxy, table, clock)
         metrics.registry.register(BatchBacklog(runner.backlog))
         routes += BatchApi(book, runner, proxy, table, batch_limits).routes()
         lifespan = _with_runner(proxy, runner)

@@ -10,7 +10,6 @@ Client API keys, when configured, are required as for the rest of `/v1/*`.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from xpool.batch.lines import ENDPOINTS, batch_model, count_lines, duplicate_ids, parse_lines
-from xpool.batch.objects import WINDOWS, file_object, new_batch, page, page_limit
+from xpool.batch.objects import ACTIVE, WINDOWS, file_object, new_batch, page, page_limit
 from xpool.config.models import BatchSpec
 from xpool.config.sizes import format_size
 from xpool.gateway.batch_book import BatchBook, new_id
@@ -136,7 +135,7 @@ class BatchApi:
             filename=upload.filename or "upload.jsonl",
             size=len(content),
             purpose="batch",
-            now=int(time.time()),
+            now=self.runner.now(),
         )
         await anyio.to_thread.run_sync(self.book.put_file, meta, content)
         return JSONResponse(meta)
@@ -154,9 +153,26 @@ class BatchApi:
         return Response(content, media_type="application/jsonl")
 
     async def delete_file(self, request: Request) -> Response:
+        """Delete a file; not the input of a batch that still runs (its lines would be lost to
+        a restart): 409 naming the batch."""
         file_id = request.path_params["id"]
         if await anyio.to_thread.run_sync(self.book.file, file_id) is None:
             return _not_found("file", file_id)
+        using = next(
+            (
+                b
+                for b in await anyio.to_thread.run_sync(self._all)
+                if b["input_file_id"] == file_id and b["status"] in ACTIVE
+            ),
+            None,
+        )
+        if using is not None:
+            return error(
+                409,
+                f"file {file_id} is the input of batch {using['id']}, which is "
+                f"{using['status']}; cancel it or wait until it ends",
+                "invalid_request_error",
+            )
         await anyio.to_thread.run_sync(self.book.delete_file, file_id)
         return JSONResponse({"id": file_id, "object": "file", "deleted": True})
 
@@ -181,10 +197,10 @@ class BatchApi:
             metadata=body.get("metadata"),
             model=model,
             total=total,
-            now=int(time.time()),
+            now=self.runner.now(),
         )
         await anyio.to_thread.run_sync(self.book.put_batch, batch)
-        self.runner.wake()
+        self.runner.created()
         return JSONResponse(batch)
 
     async def _check(self, body: dict[str, Any]) -> tuple[str | None, int] | Response:
@@ -200,9 +216,15 @@ class BatchApi:
         if metadata is not None and not (
             isinstance(metadata, dict)
             and len(metadata) <= 16
-            and all(isinstance(v, str) for v in metadata.values())
+            and all(
+                len(k) <= 64 and isinstance(v, str) and len(v) <= 512 for k, v in metadata.items()
+            )
         ):
-            return _invalid("metadata must be an object of at most 16 string values", "metadata")
+            return _invalid(
+                "metadata must be an object of at most 16 pairs, keys up to 64 characters, "
+                "string values up to 512",
+                "metadata",
+            )
         file_id = body.get("input_file_id")
         meta = await anyio.to_thread.run_sync(self.book.file, str(file_id))
         if meta is None or meta["purpose"] != "batch":

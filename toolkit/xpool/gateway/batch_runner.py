@@ -81,6 +81,7 @@ class Job:
     running: dict[asyncio.Task[None], Line] = field(default_factory=dict)
     rounds: Counter[str] = field(default_factory=Counter)
     committed_at: float = field(default_factory=time.monotonic)
+    tokens: dict[str, int] = field(default_factory=dict)  # custom_id -> estimate, once
 
     @property
     def model(self) -> str:
@@ -89,8 +90,7 @@ class Job:
     def backlog(self) -> tuple[int, int]:
         """Lines not finished (queued or in flight) and their estimated tokens."""
         lines = [*self.queue, *self.running.values()]
-        endpoint = self.batch["endpoint"]
-        return len(lines), sum(line_tokens(endpoint, line.body) for line in lines)
+        return len(lines), sum(self.tokens.get(line.custom_id, 0) for line in lines)
 
 
 class BatchRunner:
@@ -104,12 +104,18 @@ class BatchRunner:
         self.jobs: dict[str, Job] = {}
         self.lock = asyncio.Lock()  # batch objects: read, moved and written under it
         self._wake = asyncio.Event()
+        self._fresh = True  # the store may hold batches without a job: read it (at start)
 
     def now(self) -> int:
         return int(self.clock())
 
     def wake(self) -> None:
         self._wake.set()
+
+    def created(self) -> None:
+        """A batch was stored (the API's create): load it on the next round."""
+        self._fresh = True
+        self.wake()
 
     def backlog(self) -> dict[str, tuple[int, int]]:
         """Per model: batch lines not finished and their estimated tokens."""
@@ -125,12 +131,15 @@ class BatchRunner:
         requests in flight are cancelled, finished lines committed)."""
         try:
             while True:
-                await self._load_new()
+                if self._fresh:
+                    self._fresh = False
+                    await self._load_new()
                 for job in list(self.jobs.values()):
                     try:
                         await self._step(job)
                     except (OSError, XpoolError) as exc:  # the store: tried again next round
                         log.warning(f"batch {job.batch['id']}: {exc}")
+                        await asyncio.sleep(1.0)
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), TICK if self.jobs else 1.0)
@@ -165,7 +174,8 @@ class BatchRunner:
         done = {line["custom_id"] for line in finished}
         order = {line.custom_id: line.number for line in good}
         queue = deque(line for line in good if line.custom_id not in done)
-        return Job(batch, queue, bad, order, parts, finished)
+        tokens = {line.custom_id: line_tokens(batch["endpoint"], line.body) for line in queue}
+        return Job(batch, queue, bad, order, parts, finished, tokens=tokens)
 
     async def _step(self, job: Job) -> None:
         status = job.batch["status"]
@@ -217,13 +227,16 @@ class BatchRunner:
     async def _expire(self, job: Job) -> None:
         """The completion window ran out: the lines in flight are stopped, and every line not
         finished goes to the error file as `batch_expired`."""
-        for task in job.running:
+        running = dict(job.running)
+        for task in running:
             task.cancel()
-        await asyncio.gather(*job.running, return_exceptions=True)
+        await asyncio.gather(*running, return_exceptions=True)
+        stopped = [line for task, line in running.items() if task.cancelled()]
         batch_id = job.batch["id"]
         message = "the batch's completion window ran out before this request ran"
         left = [
-            error_line(batch_id, line.custom_id, "batch_expired", message) for line in job.queue
+            error_line(batch_id, line.custom_id, "batch_expired", message)
+            for line in sorted([*job.queue, *stopped], key=lambda line: line.number)
         ]
         job.queue.clear()
         await self._finish(job, "expired", left)
