@@ -39,7 +39,7 @@ from xpool.batch.lines import (
     parse_lines,
     succeeded,
 )
-from xpool.batch.objects import MOVES, file_object, moved
+from xpool.batch.objects import ACTIVE, MOVES, file_object, moved
 from xpool.errors import XpoolError
 from xpool.gateway.batch_book import BatchBook, new_id
 from xpool.gateway.proxy import Proxy
@@ -76,7 +76,8 @@ class Job:
     bad: list[BadLine]
     order: dict[str, int]  # custom_id -> line number: output files follow the input's order
     parts: int  # parts committed
-    finished: list[dict[str, Any]]  # committed output lines
+    ok: int  # committed lines for the output file
+    failed: int  # committed lines for the error file (lines that could not run aside)
     pending: list[dict[str, Any]] = field(default_factory=list)  # finished, not committed
     running: dict[asyncio.Task[None], Line] = field(default_factory=dict)
     rounds: Counter[str] = field(default_factory=Counter)
@@ -148,11 +149,16 @@ class BatchRunner:
                 await self._stop()
 
     async def _stop(self) -> None:
+        """Stop the requests in flight and commit what finished (what cannot be committed
+        now runs again after the restart)."""
         for job in self.jobs.values():
             for task in job.running:
                 task.cancel()
             await asyncio.gather(*job.running, return_exceptions=True)
-            await self._commit(job)
+            try:
+                await self._commit(job)
+            except (OSError, XpoolError) as exc:
+                log.warning(f"batch {job.batch['id']}: {exc}")
 
     # -- jobs ----------------------------------------------------------------------------------
 
@@ -163,7 +169,7 @@ class BatchRunner:
             if batch_id in self.jobs:
                 continue
             batch = await anyio.to_thread.run_sync(self.book.batch, batch_id)
-            if batch is not None and batch["status"] in ("validating", "in_progress", "cancelling"):
+            if batch is not None and batch["status"] in ACTIVE:
                 self.jobs[batch_id] = await anyio.to_thread.run_sync(self._job, batch)
 
     def _job(self, batch: dict[str, Any]) -> Job:
@@ -172,10 +178,11 @@ class BatchRunner:
         good, bad = parse_lines(data, batch["endpoint"])
         parts, finished = self.book.parts(batch["id"])
         done = {line["custom_id"] for line in finished}
+        ok = sum(1 for line in finished if succeeded(line))
         order = {line.custom_id: line.number for line in good}
         queue = deque(line for line in good if line.custom_id not in done)
         tokens = {line.custom_id: line_tokens(batch["endpoint"], line.body) for line in queue}
-        return Job(batch, queue, bad, order, parts, finished, tokens=tokens)
+        return Job(batch, queue, bad, order, parts, ok, len(finished) - ok, tokens=tokens)
 
     async def _step(self, job: Job) -> None:
         status = job.batch["status"]
@@ -192,11 +199,11 @@ class BatchRunner:
             return
         if job.batch["status"] == "cancelling":
             await self._finish(job, "cancelled", [])
-        elif (
+        elif job.batch["status"] == "finalizing" or (
             job.batch["status"] == "in_progress"
             and not job.queue
             and await self._move(job, "finalizing")
-        ):
+        ):  # a runner stopped while it finalized
             await self._finish(job, "completed", [])
 
     async def _move(self, job: Job, status: str) -> bool:
@@ -303,18 +310,19 @@ class BatchRunner:
         job.committed_at = time.monotonic()
         if not job.pending:
             return
-        lines, job.pending = job.pending, []
+        lines = list(job.pending)  # lines may finish meanwhile: they stay for the next part
         await anyio.to_thread.run_sync(self.book.put_part, job.batch["id"], job.parts, lines)
+        del job.pending[: len(lines)]
         job.parts += 1
-        job.finished += lines
+        ok = sum(1 for line in lines if succeeded(line))
+        job.ok, job.failed = job.ok + ok, job.failed + len(lines) - ok
         await self._count(job)
 
     async def _count(self, job: Job) -> None:
-        ok = sum(1 for line in job.finished if succeeded(line))
         counts = {
             "total": job.batch["request_counts"]["total"],
-            "completed": ok,
-            "failed": len(job.finished) - ok + len(job.bad),
+            "completed": job.ok,
+            "failed": job.failed + len(job.bad),
         }
         async with self.lock:
             stored = await anyio.to_thread.run_sync(self.book.batch, job.batch["id"]) or job.batch
@@ -327,7 +335,8 @@ class BatchRunner:
         await self._commit(job)
         batch_id = job.batch["id"]
         bad = [error_line(batch_id, b.custom_id, "invalid_request", b.message) for b in job.bad]
-        ranked = sorted(job.finished, key=lambda line: job.order.get(line["custom_id"], 0))
+        _, finished = await anyio.to_thread.run_sync(self.book.parts, batch_id)
+        ranked = sorted(finished, key=lambda line: job.order.get(line["custom_id"], 0))
         output = [line for line in ranked if succeeded(line)]
         errors = bad + [line for line in ranked if not succeeded(line)] + left
         ids = {}
