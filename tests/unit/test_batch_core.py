@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from xpool.actions.gateway import runs_batches
 from xpool.batch.backlog import DEFAULT_COMPLETION, line_tokens
 from xpool.batch.lines import (
     batch_model,
@@ -145,3 +146,12 @@ def test_backlog_tokens_estimate():
     newer = {"model": "m", "max_completion_tokens": 9, "max_tokens": 50}
     assert line_tokens(CHAT, newer) - line_tokens("/v1/embeddings", newer) == 9
     assert line_tokens(CHAT, {"model": "m"}) == 3 + DEFAULT_COMPLETION
+
+
+def test_the_first_statefulset_pod_runs_the_batches():
+    assert [runs_batches(r) for r in ("xpool-gateway-0", "xpool-gateway-1", "laptop", "gw-a")] == [
+        True,
+        False,
+        True,
+        True,
+    ]

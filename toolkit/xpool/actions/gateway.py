@@ -61,6 +61,13 @@ def default_replica() -> str:
     return os.environ.get("POD_NAME") or socket.gethostname()
 
 
+def runs_batches(replica: str) -> bool:
+    """Whether this replica runs the stored batches: the StatefulSet's first pod (`NAME-0`),
+    or a gateway that is no StatefulSet pod (one process). One runner per store."""
+    _, dash, ordinal = replica.rpartition("-")
+    return not (dash and ordinal.isdigit()) or ordinal == "0"
+
+
 def wait_idle(table: RoutingTable, timeout: float) -> int:
     """Wait until no request is in flight (the server may still be finishing some after its
     stop returned); returns how many still are when `timeout` passed."""
@@ -88,6 +95,7 @@ def run_gateway(options: GatewayOptions, runtime: Runtime, stop: threading.Event
         )
     gw = platform.spec.gateway
     table = table_for(platform)
+    replica = options.replica or default_replica()
     app = create_app(
         table,
         endpoint,
@@ -100,10 +108,10 @@ def run_gateway(options: GatewayOptions, runtime: Runtime, stop: threading.Event
         # The store: s3://… on Kubernetes; a directory name is under the working directory.
         batch_store=open_store(platform.spec.batch.store, Path.cwd()),
         batch_limits=BatchLimits.of(platform.spec.batch),
+        run_batches=runs_batches(replica),
     )
     server = GatewayServer(app, options.listen or gw.listen)
     routes = f"{ns}/{options.configmap}"
-    replica = options.replica or default_replica()
     kube = runtime.kube()
     try:
         source = ConfigMapRoutingSource(

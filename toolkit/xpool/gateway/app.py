@@ -53,9 +53,12 @@ def create_app(
     workers: WorkerGroups | None = None,
     batch_store: ObjectStore | None = None,
     batch_limits: BatchLimits = DEFAULT_BATCH_LIMITS,
+    run_batches: bool = True,
     clock: Callable[[], float] = time.time,
 ) -> Starlette:
-    """The app; `clock` is the Batch API's (unix seconds: timestamps, completion windows)."""
+    """The app. With a `batch_store`, the Batch API; `run_batches`: this process also runs
+    the stored batches (one process per store does); `clock`: the Batch API's (unix seconds:
+    timestamps, completion windows)."""
     metrics = metrics or GatewayMetrics(table)
     proxy = Proxy(
         table,
@@ -83,7 +86,8 @@ def create_app(
         runner = BatchRunner(book, proxy, table, clock)
         metrics.registry.register(BatchBacklog(runner.backlog))
         routes += BatchApi(book, runner, proxy, table, batch_limits).routes()
-        lifespan = _with_runner(proxy, runner)
+        if run_batches:
+            lifespan = _with_runner(proxy, runner)
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.metrics = metrics
     app.state.table = table

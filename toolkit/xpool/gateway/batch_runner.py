@@ -11,8 +11,8 @@ gone), up to ROUNDS times. Finished lines are committed PART_LINES at a time, or
 PART_SECONDS: a runner killed in between runs the uncommitted lines again, and nothing twice
 ends up in the output.
 
-One runner owns the batches of a store: on Kubernetes only one gateway replica may run them
-(docs/gateway.md).
+One runner owns the batches of a store: on Kubernetes the gateway StatefulSet's first pod
+runs them, every replica serves the API on the shared S3 store (docs/gateway.md).
 """
 
 from __future__ import annotations
@@ -52,6 +52,9 @@ log = get_logger(__name__)
 PART_LINES = 100  # finished lines per committed part
 PART_SECONDS = 2.0  # and at least this often while lines finish
 TICK = 0.05  # seconds between dispatch rounds while lines wait
+# How often the store is read for batches created through another gateway replica (this
+# process's own creations are read at once).
+RELIST_SECONDS = 10.0
 ROUNDS = 5  # a line answered 429/5xx this many times goes to the error file with its answer
 
 
@@ -130,10 +133,11 @@ class BatchRunner:
     async def run(self) -> None:
         """Resume the stored active batches, then run until cancelled (the app's shutdown:
         requests in flight are cancelled, finished lines committed)."""
+        listed = time.monotonic()
         try:
             while True:
-                if self._fresh:
-                    self._fresh = False
+                if self._fresh or time.monotonic() - listed >= RELIST_SECONDS:
+                    self._fresh, listed = False, time.monotonic()
                     await self._load_new()
                 for job in list(self.jobs.values()):
                     try:
