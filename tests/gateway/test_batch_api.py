@@ -170,6 +170,13 @@ def test_files_over_the_limits_are_refused(up: TokenUpstream, tmp_path: Path):
             c.files.create(file=("many.jsonl", io.BytesIO(many)), purpose="batch")
         with pytest.raises(openai.BadRequestError, match="purpose must be 'batch'"):
             c.files.create(file=("a.jsonl", io.BytesIO(b"{}")), purpose="assistants")
+        two = g.http.post(
+            "/v1/files",
+            files=[("file", ("a.jsonl", b"{}")), ("file", ("b.jsonl", b"{}"))],
+            data={"purpose": "batch"},
+        )
+        assert two.status_code == 400
+        assert "multipart form with one file" in two.json()["error"]["message"]
         assert list(tmp_path.rglob("*.json*")) == []
 
 

@@ -15,6 +15,8 @@ from typing import Any
 
 import anyio
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -112,8 +114,9 @@ class BatchApi:
             return too_large
         try:
             form = await request.form(max_files=1, max_fields=8)
-        except Exception as exc:  # python-multipart's and Starlette's parse errors vary
-            return _invalid(f"the body is not a multipart form with a file: {exc}")
+        except (HTTPException, MultiPartException) as exc:  # Starlette wraps the parser's
+            detail = exc.detail if isinstance(exc, HTTPException) else exc.message
+            return _invalid(f"the body is not a multipart form with one file: {detail}")
         upload, purpose = form.get("file"), form.get("purpose")
         if purpose != "batch":
             return _invalid(f"purpose must be 'batch', not {purpose!r}", "purpose")
