@@ -16,6 +16,7 @@ import pytest
 
 from tests.gateway.serving import Gateway, TokenUpstream, gateway
 from xpool.adapters.object_store import DirStore
+from xpool.batch.backlog import line_tokens
 from xpool.gateway.batch_api import BatchLimits
 from xpool.gateway.routing import RoutingTable
 
@@ -125,10 +126,19 @@ def test_list_pages_newest_first_and_cancel(up: TokenUpstream, tmp_path: Path):
         assert [b.id for b in c.batches.list(limit=2)] == ids[::-1]  # the client pages on
         rest = c.batches.list(after=first.last_id, limit=10)
         assert [b.id for b in rest.data] == ids[::-1][2:] and not rest.has_more
+        deadline = time.monotonic() + 10  # the backlog, as the reconciler reads it
+        while g.value("xpool_gateway_batch_queued_requests", model="embed") < 5:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        tokens = g.value("xpool_gateway_batch_queued_tokens", model="embed")
+        assert tokens == 5 * line_tokens(
+            "/v1/embeddings", request("a", "embed", "/v1/embeddings")["body"]
+        )
         cancelled = c.batches.cancel(ids[0])
         assert cancelled.status in ("cancelling", "cancelled")
         assert wait_done(c, ids[0]).status == "cancelled"
         assert c.batches.retrieve(ids[1]).status == "in_progress"
+        assert g.value("xpool_gateway_batch_queued_requests", model="embed") == 4
 
 
 @pytest.mark.parametrize(
