@@ -1,7 +1,8 @@
 """Interactive latency with and without a batch running, same run, and the batch's rate.
 
 The real gateway app on uvicorn routes `chat` (one instance, request limit `--limit`) to a
-real upstream HTTP server that emulates an engine: each request takes `--service` seconds,
+real upstream HTTP server that emulates an engine (each in a process of its own, as the
+client is): each request takes `--service` seconds,
 `--slowdown` longer per other request in flight (a batch shares the accelerator). Interactive
 requests arrive at `--rate` per second, open loop, for `--seconds`: first alone, then while a
 batch of `--lines` chat lines runs through the Batch API. Prints, per phase, the interactive
@@ -16,11 +17,14 @@ import argparse
 import asyncio
 import json
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
+import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -30,7 +34,6 @@ from xpool.adapters.object_store import DirStore
 from xpool.gateway.app import create_app
 from xpool.gateway.batch_api import BatchLimits
 from xpool.gateway.routing import RoutingTable
-from xpool.gateway.server import GatewayServer
 from xpool.local.runtime import free_port
 
 CHAT = "/v1/chat/completions"
@@ -111,6 +114,56 @@ def report(phase: str, times: list[float], refused: int) -> None:
     )
 
 
+def serve_upstream(args: argparse.Namespace) -> None:
+    engine = Engine(args.service, args.slowdown)
+    app = Starlette(routes=[Route(CHAT, engine.chat, methods=["POST"])])
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
+
+
+def serve_gateway(args: argparse.Namespace) -> None:
+    table = RoutingTable(seed=1)
+    table.declare("chat", "LLM", "P1", {"1": 100})
+    table.add("chat", "LLM", "chat--1--1", version="1", tier="P1", limit=args.limit)
+    app = create_app(
+        table,
+        args.upstream,
+        batch_store=DirStore(Path(args.store)),
+        batch_limits=BatchLimits(reserve=args.reserve, instance_concurrency=args.concurrency),
+    )
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
+
+
+def spawn(*role: str) -> tuple[subprocess.Popen[bytes], str]:
+    """This script in another role, in a process of its own (no GIL shared with the client),
+    once it answers."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, __file__, *role, "--port", str(port)])
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(url + "/")
+            return proc, url
+        except httpx.TransportError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{role[1]} did not start") from None
+            time.sleep(0.1)
+
+
+def measure(args: argparse.Namespace, gateway: str) -> None:
+    report("alone", *asyncio.run(interactive(gateway, args.rate, args.seconds)))
+    with httpx.Client(base_url=gateway, timeout=30) as http:
+        batch_id = submit(http, args.lines)
+        while http.get(f"/v1/batches/{batch_id}").json()["status"] == "validating":
+            time.sleep(0.05)
+        time.sleep(1.0)  # the batch runs: its upload and validation are not what is measured
+        before, started = finished(http, batch_id), time.monotonic()
+        times, refused = asyncio.run(interactive(gateway, args.rate, args.seconds))
+        done, elapsed = finished(http, batch_id), time.monotonic() - started
+    report("with a batch", times, refused)
+    print(f"batch          {(done - before) / elapsed:7.1f} lines/s ({done} of {args.lines})")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--seconds", type=float, default=20)
@@ -121,39 +174,34 @@ def main() -> None:
     p.add_argument("--slowdown", type=float, default=0.1, help="added share per other request")
     p.add_argument("--reserve", type=int, default=1, help="spec.batch.reserve")
     p.add_argument("--concurrency", type=int, default=4, help="spec.batch.instanceConcurrency")
+    p.add_argument("--role", choices=("driver", "upstream", "gateway"), default="driver")
+    p.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--upstream", help=argparse.SUPPRESS)
+    p.add_argument("--store", help=argparse.SUPPRESS)
     args = p.parse_args()
-
-    engine = Engine(args.service, args.slowdown)
-    upstream = GatewayServer(
-        Starlette(routes=[Route(CHAT, engine.chat, methods=["POST"])]), f"127.0.0.1:{free_port()}"
-    )
-    upstream.start()
-    table = RoutingTable(seed=1)
-    table.declare("chat", "LLM", "P1", {"1": 100})
-    table.add("chat", "LLM", "chat--1--1", version="1", tier="P1", limit=args.limit)
+    if args.role == "upstream":
+        return serve_upstream(args)
+    if args.role == "gateway":
+        return serve_gateway(args)
+    shared = [
+        *("--service", str(args.service), "--slowdown", str(args.slowdown)),
+        *("--limit", str(args.limit), "--reserve", str(args.reserve)),
+        *("--concurrency", str(args.concurrency)),
+    ]
+    processes = []
     with tempfile.TemporaryDirectory() as store:
-        app = create_app(
-            table,
-            upstream.url,
-            batch_store=DirStore(Path(store)),
-            batch_limits=BatchLimits(reserve=args.reserve, instance_concurrency=args.concurrency),
-        )
-        gateway = GatewayServer(app, f"127.0.0.1:{free_port()}")
-        gateway.start()
         try:
-            report("alone", *asyncio.run(interactive(gateway.url, args.rate, args.seconds)))
-            with httpx.Client(base_url=gateway.url, timeout=30) as http:
-                batch_id = submit(http, args.lines)
-                before, started = finished(http, batch_id), time.monotonic()
-                times, refused = asyncio.run(interactive(gateway.url, args.rate, args.seconds))
-                done, elapsed = finished(http, batch_id), time.monotonic() - started
-            report("with a batch", times, refused)
-            print(
-                f"batch          {(done - before) / elapsed:7.1f} lines/s ({done} of {args.lines})"
+            upstream, upstream_url = spawn("--role", "upstream", *shared)
+            processes.append(upstream)
+            gateway, gateway_url = spawn(
+                "--role", "gateway", "--upstream", upstream_url, "--store", store, *shared
             )
+            processes.append(gateway)
+            measure(args, gateway_url)
         finally:
-            gateway.stop()
-            upstream.stop()
+            for proc in processes:
+                proc.terminate()
+                proc.wait(timeout=30)
 
 
 if __name__ == "__main__":
