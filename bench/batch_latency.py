@@ -201,7 +201,12 @@ def main() -> None:
         finally:
             for proc in processes:
                 proc.terminate()
-                proc.wait(timeout=30)
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    print(f"pid {proc.pid} did not stop within 30 s of SIGTERM; killed")
+                    proc.kill()
+                    proc.wait()
 
 
 if __name__ == "__main__":

@@ -104,8 +104,7 @@ def _with_runner(proxy: Proxy, runner: BatchRunner) -> Any:
             try:
                 yield
             finally:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                runner.stop()
+                await task
 
     return lifespan

@@ -109,12 +109,19 @@ class BatchRunner:
         self.lock = asyncio.Lock()  # batch objects: read, moved and written under it
         self._wake = asyncio.Event()
         self._fresh = True  # the store may hold batches without a job: read it (at start)
+        self._stopping = False
 
     def now(self) -> int:
         return int(self.clock())
 
     def wake(self) -> None:
         self._wake.set()
+
+    def stop(self) -> None:
+        """End `run` after its current round (the app's shutdown). A flag, not a task
+        cancellation: Python 3.11's `asyncio.wait_for` can swallow one."""
+        self._stopping = True
+        self.wake()
 
     def created(self) -> None:
         """A batch was stored (the API's create): load it on the next round."""
@@ -131,11 +138,11 @@ class BatchRunner:
         return out
 
     async def run(self) -> None:
-        """Resume the stored active batches, then run until cancelled (the app's shutdown:
+        """Resume the stored active batches, then run until `stop` (the app's shutdown:
         requests in flight are cancelled, finished lines committed)."""
         listed = time.monotonic()
         try:
-            while True:
+            while not self._stopping:
                 if self._fresh or time.monotonic() - listed >= RELIST_SECONDS:
                     self._fresh, listed = False, time.monotonic()
                     await self._load_new()
@@ -147,7 +154,8 @@ class BatchRunner:
                         await asyncio.sleep(1.0)
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), TICK if self.jobs else 1.0)
+                    async with asyncio.timeout(TICK if self.jobs else 1.0):
+                        await self._wake.wait()
         finally:
             with anyio.CancelScope(shield=True):
                 await self._stop()
