@@ -17,6 +17,8 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
 from tests.gateway.serving import CHAT, SlowUpstream, gateway
 from xpool.adapters.object_store import DirStore
@@ -181,3 +183,40 @@ def test_an_interactive_request_takes_a_batch_requests_slot(tmp_path: Path):
         assert len(batch_bodies) > 12  # the preempted line was sent again
     finally:
         slow.server.stop()
+
+
+class GoneUpstream(SlowUpstream):
+    """Answers as Xinference does for a UID it no longer runs (`gone`): 400 model not found."""
+
+    def __init__(self, gone: str) -> None:
+        super().__init__(delay=0.02)
+        self.gone = gone
+
+    async def chat(self, request: Request) -> Response:
+        body = await request.json()
+        if body["model"] == self.gone:
+            return JSONResponse({"detail": f"Model not found, uid: {self.gone}"}, status_code=400)
+        return await super().chat(request)
+
+
+def test_drained_and_vanished_instances_never_turn_a_line_into_an_error(tmp_path: Path):
+    gone = GoneUpstream("chat--1--2")
+    gone.server.start()
+    t = chat(4)
+    t.add("chat", "LLM", "chat--1--2", version="1", tier="P1", limit=4)
+    t.mark_draining("chat--1--1")  # nothing to run on but the vanished instance, then nothing
+    try:
+        with gateway(gone, table=t, batch_store=DirStore(tmp_path)) as g:
+            batch_id = submit(g.http, 60)
+            time.sleep(1.5)  # lines meet the vanished instance only: they wait, none fails
+            t.mark_draining("chat--1--2")
+            b = batch(g.http, batch_id)
+            assert b["status"] == "in_progress" and b["request_counts"]["failed"] == 0
+            t.add("chat", "LLM", "chat--1--1", version="1", tier="P1", limit=4)  # ready again
+            done = wait(g.http, batch_id, lambda b: b["status"] == "completed")
+            ids = output_ids(g.http, done)
+        assert done["request_counts"] == {"total": 60, "completed": 60, "failed": 0}
+        assert sorted(ids) == sorted(f"q{i}" for i in range(60))
+        assert done["error_file_id"] is None
+    finally:
+        gone.server.stop()

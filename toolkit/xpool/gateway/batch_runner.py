@@ -42,7 +42,7 @@ from xpool.batch.lines import (
 from xpool.batch.objects import ACTIVE, MOVES, file_object, moved
 from xpool.errors import XpoolError
 from xpool.gateway.batch_book import BatchBook, new_id
-from xpool.gateway.proxy import Proxy
+from xpool.gateway.proxy import Proxy, is_gone
 from xpool.gateway.responses import error
 from xpool.gateway.routing import Refusal, RoutingTable
 from xpool.logs import get_logger
@@ -56,6 +56,7 @@ TICK = 0.05  # seconds between dispatch rounds while lines wait
 # process's own creations are read at once).
 RELIST_SECONDS = 10.0
 ROUNDS = 5  # a line answered 429/5xx this many times goes to the error file with its answer
+PAUSE = 0.5  # seconds a job sends nothing after a line came back (no busy loop on a fault)
 
 
 class _Ticket:
@@ -86,6 +87,7 @@ class Job:
     rounds: Counter[str] = field(default_factory=Counter)
     committed_at: float = field(default_factory=time.monotonic)
     tokens: dict[str, int] = field(default_factory=dict)  # custom_id -> estimate, once
+    paused_until: float = 0.0  # time.monotonic()
 
     @property
     def model(self) -> str:
@@ -263,6 +265,8 @@ class BatchRunner:
     # -- lines ---------------------------------------------------------------------------------
 
     def _dispatch(self, job: Job) -> None:
+        if time.monotonic() < job.paused_until:
+            return
         room = self.table.batch_room(job.model)
         while job.queue and room > 0:
             line = job.queue.popleft()
@@ -298,14 +302,17 @@ class BatchRunner:
         job.pending.append(self._output(job, line, outcome))
 
     def _again(self, job: Job, line: Line, outcome: Response | Refusal) -> bool:
-        """Whether the line goes back to the queue: refused by the table, or an answer that
-        says the instance could not take it (429, 5xx) while rounds are left."""
-        if isinstance(outcome, Refusal):
-            return True
-        if outcome.status_code == 429 or outcome.status_code >= 500:
+        """Whether the line goes back to the queue: refused by the table, sent only to
+        instances gone (Xinference's "model not found": a drained or preempted instance not
+        yet out of the table), or answered 429/5xx while rounds are left."""
+        status = outcome.status if isinstance(outcome, Refusal) else outcome.status_code
+        again = isinstance(outcome, Refusal) or is_gone(status, bytes(outcome.body))
+        if not again and (status == 429 or status >= 500):
             job.rounds[line.custom_id] += 1
-            return job.rounds[line.custom_id] < ROUNDS
-        return False
+            again = job.rounds[line.custom_id] < ROUNDS
+        if again:
+            job.paused_until = time.monotonic() + PAUSE
+        return again
 
     def _output(self, job: Job, line: Line, response: Response) -> dict[str, Any]:
         try:

@@ -65,7 +65,7 @@ class _Failed:
     response: Response  # what the client gets if no retry succeeds
 
 
-def _is_gone(status: int, content: bytes) -> bool:
+def is_gone(status: int, content: bytes) -> bool:
     """Xinference's answer for a UID it no longer runs (terminated behind our back)."""
     return status in (400, 404) and b"model not found" in content.lower()
 
@@ -299,7 +299,7 @@ class Proxy:
         5xx or Xinference no longer runs the instance."""
         status = response.status_code
         code = str(status)
-        if status < 500 and not _is_gone(status, data):
+        if status < 500 and not is_gone(status, data):
             self._count(lease, code)
             self._first_byte(lease, status, time.perf_counter() - started)
             if status < 300:
