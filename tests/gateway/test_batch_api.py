@@ -101,6 +101,11 @@ def test_openai_client_round_trip(up: TokenUpstream, tmp_path: Path):
         assert "line 11" in errors[0]["error"]["message"]
         listed = c.batches.list(limit=5)
         assert [b.id for b in listed.data] == [batch.id]
+        files = [f.id for f in c.files.list()]  # newest first: the output files, then the input
+        assert files[-1] == uploaded.id
+        assert sorted(files[:-1]) == sorted([done.output_file_id, done.error_file_id])
+        assert [f.id for f in c.files.list(purpose="batch")] == [uploaded.id]
+        assert [f.id for f in c.files.list(order="asc", limit=1)] == files[::-1]
         assert c.files.delete(uploaded.id).deleted
         with pytest.raises(openai.NotFoundError):
             c.files.retrieve(uploaded.id)

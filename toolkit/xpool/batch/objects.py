@@ -20,7 +20,8 @@ MOVES: dict[str, tuple[str, ...]] = {
     "cancelling": ("cancelled", "expired"),
 }
 WINDOWS = {"24h": 24 * 3600}  # completion_window values OpenAI accepts, in seconds
-DEFAULT_PAGE, MAX_PAGE = 20, 100
+DEFAULT_PAGE, MAX_PAGE = 20, 100  # batches; files list up to FILES_PAGE at once
+FILES_PAGE = 10_000
 
 
 def new_batch(
@@ -100,10 +101,10 @@ def page(items: list[dict[str, Any]], *, after: str | None, limit: int) -> dict[
     }
 
 
-def page_limit(raw: str | None) -> int | None:
-    """The `limit` query parameter (1..100, default 20), or None when it is not one."""
+def page_limit(raw: str | None, default: int = DEFAULT_PAGE, most: int = MAX_PAGE) -> int | None:
+    """The `limit` query parameter (1..`most`, else `default`), or None when it is not one."""
     if raw is None:
-        return DEFAULT_PAGE
-    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+        return default
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= most:
         return None
     return int(raw)

@@ -22,7 +22,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from xpool.batch.lines import ENDPOINTS, batch_model, count_lines, duplicate_ids, parse_lines
-from xpool.batch.objects import ACTIVE, WINDOWS, file_object, new_batch, page, page_limit
+from xpool.batch.objects import (
+    ACTIVE,
+    FILES_PAGE,
+    WINDOWS,
+    file_object,
+    new_batch,
+    page,
+    page_limit,
+)
 from xpool.config.models import BatchSpec
 from xpool.config.sizes import format_size
 from xpool.gateway.batch_book import BatchBook, new_id
@@ -81,6 +89,7 @@ class BatchApi:
     def routes(self) -> list[Route]:
         return [
             Route("/v1/files", self._guard(self.upload), methods=["POST"]),
+            Route("/v1/files", self._guard(self.list_files), methods=["GET"]),
             Route("/v1/files/{id}", self._guard(self.get_file), methods=["GET"]),
             Route("/v1/files/{id}", self._guard(self.delete_file), methods=["DELETE"]),
             Route("/v1/files/{id}/content", self._guard(self.file_content), methods=["GET"]),
@@ -142,6 +151,21 @@ class BatchApi:
         )
         await anyio.to_thread.run_sync(self.book.put_file, meta, content)
         return JSONResponse(meta)
+
+    async def list_files(self, request: Request) -> Response:
+        """`GET /v1/files?purpose=&order=&after=&limit=`: newest first unless `order=asc`."""
+        query = request.query_params
+        limit = page_limit(query.get("limit"), FILES_PAGE, FILES_PAGE)
+        if limit is None:
+            return _invalid(f"limit must be an integer from 1 to {FILES_PAGE}", "limit")
+        order = query.get("order", "desc")
+        if order not in ("asc", "desc"):
+            return _invalid("order must be 'asc' or 'desc'", "order")
+        files = await anyio.to_thread.run_sync(self.book.files)
+        purpose = query.get("purpose")
+        files = [f for f in files if purpose is None or f["purpose"] == purpose]
+        files = files[::-1] if order == "asc" else files
+        return JSONResponse(page(files, after=query.get("after"), limit=limit))
 
     async def get_file(self, request: Request) -> Response:
         file_id = request.path_params["id"]

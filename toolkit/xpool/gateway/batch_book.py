@@ -42,6 +42,12 @@ class BatchBook:
     def content(self, file_id: str) -> bytes | None:
         return self.store.get(f"files/{file_id}.jsonl") if _safe(file_id) else None
 
+    def files(self) -> list[dict[str, Any]]:
+        """Every file object, newest first."""
+        keys = [k for k in self.store.keys("files/") if k.endswith(".json")]
+        found = (self._json(k) for k in sorted(keys, reverse=True))
+        return [meta for meta in found if meta is not None]
+
     def delete_file(self, file_id: str) -> None:
         self.store.delete(f"files/{file_id}.json")
         self.store.delete(f"files/{file_id}.jsonl")
