@@ -178,6 +178,9 @@ def test_an_interactive_request_takes_a_batch_requests_slot(tmp_path: Path):
             assert r.status_code == 200, r.text
             done = wait(g.http, batch_id, lambda b: b["status"] == "completed")
             ids = output_ids(g.http, done)
+            # Batch requests count apart from the tiers (answered ones: the preempted never was).
+            assert g.value("xpool_gateway_requests_total", tier="(batch)", code="200") == 12
+            assert g.value("xpool_gateway_requests_total", tier="P1") == 1
         assert Counter(ids) == Counter(f"q{i}" for i in range(12))
         batch_bodies = [b for b in slow.arrived if b["messages"][0]["content"] != "hi"]
         assert len(batch_bodies) > 12  # the preempted line was sent again

@@ -45,7 +45,9 @@ WARMUP_REQUESTS = 5
 # After an interactive request of a model was refused for capacity, batch requests of that
 # model wait this long: a queue of interactive requests drains before batch work refills it.
 BATCH_HOLD = 1.0
-BATCH_TIER = "batch"  # the tier label of batch leases: ranked below every tier
+# The tier of batch leases, ranked below every tier; no tier name (tier names are
+# alphanumeric), so no declared tier can share it.
+BATCH_TIER = "(batch)"
 
 
 class Ticket(Protocol):
@@ -167,6 +169,7 @@ class RoutingTable:
         """Forget `uid` (its in-flight leases still release cleanly)."""
         with self._lock:
             slot = self._slots.pop(uid, None)
+            self._tickets.pop(uid, None)
             if slot is not None:
                 self._models[slot.model].slots.pop(uid, None)
             self._changed.notify_all()
