@@ -214,7 +214,10 @@ class BatchSpec(Spec):
         default=50_000, description="Most request lines in a batch input file; more gets 400."
     )
     store: Annotated[
-        str, StringConstraints(pattern=r"^(s3://[a-z0-9][a-z0-9.-]{1,62}(/\S*)?|[A-Za-z0-9][A-Za-z0-9._-]*)$")
+        str,
+        StringConstraints(
+            pattern=r"^(s3://[a-z0-9][a-z0-9.-]{1,62}(/\S*)?|[A-Za-z0-9][A-Za-z0-9._-]*)$"
+        ),
     ] = Field(
         default="batches",
         description="Where files and batch progress live: a directory name under the state "

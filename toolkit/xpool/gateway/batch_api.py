@@ -134,7 +134,7 @@ class BatchApi:
         content = await upload.read(limit + 1)
         if len(content) > limit:
             return too_large
-        lines = count_lines(content)
+        lines = await anyio.to_thread.run_sync(count_lines, content)  # up to maxFileSize
         if lines > self.limits.max_lines:
             return _invalid(
                 f"the file has {lines} request lines, more than {self.limits.max_lines} "
@@ -256,15 +256,19 @@ class BatchApi:
         meta = await anyio.to_thread.run_sync(self.book.file, str(file_id))
         if meta is None or meta["purpose"] != "batch":
             return _invalid(f"no batch input file with id {file_id!r}", "input_file_id")
-        content = await anyio.to_thread.run_sync(self.book.content, meta["id"]) or b""
-        good, bad = parse_lines(content, endpoint)
-        model, problem = batch_model(good)
-        problem = problem or duplicate_ids(good)
+        model, total, problem = await anyio.to_thread.run_sync(self._read, meta["id"], endpoint)
         if problem is None and model is not None:
             problem = self._serves(model, endpoint)
         if problem is not None:
             return _invalid(problem, "input_file_id")
-        return model, len(good) + len(bad)
+        return model, total
+
+    def _read(self, file_id: str, endpoint: str) -> tuple[str | None, int, str | None]:
+        """The input file's model, line count and whole-batch problem (blocking: the file
+        is read and parsed in a worker thread, away from the event loop)."""
+        good, bad = parse_lines(self.book.content(file_id) or b"", endpoint)
+        model, problem = batch_model(good)
+        return model, len(good) + len(bad), problem or duplicate_ids(good)
 
     def _serves(self, model: str, endpoint: str) -> str | None:
         """Why the gateway cannot run `model` on `endpoint`, else None."""
