@@ -10,6 +10,7 @@ Client API keys, when configured, are required as for the rest of `/v1/*`.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,7 @@ from xpool.gateway.proxy import Proxy
 from xpool.gateway.responses import error
 from xpool.gateway.routing import RoutingTable
 
+Endpoint = Callable[[Request], Awaitable[Response]]
 FORM_OVERHEAD = 64 * 1024  # multipart framing and the purpose field around the file
 
 
@@ -94,12 +96,12 @@ class BatchApi:
             Route("/v1/files/{id}", self._guard(self.delete_file), methods=["DELETE"]),
             Route("/v1/files/{id}/content", self._guard(self.file_content), methods=["GET"]),
             Route("/v1/batches", self._guard(self.create), methods=["POST"]),
-            Route("/v1/batches", self._guard(self.list), methods=["GET"]),
+            Route("/v1/batches", self._guard(self.list_batches), methods=["GET"]),
             Route("/v1/batches/{id}", self._guard(self.get_batch), methods=["GET"]),
             Route("/v1/batches/{id}/cancel", self._guard(self.cancel), methods=["POST"]),
         ]
 
-    def _guard(self, endpoint: Any) -> Any:
+    def _guard(self, endpoint: Endpoint) -> Endpoint:
         """`endpoint` behind the client API keys."""
 
         async def guarded(request: Request) -> Response:
@@ -285,7 +287,7 @@ class BatchApi:
         batch = await anyio.to_thread.run_sync(self.book.batch, batch_id)
         return JSONResponse(batch) if batch is not None else _not_found("batch", batch_id)
 
-    async def list(self, request: Request) -> Response:
+    async def list_batches(self, request: Request) -> Response:
         """`GET /v1/batches?after=&limit=`: newest first."""
         limit = page_limit(request.query_params.get("limit"))
         if limit is None:
