@@ -8,6 +8,7 @@ do, streams included.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -78,6 +79,26 @@ class TokenUpstream:
         return JSONResponse(
             {"object": "list", "model": body["model"], "data": data, "usage": usage}
         )
+
+
+class SlowUpstream(TokenUpstream):
+    """TokenUpstream taking `delay` seconds per whole answer: an instance's service time.
+    `arrived` records every body on arrival, answered or not (a client may go away)."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+        self.arrived: list[dict[str, Any]] = []
+
+    async def chat(self, request: Request) -> Response:
+        self.arrived.append(await request.json())
+        await asyncio.sleep(self.delay)
+        return await super().chat(request)
+
+    async def embed(self, request: Request) -> Response:
+        self.arrived.append(await request.json())
+        await asyncio.sleep(self.delay)
+        return await super().embed(request)
 
 
 async def _events(uid: str, usage: dict[str, int], asked: bool) -> AsyncIterator[bytes]:

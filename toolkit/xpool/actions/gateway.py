@@ -14,12 +14,15 @@ import threading
 import time
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 from xpool.actions.flag_values import check_listen
 from xpool.actions.runtime import Runtime
+from xpool.adapters.object_store import open_store
 from xpool.adapters.xinference import api_key_from_env
 from xpool.errors import InputError, Problem
 from xpool.gateway.app import create_app
+from xpool.gateway.batch_api import BatchLimits
 from xpool.gateway.limits import RequestLimits
 from xpool.gateway.metrics import GatewayMetrics
 from xpool.gateway.replica_report import ReplicaReporter
@@ -58,6 +61,13 @@ def default_replica() -> str:
     return os.environ.get("POD_NAME") or socket.gethostname()
 
 
+def runs_batches(replica: str) -> bool:
+    """Whether this replica runs the stored batches: the StatefulSet's first pod (`NAME-0`),
+    or a gateway that is no StatefulSet pod (one process). One runner per store."""
+    _, dash, ordinal = replica.rpartition("-")
+    return not (dash and ordinal.isdigit()) or ordinal == "0"
+
+
 def wait_idle(table: RoutingTable, timeout: float) -> int:
     """Wait until no request is in flight (the server may still be finishing some after its
     stop returned); returns how many still are when `timeout` passed."""
@@ -85,6 +95,7 @@ def run_gateway(options: GatewayOptions, runtime: Runtime, stop: threading.Event
         )
     gw = platform.spec.gateway
     table = table_for(platform)
+    replica = options.replica or default_replica()
     app = create_app(
         table,
         endpoint,
@@ -94,10 +105,13 @@ def run_gateway(options: GatewayOptions, runtime: Runtime, stop: threading.Event
         metrics=GatewayMetrics(table),
         limits=RequestLimits.of(gw),
         client_keys=client_keys(platform),
+        # The store: s3://… on Kubernetes; a directory name is under the working directory.
+        batch_store=open_store(platform.spec.batch.store, Path.cwd()),
+        batch_limits=BatchLimits.of(platform.spec.batch),
+        run_batches=runs_batches(replica),
     )
     server = GatewayServer(app, options.listen or gw.listen)
     routes = f"{ns}/{options.configmap}"
-    replica = options.replica or default_replica()
     kube = runtime.kube()
     try:
         source = ConfigMapRoutingSource(

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from xpool.actions.runtime import Runtime
+from xpool.adapters.object_store import open_store
 from xpool.adapters.xinference import (
     Pin,
     XinferenceClient,
@@ -30,6 +31,7 @@ from xpool.adapters.xinference import (
 from xpool.errors import InputError, Problem, RemoteError
 from xpool.gateway.admin_routes import AdminError
 from xpool.gateway.app import create_app
+from xpool.gateway.batch_api import BatchLimits
 from xpool.gateway.control import Scaler
 from xpool.gateway.limits import RequestLimits
 from xpool.gateway.metrics import GatewayMetrics
@@ -213,6 +215,8 @@ class UpSession:
             limits=RequestLimits.of(gw),
             client_keys=self._client_keys,
             workers=None if cluster is None else LocalWorkerGroups(cluster, self.log),
+            batch_store=open_store(self.platform.spec.batch.store, self.state_dir),
+            batch_limits=BatchLimits.of(self.platform.spec.batch),
         )
         self.gateway = GatewayServer(app, gw.listen)
         self.gateway.start()

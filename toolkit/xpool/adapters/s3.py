@@ -1,4 +1,5 @@
-"""A small S3 client for model sources: list a prefix, stream an object to a file or a hash.
+"""A small S3 client: list a prefix, stream an object to a file or a hash (model sources);
+put, read and delete small objects (the Batch API's store, `adapters/object_store.py`).
 
 httpx with AWS Signature Version 4 signed here, so the project needs no AWS SDK. Addressing is
 path-style (`ENDPOINT/BUCKET/KEY`), which MinIO and most S3-compatible stores expect and AWS
@@ -280,10 +281,15 @@ class S3Client:
             + (f": {message}" if message else "")
         )
 
-    def _send(self, method: str, url: str, what: str) -> httpx.Response:
+    def _send(
+        self, method: str, url: str, what: str, content: bytes | None = None
+    ) -> httpx.Response:
+        payload = EMPTY_SHA256 if content is None else hashlib.sha256(content).hexdigest()
+
         def once() -> httpx.Response:
+            headers = sign(self.config, method, url, payload_sha256=payload)
             try:
-                response = self._http.request(method, url, headers=sign(self.config, method, url))
+                response = self._http.request(method, url, headers=headers, content=content)
             except httpx.TransportError as exc:
                 raise _Transient(f"{type(exc).__name__}: {exc}") from None
             self._check(response.status_code, response.content, what)
@@ -330,6 +336,34 @@ class S3Client:
         truncated, token = found.get("IsTruncated"), found.get("NextContinuationToken")
         more = truncated is not None and (truncated.text or "").lower() == "true"
         return page, (token.text if more and token is not None else None)
+
+    def put(self, bucket: str, key: str, data: bytes) -> None:
+        """Write one object whole (a PUT replaces it atomically: readers see the old or the new
+        bytes, never a part). Retried: writing the same bytes twice is harmless."""
+        url = object_url(self.config.endpoint, bucket, key)
+        self._send("PUT", url, f"s3://{bucket}/{key}", content=data)
+
+    def get(self, bucket: str, key: str) -> bytes | None:
+        """One object's bytes, or None when there is no such key."""
+        url = object_url(self.config.endpoint, bucket, key)
+        what = f"s3://{bucket}/{key}"
+
+        def once() -> bytes | None:
+            try:
+                response = self._http.get(url, headers=sign(self.config, "GET", url))
+            except httpx.TransportError as exc:
+                raise _Transient(f"{type(exc).__name__}: {exc}") from None
+            if response.status_code == 404 and _error_code(response.content)[0] == "NoSuchKey":
+                return None
+            self._check(response.status_code, response.content, what)
+            return response.content
+
+        return self._retrying(once, what)
+
+    def delete(self, bucket: str, key: str) -> None:
+        """Remove one object (no error when it is already gone, as S3 answers)."""
+        url = object_url(self.config.endpoint, bucket, key)
+        self._send("DELETE", url, f"s3://{bucket}/{key}")
 
     @contextmanager
     def _stream(self, bucket: str, key: str) -> Iterator[Iterator[bytes]]:

@@ -208,6 +208,37 @@ class GatewaySpec(Spec):
     )
 
 
+class BatchSpec(Spec):
+    """The Batch API of the gateway (docs/gateway.md, "Batch API")."""
+
+    max_file_size: Annotated[ByteSize, Field(ge=2**10, le=2**31)] = Field(
+        default=200 * 2**20,
+        description="Largest batch input file (200Mi, 1Gi, or bytes); a larger upload gets 400.",
+    )
+    max_lines: Annotated[int, Field(ge=1, le=1_000_000)] = Field(
+        default=50_000, description="Most request lines in a batch input file; more gets 400."
+    )
+    store: Annotated[
+        str,
+        StringConstraints(
+            pattern=r"^(s3://[a-z0-9][a-z0-9.-]{1,62}(/\S*)?|[A-Za-z0-9][A-Za-z0-9._-]*)$"
+        ),
+    ] = Field(
+        default="batches",
+        description="Where files and batch progress live: a directory name under the state "
+        "directory (`xpool up`), or s3://bucket/prefix (the gateway on Kubernetes; "
+        "credentials from the AWS_* environment).",
+    )
+    reserve: Annotated[int, Field(ge=0, le=1_000)] = Field(
+        default=1,
+        description="Request slots per instance batch requests leave free for interactive "
+        "ones (of the instance's request limit, context.batch).",
+    )
+    instance_concurrency: Annotated[int, Field(ge=1, le=1_000)] = Field(
+        default=4, description="Batch requests in flight per instance at most."
+    )
+
+
 class Pool(Spec):
     name: DnsLabel
     vendor: Vendor
@@ -575,6 +606,7 @@ class PlatformSpec(Spec):
     xinference: XinferenceSpec = XinferenceSpec()
     prometheus: PrometheusSpec | None = None
     gateway: GatewaySpec = GatewaySpec()
+    batch: BatchSpec = BatchSpec()
     pools: Annotated[list[Pool], Field(min_length=1)]
     tiers: Annotated[list[Tier], Field(min_length=1)] = Field(default_factory=default_tiers)
     models: Annotated[list[Model], Field(min_length=1)]

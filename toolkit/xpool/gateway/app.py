@@ -6,21 +6,32 @@
 - `gateway/admin_routes.py` (`AdminRoutes`): `/-/admin/*`, loopback clients with the admin
   token only, driving an `Admin` controller (`gateway/control.py`, `Scaler`).
 
+- with a `batch_store`, the Batch API (`gateway/batch_api.py`: `/v1/files`, `/v1/batches`)
+  and its runner (`gateway/batch_runner.py`), a task of the app's lifespan.
+
 Both read bodies within `limits` (`gateway/limits.py`); `client_keys`, when given, are the
 bearer tokens `/v1/*` requires (`gateway/auth.py`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.routing import Route
 
+from xpool.adapters.object_store import ObjectStore
 from xpool.gateway.admin_routes import Admin, AdminRoutes, WorkerGroups
 from xpool.gateway.auth import Tokens
+from xpool.gateway.batch_api import DEFAULT_BATCH_LIMITS, BatchApi, BatchLimits
+from xpool.gateway.batch_book import BatchBook
+from xpool.gateway.batch_runner import BatchRunner
 from xpool.gateway.limits import DEFAULT_LIMITS, RequestLimits
-from xpool.gateway.metrics import GatewayMetrics
+from xpool.gateway.metrics import BatchBacklog, GatewayMetrics
 from xpool.gateway.proxy import FORWARDED, Proxy
 from xpool.gateway.routing import RoutingTable
 
@@ -40,7 +51,14 @@ def create_app(
     limits: RequestLimits = DEFAULT_LIMITS,
     client_keys: Sequence[str] = (),
     workers: WorkerGroups | None = None,
+    batch_store: ObjectStore | None = None,
+    batch_limits: BatchLimits = DEFAULT_BATCH_LIMITS,
+    run_batches: bool = True,
+    clock: Callable[[], float] = time.time,
 ) -> Starlette:
+    """The app. With a `batch_store`, the Batch API; `run_batches`: this process also runs
+    the stored batches (one process per store does); `clock`: the Batch API's (unix seconds:
+    timestamps, completion windows)."""
     metrics = metrics or GatewayMetrics(table)
     proxy = Proxy(
         table,
@@ -60,7 +78,33 @@ def create_app(
         *AdminRoutes(table, admin, admin_token, limits, workers).routes(),
         *(Route(path, proxy.forward, methods=["POST"]) for path in FORWARDED),
     ]
-    app = Starlette(routes=routes, lifespan=proxy.lifespan)
+    lifespan = proxy.lifespan
+    if batch_store is not None:
+        table.batch_reserve = batch_limits.reserve
+        table.batch_per_instance = batch_limits.instance_concurrency
+        book = BatchBook(batch_store)
+        runner = BatchRunner(book, proxy, table, clock)
+        metrics.registry.register(BatchBacklog(runner.backlog))
+        routes += BatchApi(book, runner, proxy, table, batch_limits).routes()
+        if run_batches:
+            lifespan = _with_runner(proxy, runner)
+    app = Starlette(routes=routes, lifespan=lifespan)
     app.state.metrics = metrics
     app.state.table = table
     return app
+
+
+def _with_runner(proxy: Proxy, runner: BatchRunner) -> Any:
+    """The proxy's lifespan with the batch runner running inside it."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        async with proxy.lifespan(app):
+            task = asyncio.create_task(runner.run(), name="batch-runner")
+            try:
+                yield
+            finally:
+                runner.stop()
+                await task
+
+    return lifespan

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -44,6 +44,33 @@ class _Inflight(Collector):
             draining.add_metric([slot.model, slot.uid], 1 if slot.draining else 0)
         yield inflight
         yield draining
+
+
+class BatchBacklog(Collector):
+    """Batch lines not finished yet (queued or in flight) per model, and their estimated
+    tokens (`batch/backlog.py`: body bytes / 4 plus the completion asked for): the demand the
+    reconciler scales the lowest tier on. Read from the runner at scrape time."""
+
+    def __init__(self, backlog: Callable[[], Mapping[str, tuple[int, int]]]) -> None:
+        self._backlog = backlog
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        requests = GaugeMetricFamily(
+            "xpool_gateway_batch_queued_requests",
+            "Batch API request lines not finished yet (queued or in flight), per model.",
+            labels=["model"],
+        )
+        tokens = GaugeMetricFamily(
+            "xpool_gateway_batch_queued_tokens",
+            "Estimated prompt + completion tokens of those lines (body bytes / 4 plus "
+            "max_tokens), per model.",
+            labels=["model"],
+        )
+        for model, (lines, estimate) in sorted(self._backlog().items()):
+            requests.add_metric([model], lines)
+            tokens.add_metric([model], estimate)
+        yield requests
+        yield tokens
 
 
 class GatewayMetrics:

@@ -44,7 +44,7 @@ from xpool.gateway.auth import Tokens, unauthorized
 from xpool.gateway.limits import DEFAULT_LIMITS, RequestLimits, read_json
 from xpool.gateway.metrics import UNKNOWN_MODEL, GatewayMetrics
 from xpool.gateway.responses import error
-from xpool.gateway.routing import Lease, Refusal, RoutingTable
+from xpool.gateway.routing import Lease, Refusal, RoutingTable, Ticket
 from xpool.gateway.sse import Rewriter, read_head, split_lines
 from xpool.gateway.usage import StreamUsage, Usage, ask_usage, read_usage
 
@@ -65,7 +65,7 @@ class _Failed:
     response: Response  # what the client gets if no retry succeeds
 
 
-def _is_gone(status: int, content: bytes) -> bool:
+def is_gone(status: int, content: bytes) -> bool:
     """Xinference's answer for a UID it no longer runs (terminated behind our back)."""
     return status in (400, 404) and b"model not found" in content.lower()
 
@@ -122,7 +122,7 @@ class Proxy:
 
     # -- read endpoints ----------------------------------------------------------------------
 
-    def _denied(self, request: Request) -> Response | None:
+    def denied(self, request: Request) -> Response | None:
         """401 when client API keys are configured and `request` carries none of them."""
         if self._client_keys is None or self._client_keys.accept(request):
             return None
@@ -134,7 +134,7 @@ class Proxy:
 
     async def models(self, request: Request) -> Response:
         """`GET /v1/models`: public models with instances, their tier and instance count."""
-        denied = self._denied(request)
+        denied = self.denied(request)
         if denied is not None:
             return denied
         data = [
@@ -161,7 +161,7 @@ class Proxy:
         """Admit the request, send it to an instance, and retry a failure before the first
         byte on an instance not tried yet; when every attempt failed, the last failure."""
         started = time.perf_counter()
-        denied = self._denied(request)
+        denied = self.denied(request)
         if denied is not None:
             return denied
         body = await read_json(request, self.limits)
@@ -169,17 +169,32 @@ class Proxy:
             return body
         if not _names_a_model(body):
             return error(400, "the request needs a 'model' field", "invalid_request_error")
-        name = body["model"]
         client_id = request.headers.get(self._client_header)  # sticky canary pick
-        path = request.url.path
+        outcome = await self.send(request.url.path, body, started, client_id=client_id)
+        return self.refused(body["model"], outcome) if isinstance(outcome, Refusal) else outcome
+
+    async def send(
+        self,
+        path: str,
+        body: dict[str, Any],
+        started: float,
+        *,
+        client_id: str | None = None,
+        ticket: Ticket | None = None,
+    ) -> Response | Refusal:
+        """Send `body` (naming a public model) to an instance, retrying a failure before the
+        first byte on an instance not tried yet: the answer, the last failure when every
+        attempt failed, or the table's refusal when none was admitted. Interactive requests
+        and the Batch API's runner (`ticket`: a batch request) share this path."""
+        name = body["model"]
         strip = ask_usage(path, body)  # streams report their tokens (gateway/usage.py)
         tried: list[str] = []
         failed: _Failed | None = None
         for _attempt in range(ATTEMPTS):
-            lease = self._choose(name, client_id, tried, failed)
+            lease = self._choose(name, client_id, tried, failed, ticket)
             if isinstance(lease, Refusal):
                 if failed is None:
-                    return self.refused(name, lease)
+                    return lease
                 break
             if failed is not None:
                 self.metrics.retries.labels(failed.lease.model, failed.code).inc()
@@ -193,7 +208,12 @@ class Proxy:
         return self._finish(failed.lease, started, failed.response)
 
     def _choose(
-        self, name: str, client_id: str | None, tried: list[str], failed: _Failed | None
+        self,
+        name: str,
+        client_id: str | None,
+        tried: list[str],
+        failed: _Failed | None,
+        ticket: Ticket | None,
     ) -> Lease | Refusal:
         """Admission, version (canary weights, sticky per client) and least-loaded instance:
         one not tried yet, on another version than the failed one while one may serve."""
@@ -202,6 +222,7 @@ class Proxy:
             client_id=client_id,
             exclude=tried,
             avoid_version=failed.lease.version if failed else None,
+            ticket=ticket,
         )
 
     def refused(self, name: str, refusal: Refusal) -> JSONResponse:
@@ -278,7 +299,7 @@ class Proxy:
         5xx or Xinference no longer runs the instance."""
         status = response.status_code
         code = str(status)
-        if status < 500 and not _is_gone(status, data):
+        if status < 500 and not is_gone(status, data):
             self._count(lease, code)
             self._first_byte(lease, status, time.perf_counter() - started)
             if status < 300:

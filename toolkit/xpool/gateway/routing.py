@@ -14,6 +14,14 @@ Draining: `mark_draining(uid)` stops new requests to `uid` at once; `wait_draine
 timeout)` blocks until its in-flight count reaches zero. Each slot records `since`, the unix
 time it entered its state (ready or draining), for observers that time drains. The table is thread-safe: `xpool up`
 and the admin endpoint write from worker threads, the gateway reads from its event loop.
+
+Batch requests (`acquire(..., ticket=...)`, the Batch API's runner) come last: they get an
+instance only while it keeps `batch_reserve` request slots free for interactive requests,
+hold at most `batch_per_instance` slots of it, and none for BATCH_HOLD seconds after an
+interactive request of the model was refused for capacity. An interactive request that finds
+every instance at its limit takes the slot of a batch request instead: the table calls that
+request's `ticket.preempt()` (its runner cancels it and queues the line again) and admits the
+interactive one at once, one over the limit until the cancelled request has released.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from xpool.gateway.policy import admit, client_point, pick_version
 
@@ -33,6 +42,19 @@ DEFAULT_LIMIT = 1_000_000  # an instance without a declared request limit
 # for both versions alike. Five is a cheap precaution, not a measured knee: on the embedded
 # default under load, the first requests were within the noise of the later ones.
 WARMUP_REQUESTS = 5
+# After an interactive request of a model was refused for capacity, batch requests of that
+# model wait this long: a queue of interactive requests drains before batch work refills it.
+BATCH_HOLD = 1.0
+# The tier of batch leases, ranked below every tier; no tier name (tier names are
+# alphanumeric), so no declared tier can share it.
+BATCH_TIER = "(batch)"
+
+
+class Ticket(Protocol):
+    """A batch request in flight, which an interactive request may preempt."""
+
+    def preempt(self) -> None:
+        """Cancel the request and queue its line again (called under the table's lock)."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +94,7 @@ class Lease:
     version: str
     tier: str
     warm: bool = True  # False for an instance's first requests (kept out of the canary gate)
+    ticket: Ticket | None = field(default=None, compare=False)  # a batch request's
 
 
 @dataclass(frozen=True)
@@ -102,6 +125,10 @@ class RoutingTable:
         self._rr = itertools.count()
         self._total = 0
         self._by_rank: dict[int, int] = {}
+        self.batch_reserve = 1
+        self.batch_per_instance = 4
+        self._tickets: dict[str, list[Ticket]] = {}  # uid -> its batch requests, oldest first
+        self._batch_hold: dict[str, float] = {}  # model -> monotonic time batch may resume
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -142,6 +169,7 @@ class RoutingTable:
         """Forget `uid` (its in-flight leases still release cleanly)."""
         with self._lock:
             slot = self._slots.pop(uid, None)
+            self._tickets.pop(uid, None)
             if slot is not None:
                 self._models[slot.model].slots.pop(uid, None)
             self._changed.notify_all()
@@ -229,12 +257,14 @@ class RoutingTable:
         client_id: str | None = None,
         exclude: Iterable[str] = (),
         avoid_version: str | None = None,
+        ticket: Ticket | None = None,
     ) -> Lease | Refusal:
         """Admit one request for `model` and lease it an instance, or say why not.
 
         `exclude` names instances that already failed this request; `avoid_version` is the
         version that failed it, left aside when another candidate version has a free instance
-        (a retry then lands on another version, not on a sibling with the same fault)."""
+        (a retry then lands on another version, not on a sibling with the same fault).
+        `ticket`: a batch request (see the module)."""
         excluded = set(exclude)
         with self._lock:
             entry = self._models.get(model)
@@ -255,7 +285,8 @@ class RoutingTable:
                     entry.tier,
                     f"model '{model}' has no ready instance (draining or loading); retry shortly",
                 )
-            rank = self._tier_ranks.get(entry.tier, len(self._tier_ranks))
+            tier = BATCH_TIER if ticket is not None else entry.tier
+            rank = self._tier_ranks.get(tier, len(self._tier_ranks))
             reason = admit(
                 rank,
                 total=self._total,
@@ -264,6 +295,8 @@ class RoutingTable:
                 headroom=self.tier_headroom,
             )
             if reason is not None:
+                if ticket is None:
+                    self._hold_batch(model)
                 return Refusal(
                     429,
                     reason,
@@ -273,22 +306,77 @@ class RoutingTable:
                 )
             weights = entry.weights
             weighted = [s for s in open_slots if weights.get(s.version, 0.0) > 0]
-            free = [s for s in (weighted or open_slots) if s.inflight < s.limit]
+            candidates = weighted or open_slots
+            if ticket is not None:
+                free = self._batch_free(model, candidates)
+            else:
+                free = [s for s in candidates if s.inflight < s.limit]
             if not free:
-                return Refusal(
-                    429,
-                    "instance_limits",
-                    entry.tier,
-                    f"every instance of '{model}' is at its request limit",
-                )
+                return self._full(model, entry.tier, candidates, ticket)
             if avoid_version is not None:
                 free = [s for s in free if s.version != avoid_version] or free
-            slot = self._choose(free, weights, client_id)
-            slot.inflight += 1
-            slot.served += 1
-            self._total += 1
-            self._by_rank[rank] = self._by_rank.get(rank, 0) + 1
-            return Lease(slot.uid, model, slot.version, entry.tier, slot.served > WARMUP_REQUESTS)
+            return self._lease(self._choose(free, weights, client_id), model, tier, rank, ticket)
+
+    def _lease(self, slot: Slot, model: str, tier: str, rank: int, ticket: Ticket | None) -> Lease:
+        slot.inflight += 1
+        slot.served += 1
+        self._total += 1
+        self._by_rank[rank] = self._by_rank.get(rank, 0) + 1
+        if ticket is not None:
+            self._tickets.setdefault(slot.uid, []).append(ticket)
+        return Lease(slot.uid, model, slot.version, tier, slot.served > WARMUP_REQUESTS, ticket)
+
+    def _batch_free(self, model: str, candidates: list[Slot]) -> list[Slot]:
+        """The instances a batch request may take now (module docstring)."""
+        if time.monotonic() < self._batch_hold.get(model, 0.0):
+            return []
+        return [
+            s
+            for s in candidates
+            if s.inflight + self.batch_reserve < s.limit
+            and len(self._tickets.get(s.uid, ())) < self.batch_per_instance
+        ]
+
+    def _hold_batch(self, model: str) -> None:
+        self._batch_hold[model] = time.monotonic() + BATCH_HOLD
+
+    def _full(
+        self, model: str, tier: str, candidates: list[Slot], ticket: Ticket | None
+    ) -> Lease | Refusal:
+        """No free instance: a batch request waits; an interactive one takes the slot of the
+        newest batch request on the least loaded instance, else is refused (429)."""
+        if ticket is not None:
+            return Refusal(429, "batch_yield", BATCH_TIER, f"no idle capacity for '{model}'")
+        self._hold_batch(model)
+        taken = [s for s in candidates if self._tickets.get(s.uid)]
+        if taken:
+            slot = min(taken, key=lambda s: s.inflight)
+            self._tickets[slot.uid].pop().preempt()
+            rank = self._tier_ranks.get(tier, len(self._tier_ranks))
+            return self._lease(slot, model, tier, rank, None)
+        return Refusal(
+            429, "instance_limits", tier, f"every instance of '{model}' is at its request limit"
+        )
+
+    def batch_room(self, model: str) -> int:
+        """How many more batch requests `model`'s instances would take now."""
+        with self._lock:
+            entry = self._models.get(model)
+            if entry is None:
+                return 0
+            weighted = [
+                s
+                for s in entry.slots.values()
+                if not s.draining and entry.weights.get(s.version, 0.0) > 0
+            ]
+            candidates = weighted or [s for s in entry.slots.values() if not s.draining]
+            return sum(
+                min(
+                    s.limit - self.batch_reserve - s.inflight,
+                    self.batch_per_instance - len(self._tickets.get(s.uid, ())),
+                )
+                for s in self._batch_free(model, candidates)
+            )
 
     def _choose(
         self, free: list[Slot], weights: Mapping[str, float], client_id: str | None
@@ -309,6 +397,9 @@ class RoutingTable:
             slot = self._slots.get(lease.uid)
             if slot is not None and slot.inflight > 0:
                 slot.inflight -= 1
+            tickets = self._tickets.get(lease.uid, [])
+            if lease.ticket is not None and lease.ticket in tickets:
+                tickets.remove(lease.ticket)
             rank = self._tier_ranks.get(lease.tier, len(self._tier_ranks))
             self._total = max(0, self._total - 1)
             self._by_rank[rank] = max(0, self._by_rank.get(rank, 0) - 1)
