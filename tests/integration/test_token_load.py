@@ -34,7 +34,7 @@ def _table() -> RoutingTable:
     return table
 
 
-def _queries() -> Queries:
+def queries() -> Queries:
     defaults = policy_yaml("promql.yaml")["reconciler"]
     return Queries(
         model_qps=defaults["modelQps"],
@@ -42,6 +42,8 @@ def _queries() -> Queries:
         model_prompt_tokens=defaults["modelPromptTokens"],
         model_completion_tokens=defaults["modelCompletionTokens"],
         model_arrival_cv2=defaults["modelArrivalCv2"],
+        model_batch_queued_requests=defaults["modelBatchQueuedRequests"],
+        model_batch_queued_tokens=defaults["modelBatchQueuedTokens"],
         utilization={},
     )
 
@@ -72,7 +74,7 @@ def test_token_rates_reach_the_reconciler(tmp_path) -> None:
                     ) as r:
                         r.read()
                     g.http.post(CHAT, json={**body, "model": "old"})
-                    loads = read_loads(client, _queries(), spec, {"p": "nvidia"})
+                    loads = read_loads(client, queries(), spec, {"p": "nvidia"})
                     chat = loads["chat"]
                     if chat.prompt_tokens_per_s and loads["old"].qps:
                         break
@@ -87,11 +89,14 @@ def test_token_rates_reach_the_reconciler(tmp_path) -> None:
     ratio = chat.prompt_tokens_per_s / chat.completion_tokens_per_s
     assert ratio == pytest.approx(PROMPT / 3, rel=0.1)
     assert chat.missing == ()
-    assert loads["idle"] == LoadObs(qps=0.0, prompt_tokens_per_s=0.0, completion_tokens_per_s=0.0)
+    none = {"batch_queued_requests": 0.0, "batch_queued_tokens": 0.0}
+    assert loads["idle"] == LoadObs(
+        qps=0.0, prompt_tokens_per_s=0.0, completion_tokens_per_s=0.0, **none
+    )
     old = loads["old"]
     assert old.prompt_tokens_per_s is None and old.completion_tokens_per_s is None
     assert old.missing == (
         "prompt tokens (no series while requests are served)",
         "completion tokens (no series while requests are served)",
     )
-    assert loads["plain"] == LoadObs(qps=0.0)
+    assert loads["plain"] == LoadObs(qps=0.0, **none)

@@ -10,7 +10,7 @@ from xpool.adapters.prometheus import Sample
 from xpool.policy.spec import ScalingSpec
 from xpool.reconcile.signals import Queries, read_loads
 
-QUERIES = Queries("qps", "up", "prompt", "completion", "cv2", {})
+QUERIES = Queries("qps", "up", "prompt", "completion", "cv2", "batch", "batch tokens", {})
 
 
 class _Prometheus:

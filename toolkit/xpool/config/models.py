@@ -141,6 +141,15 @@ class PrometheusQueries(Spec):
         description="Squared coefficient of variation of arrival gaps by `model` label "
         "(index of dispersion of request counts); read for autoscaling.mode slo.",
     )
+    model_batch_queued_requests: str | None = Field(
+        default=None,
+        description="Batch API lines not finished yet by `model` label (gateway gauges): "
+        "demand for the model's lowest-priority capacity.",
+    )
+    model_batch_queued_tokens: str | None = Field(
+        default=None,
+        description="Estimated tokens of those lines by `model` label (gateway gauges).",
+    )
     gateway_up: str | None = Field(
         default=None,
         description="Non-empty while the gateways are scraped and fresh; without it no QPS "

@@ -1,5 +1,6 @@
-"""Demand signals per model from Prometheus: QPS, prompt and completion tokens/s, the
-utilisation of its pool, and (`autoscaling.mode: slo`) the variability of its arrivals.
+"""Demand signals per model from Prometheus: QPS, prompt and completion tokens/s, the batch
+work queued for it, the utilisation of its pool, and (`autoscaling.mode: slo`) the
+variability of its arrivals.
 
 A signal is trusted only when its source is fresh: QPS and tokens only while the gateways are
 being scraped (a model with no series then really has 0 QPS); utilisation only where the
@@ -31,6 +32,8 @@ class Queries:
     model_prompt_tokens: str
     model_completion_tokens: str
     model_arrival_cv2: str
+    model_batch_queued_requests: str
+    model_batch_queued_tokens: str
     utilization: dict[str, str]  # vendor -> PromQL (0..1)
 
 
@@ -45,6 +48,10 @@ def queries_for(platform: Platform) -> Queries:
         model_completion_tokens=(mine and mine.model_completion_tokens)
         or defaults["modelCompletionTokens"],
         model_arrival_cv2=(mine and mine.model_arrival_cv2) or defaults["modelArrivalCv2"],
+        model_batch_queued_requests=(mine and mine.model_batch_queued_requests)
+        or defaults["modelBatchQueuedRequests"],
+        model_batch_queued_tokens=(mine and mine.model_batch_queued_tokens)
+        or defaults["modelBatchQueuedTokens"],
         utilization=dict((mine and mine.utilization) or defaults["utilization"]),
     )
 
@@ -68,6 +75,8 @@ def read_loads(
     completion = _by_model(prom, queries.model_completion_tokens) if tokens else {}
     slo = fresh and spec.scaling.mode == "slo"
     cv2 = _by_model(prom, queries.model_arrival_cv2) if slo else {}
+    batch_lines = _by_model(prom, queries.model_batch_queued_requests) if fresh else {}
+    batch_tokens = _by_model(prom, queries.model_batch_queued_tokens) if fresh else {}
     utilization: dict[str, float | None] = {}
     for vendor in sorted(set(pool_vendors.values())):
         query = queries.utilization.get(vendor)
@@ -104,6 +113,9 @@ def read_loads(
             prompt_tokens_per_s=rates["prompt"],
             completion_tokens_per_s=rates["completion"],
             arrival_cv2=cv2.get(model.name),
+            # a gateway exports backlog gauges only for models with batch work
+            batch_queued_requests=batch_lines.get(model.name, 0.0) if fresh else None,
+            batch_queued_tokens=batch_tokens.get(model.name, 0.0) if fresh else None,
         )
     return out
 
