@@ -287,3 +287,37 @@ def test_cli_without_kubernetes(tmp_path: Path) -> None:
     assert "nothing to render for Kubernetes" in result.stderr
     specs = run_xpool("render", str(no_kube), "--launch-specs")
     assert specs.returncode == 0 and len(json.loads(specs.stdout)) == 7  # one per version
+
+
+def _gateway_env(rendering: Rendering) -> dict[str, dict]:
+    [gateway] = [o.obj for o in rendering.objects if o.kind == "StatefulSet"]
+    [container] = _containers(gateway)
+    return {e["name"]: e for e in container["env"]}
+
+
+def test_an_s3_batch_store_gives_the_gateway_its_credentials_from_the_secret(
+    tmp_path: Path,
+) -> None:
+    """spec.batch.store: s3://...: the gateway reads AWS_* from Secret xpool-credentials, the
+    keys required (no replica serves the Batch API without them), region and endpoint
+    optional; a directory store (the default) adds nothing."""
+    assert not any(n.startswith("AWS_") for n in _gateway_env(render("platform.yaml")))
+    text = (EXAMPLES / "platform.yaml").read_text(encoding="utf-8")
+    path = tmp_path / "s3-batches.yaml"
+    path.write_text(text.replace("spec:\n", "spec:\n  batch:\n    store: s3://batches/xpool\n", 1))
+    resolved = resolve_platform(path)
+    loaded = resolved.loaded
+    env = _gateway_env(
+        render_platform(loaded.platform, resolved.plan, loaded.architectures, resolved.mount)
+    )
+    refs = {n: e["valueFrom"]["secretKeyRef"] for n, e in env.items() if n.startswith("AWS_")}
+    assert refs == {
+        name: {"name": "xpool-credentials", "key": name, "optional": optional}
+        for name, optional in (
+            ("AWS_ACCESS_KEY_ID", False),
+            ("AWS_SECRET_ACCESS_KEY", False),
+            ("AWS_SESSION_TOKEN", True),
+            ("AWS_REGION", True),
+            ("AWS_ENDPOINT_URL", True),
+        )
+    }

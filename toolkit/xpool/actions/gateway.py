@@ -18,7 +18,7 @@ from pathlib import Path
 
 from xpool.actions.flag_values import check_listen
 from xpool.actions.runtime import Runtime
-from xpool.adapters.object_store import open_store
+from xpool.adapters.object_store import ObjectStore, open_store
 from xpool.adapters.xinference import api_key_from_env
 from xpool.errors import InputError, Problem
 from xpool.gateway.app import create_app
@@ -64,8 +64,27 @@ def default_replica() -> str:
 def runs_batches(replica: str) -> bool:
     """Whether this replica runs the stored batches: the StatefulSet's first pod (`NAME-0`),
     or a gateway that is no StatefulSet pod (one process). One runner per store."""
-    _, dash, ordinal = replica.rpartition("-")
-    return not (dash and ordinal.isdigit()) or ordinal == "0"
+    return not _is_replica(replica) or replica.rpartition("-")[2] == "0"
+
+
+def batch_store_for(location: str, replica: str) -> tuple[ObjectStore | None, str | None]:
+    """The Batch API's store, or None and why not. A directory store serves one process only:
+    on a StatefulSet replica it would be the pod's own disk, lost with the pod and unseen by
+    the replica that runs the batches, so the Batch API stays off until the store is s3://."""
+    if location.startswith("s3://") or not _is_replica(replica):
+        # a directory name is under the working directory
+        return open_store(location, Path.cwd()), None
+    reason = (
+        f"spec.batch.store is the directory {location!r}, which replica {replica} does not "
+        "share with the others; set it to s3://bucket/prefix"
+    )
+    log.warning("batch API off", extra={"reason": reason})
+    return None, reason
+
+
+def _is_replica(name: str) -> bool:
+    _, dash, ordinal = name.rpartition("-")
+    return bool(dash) and ordinal.isdigit()
 
 
 def wait_idle(table: RoutingTable, timeout: float) -> int:
@@ -96,6 +115,7 @@ def run_gateway(options: GatewayOptions, runtime: Runtime, stop: threading.Event
     gw = platform.spec.gateway
     table = table_for(platform)
     replica = options.replica or default_replica()
+    batch_store, batch_off = batch_store_for(platform.spec.batch.store, replica)
     app = create_app(
         table,
         endpoint,
@@ -105,10 +125,10 @@ def run_gateway(options: GatewayOptions, runtime: Runtime, stop: threading.Event
         metrics=GatewayMetrics(table),
         limits=RequestLimits.of(gw),
         client_keys=client_keys(platform),
-        # The store: s3://… on Kubernetes; a directory name is under the working directory.
-        batch_store=open_store(platform.spec.batch.store, Path.cwd()),
+        batch_store=batch_store,
         batch_limits=BatchLimits.of(platform.spec.batch),
         run_batches=runs_batches(replica),
+        batch_off=batch_off,
     )
     server = GatewayServer(app, options.listen or gw.listen)
     routes = f"{ns}/{options.configmap}"

@@ -22,6 +22,8 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 from xpool.adapters.object_store import ObjectStore
@@ -33,6 +35,7 @@ from xpool.gateway.batch_runner import BatchRunner
 from xpool.gateway.limits import DEFAULT_LIMITS, RequestLimits
 from xpool.gateway.metrics import BatchBacklog, GatewayMetrics
 from xpool.gateway.proxy import FORWARDED, Proxy
+from xpool.gateway.responses import error
 from xpool.gateway.routing import RoutingTable
 
 
@@ -54,10 +57,12 @@ def create_app(
     batch_store: ObjectStore | None = None,
     batch_limits: BatchLimits = DEFAULT_BATCH_LIMITS,
     run_batches: bool = True,
+    batch_off: str | None = None,
     clock: Callable[[], float] = time.time,
 ) -> Starlette:
     """The app. With a `batch_store`, the Batch API; `run_batches`: this process also runs
-    the stored batches (one process per store does); `clock`: the Batch API's (unix seconds:
+    the stored batches (one process per store does); without a store, `batch_off` is why: the
+    Batch API's paths answer 503 saying so, instead of a bare 404; `clock`: the Batch API's (unix seconds:
     timestamps, completion windows)."""
     metrics = metrics or GatewayMetrics(table)
     proxy = Proxy(
@@ -88,10 +93,22 @@ def create_app(
         routes += BatchApi(book, runner, proxy, table, batch_limits).routes()
         if run_batches:
             lifespan = _with_runner(proxy, runner)
+    elif batch_off is not None:
+        routes += _batch_off_routes(batch_off)
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.metrics = metrics
     app.state.table = table
     return app
+
+
+def _batch_off_routes(reason: str) -> list[Route]:
+    async def off(_: Request) -> Response:
+        return error(503, f"the Batch API is off on this gateway: {reason}", "batch_api_off")
+
+    methods = ["GET", "POST", "DELETE"]
+    return [
+        Route(p, off, methods=methods) for p in ("/v1/files{rest:path}", "/v1/batches{rest:path}")
+    ]
 
 
 def _with_runner(proxy: Proxy, runner: BatchRunner) -> Any:

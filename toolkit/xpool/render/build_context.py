@@ -80,6 +80,18 @@ class BuildContext:
         return [_from_secret(keys_env, optional=False)] if keys_env else []
 
     @property
+    def batch_store_env(self) -> list[dict[str, Any]]:
+        """The S3 settings of an s3:// batch store, from Secret xpool-credentials: the keys
+        required (the gateway must not start without them), the rest optional."""
+        if not self.spec.batch.store.startswith("s3://"):
+            return []
+        required = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+        optional = ("AWS_SESSION_TOKEN", "AWS_REGION", "AWS_ENDPOINT_URL")
+        return [_from_secret(n, optional=False) for n in required] + [
+            _from_secret(n, optional=True) for n in optional
+        ]
+
+    @property
     def platform_path(self) -> str:
         """Where the gateway and the reconciler read the platform file (`config_mount`)."""
         return f"{MOUNT}/{PLATFORM_KEY}"

@@ -110,6 +110,7 @@ def _gateway(ctx: BuildContext, out: Built) -> None:
             {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
             *ctx.secret_env,
             *ctx.client_keys_env,
+            *ctx.batch_store_env,
         ],
         ports=[{"name": "http", "port": gateway_port}],
         resources={"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "2Gi"}},
