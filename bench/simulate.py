@@ -33,6 +33,7 @@ from pathlib import Path
 from xpool.actions.simulate_traces import build_load, parse_trace
 from xpool.cli.simulate import print_table
 from xpool.resolve import resolve_platform
+from xpool.sim import baselines
 from xpool.sim.engine import Options
 from xpool.sim.load import RateLoad
 from xpool.sim.policy_comparison import PolicyComparison, setup, simulate
@@ -48,7 +49,7 @@ SERVEGEN = (
     ("m-mid", "summary", 0.01),
     ("m-small", "batch-eval", 0.0005),
 )
-POLICIES = ("static", "hpa", "pooled", "oracle")
+POLICIES = baselines.POLICIES
 
 
 def run(traces: list[str], duration: float | None, seed: int) -> tuple[float, PolicyComparison]:

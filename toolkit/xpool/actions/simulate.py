@@ -39,10 +39,11 @@ class SimulateOptions:
     speedup: float = 1.0
     seed: int = 0
     interval: str = "15s"
-    cold_start: str = "60s"
+    cold_start: str = "auto"  # auto: each model's own (sim/service.py)
     window: str = "60s"
     lag: str = "15s"
-    queue_timeout: str = "60s"
+    retries: int = 2
+    retry_after: str = "1s"
     tick: str = "5s"
     poisson: bool = False
     fluid: bool | None = None  # None: requests, fluid for ServeGen
@@ -57,6 +58,9 @@ class SimulateOptions:
             if not seconds[flag]:
                 raise InputError([Problem(flag, "", "must be longer than 0s")])
         check_policies(self.policy_names())
+        if self.retries < 0:
+            raise InputError([Problem("--retries", "", "must be 0 or more")])
+        self.cold_start_seconds()
         self.trace_args()
         self.start_seconds()
         self.duration_seconds()
@@ -66,13 +70,16 @@ class SimulateOptions:
             flag: _seconds(flag, value)
             for flag, value in (
                 ("--interval", self.interval),
-                ("--cold-start", self.cold_start),
                 ("--window", self.window),
                 ("--lag", self.lag),
-                ("--queue-timeout", self.queue_timeout),
+                ("--retry-after", self.retry_after),
                 ("--tick", self.tick),
             )
         }
+
+    def cold_start_seconds(self) -> float | None:
+        """None for `auto`: each model's cold start from its weights and storage bandwidth."""
+        return None if self.cold_start == "auto" else _seconds("--cold-start", self.cold_start)
 
     def start_seconds(self) -> float:
         return _seconds("--start", self.start)
@@ -89,10 +96,11 @@ class SimulateOptions:
     def engine_options(self) -> Options:
         seconds = self.seconds()
         return Options(
-            cold_start=seconds["--cold-start"],
+            cold_start=self.cold_start_seconds(),
             window=seconds["--window"],
             lag=seconds["--lag"],
-            queue_timeout=seconds["--queue-timeout"],
+            retries=self.retries,
+            retry_after=seconds["--retry-after"],
             tick=seconds["--tick"],
             poisson=self.poisson,
             seed=self.seed,

@@ -28,8 +28,11 @@ def print_table(comparison: PolicyComparison) -> None:
             "ACC-HOURS",
             "VS ORACLE",
             "UTILISATION",
+            "POOL UTIL",
             *(f"{t} SLO" for t in tiers),
             "SHED",
+            "TOO LONG",
+            "REQUEUED",
             "SCALE UP/DOWN",
             "PREEMPTIONS",
             "WALL S",
@@ -44,11 +47,14 @@ def print_table(comparison: PolicyComparison) -> None:
                     else "-"
                 ),
                 _pct(r.utilisation),
+                _pct(r.pool_utilisation),
                 *(
                     _pct(r.tiers[t].attainment) if t in r.tiers and r.policy != "oracle" else "-"
                     for t in tiers
                 ),
                 f"{r.shed:.0f}",
+                f"{sum(t.too_long for t in r.tiers.values()):.0f}",
+                f"{sum(t.requeued for t in r.tiers.values()):.0f}",
                 f"{r.scale_ups}/{r.scale_downs}",
                 r.preemptions,
                 f"{r.wall_seconds:.2f}",
@@ -85,10 +91,22 @@ def print_table(comparison: PolicyComparison) -> None:
 @click.option("--speedup", type=float, default=1.0, show_default=True, help="Replay faster.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--interval", default="15s", show_default=True, help="Time between passes.")
-@click.option("--cold-start", default="60s", show_default=True, help="Launch to ready.")
+@click.option(
+    "--cold-start",
+    default="auto",
+    show_default=True,
+    help="Launch to ready; auto: engine start + weights over the pool's storage bandwidth.",
+)
 @click.option("--window", default="60s", show_default=True, help="QPS rate window.")
 @click.option("--lag", default="15s", show_default=True, help="Scrape lag of the QPS.")
-@click.option("--queue-timeout", default="60s", show_default=True, help="Shed after waiting.")
+@click.option(
+    "--retries",
+    type=click.IntRange(0, 100),
+    default=2,
+    show_default=True,
+    help="Client retries of a 429.",
+)
+@click.option("--retry-after", default="1s", show_default=True, help="Gateway's Retry-After.")
 @click.option("--tick", default="5s", show_default=True, help="Fluid mode: time step.")
 @click.option("--poisson", is_flag=True, help="Fluid mode: seeded Poisson arrivals per tick.")
 @click.option(
@@ -117,14 +135,16 @@ def simulate_command(
     cold_start: str,
     window: str,
     lag: str,
-    queue_timeout: str,
+    retries: int,
+    retry_after: str,
     tick: str,
     poisson: bool,
     fluid: bool | None,
     output: str,
     report_dir: str | None,
 ) -> None:
-    """Replay request traces against static, HPA-like, pooled (xpool) and oracle policies."""
+    """Replay request traces against static, HPA-like, siloed, pooled (xpool) and oracle
+    policies."""
     options = SimulateOptions(
         file,
         traces,
@@ -137,7 +157,8 @@ def simulate_command(
         cold_start=cold_start,
         window=window,
         lag=lag,
-        queue_timeout=queue_timeout,
+        retries=retries,
+        retry_after=retry_after,
         tick=tick,
         poisson=poisson,
         fluid=fluid,

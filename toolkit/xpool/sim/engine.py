@@ -1,28 +1,34 @@
-"""The discrete-event simulator: pools, instances, queues, and a policy that observes and acts.
+"""The discrete-event simulator: pools, instances, admission, and a policy that observes and acts.
 
 Two service modes share the world (instances, accounting, the policy's passes):
 
-- `requests` (request traces): every request is an event. A model's requests wait in one FIFO
-  queue (the gateway's) and take a free slot of the ready instance with the fewest requests
-  in flight; TTFT = queue wait + prefill, end-to-end = TTFT + output tokens x per-token decode
-  time (`service.py`). A request still queued after `queue_timeout` is shed.
+- `requests` (request traces): every request is an event. The gateway queues nothing (as
+  `gateway/routing.py` does): a request takes a slot of the ready instance with the fewest
+  requests in flight below its request limit (`context.batch`), or is answered 429 with
+  Retry-After, and the client tries again `retry_after` later, at most `retries` times (the
+  OpenAI client's default of 2, honouring Retry-After), then gives up (shed). TTFT counts
+  from the first attempt; end-to-end = TTFT + output tokens x per-token decode time
+  (`service.py`). A prompt longer than the model's `seqLen` is refused (too long).
 - `fluid` (rate traces such as ServeGen, whose 14 days hold billions of requests): time moves
   in fixed ticks; each tick's arrivals (rate x tick, or a seeded Poisson draw) join a FIFO of
   arrival chunks, and the model's ready instances serve `slots / reference duration` requests
-  per second each, oldest chunk first. A chunk's TTFT is the time from its tick to the tick it
+  per second each, oldest chunk first; a chunk not served within the clients' retry span
+  (retries x retry_after) is shed. A chunk's TTFT is the time from its tick to the tick it
   is served plus the reference prefill, so attainment is arrival-weighted over chunks. This is
   a fluid approximation: it has no per-request variance (every request is the plan's reference
-  request), serves within a tick without queueing, and resolves waits only to one tick, so it
-  is optimistic for short SLOs and bursty traffic within a tick.
+  request), serves within a tick without queueing, and resolves waits only to one tick.
 
 Every pass the policy sees what the live reconciler sees: instance states (live, from
-Xinference), requests in flight per instance (the gateway's, queued requests spread over the
-ready instances), QPS and prompt and completion tokens/s as arrivals over `window` seconds
-ending `lag` seconds ago (Prometheus `rate(...[1m])` behind one scrape; tokens count at the
-request's arrival, where the gateway counts them at its answer), and utilisation as the busy
-share of the model's accelerators since the last pass. Launches load for `cold_start` seconds; draining instances
-stop taking requests and are terminated by the policy once idle (fluid: at the next pass) or
-at `drainTimeout`, which kills what is still in flight (counted as shed).
+Xinference), requests in flight per instance (the gateway's), QPS (every attempt, 429s
+included, as `xpool_gateway_requests_total` counts them) and prompt and completion tokens/s
+as arrivals over `window` seconds ending `lag` seconds ago (Prometheus `rate(...[1m])` behind
+one scrape; tokens count at the request's arrival, where the gateway counts them at its
+answer), and the utilisation of the model's pool as the accelerator exporters report it:
+accelerators whose instance has a request in flight over all the pool's accelerators, since
+the last pass. Launches load for the model's cold start (`Service.cold_start`, or a fixed
+`cold_start`); draining instances stop taking requests and are terminated by the policy once
+idle (fluid: at the next pass) or at `drainTimeout`: the requests a Terminate kills are sent
+again from the start (counted as requeued; their first answers count as late).
 """
 
 from __future__ import annotations
@@ -46,10 +52,11 @@ from xpool.sim.service import Service
 
 @dataclass(frozen=True)
 class Options:
-    cold_start: float = 60.0  # seconds from launch to ready
+    cold_start: float | None = None  # seconds from launch to ready; None: each model's own
     window: float = 60.0  # QPS rate window
     lag: float = 15.0  # scrape lag of the QPS the policy sees
-    queue_timeout: float = 60.0  # a request queued longer is shed
+    retries: int = 2  # a client retries a 429 this many times (OpenAI's client: 2)...
+    retry_after: float = 1.0  # ...after the gateway's Retry-After (1 s)
     tick: float = 5.0  # fluid mode: seconds per tick
     poisson: bool = False  # fluid mode: seeded Poisson arrivals instead of rate x tick
     seed: int = 0
@@ -63,7 +70,8 @@ class _Instance:
     state: str  # loading | ready | draining
     since: float
     busy: int = 0
-    inflight: dict[int, bool] = field(default_factory=dict)  # request seq -> within SLO
+    # request seq -> (within SLO, input tokens, output tokens)
+    inflight: dict[int, tuple[bool, int, int]] = field(default_factory=dict)
 
 
 class _World:
@@ -96,6 +104,15 @@ class _World:
         self.pass_held = dict.fromkeys(services, 0.0)
         self.pass_busy = dict.fromkeys(services, 0.0)
         self.work = dict.fromkeys(services, 0.0)
+        # Accelerators of instances with a request in flight (what the exporters see busy),
+        # and their integrals since the start and the last pass.
+        self.active_w = dict.fromkeys(services, 0.0)
+        self.active_area = dict.fromkeys(services, 0.0)
+        self.pass_active = dict.fromkeys(services, 0.0)
+        self.pass_started = 0.0
+        self.pool_size = {p.name: p.accelerators for p in spec.pools}
+        # requests killed by a Terminate, to be served again: (model, input, output tokens)
+        self.lost: list[tuple[str, int, int]] = []
         # per second of arrival: [second, requests, prompt tokens, completion tokens]
         self.arrivals: dict[str, deque[list[float]]] = {m: deque() for m in services}
         for tier in {s.tier for s in services.values()}:
@@ -111,6 +128,9 @@ class _World:
                 self.busy_area[m] += b
                 self.pass_held[m] += h
                 self.pass_busy[m] += b
+                a = self.active_w[m] * dt
+                self.active_area[m] += a
+                self.pass_active[m] += a
             self.last = now
 
     def arrived(
@@ -148,7 +168,10 @@ class _World:
         if ready:
             self.make_ready(inst, now)
         else:
-            heapq.heappush(self.loading, (now + self.options.cold_start, self.counter, inst.uid))
+            cold = self.options.cold_start
+            if cold is None:
+                cold = self.services[model].cold_start
+            heapq.heappush(self.loading, (now + cold, self.counter, inst.uid))
         return inst
 
     def make_ready(self, inst: _Instance, now: float) -> None:
@@ -191,13 +214,18 @@ class _World:
                 self.ready[inst.model].remove(inst)
             svc = self.services[inst.model]
             tier = self.result.tiers[svc.tier]
-            for ok in inst.inflight.values():
-                tier.shed += 1
+            for ok, tokens_in, tokens_out in inst.inflight.values():
+                tier.requeued += 1
                 tier.within_slo -= ok
+                self.lost.append((inst.model, tokens_in, tokens_out))
+            if inst.busy > 0:
+                self.active_w[inst.model] -= svc.accelerators
             self.busy_w[inst.model] -= inst.busy / svc.slots * svc.accelerators
             self.held_w[inst.model] -= svc.accelerators
 
     def observe(self, now: float, queued: Mapping[str, float]) -> Observation:
+        """What the reconciler sees; `queued`: requests in flight per model not held in the
+        instances' own records (fluid mode's estimate), spread over its ready instances."""
         insts = []
         for inst in self.instances.values():
             extra = 0.0
@@ -213,13 +241,26 @@ class _World:
                     math.ceil(inst.busy + extra),
                 )
             )
-        load = {}
+        util = self.pool_utilisation(now)
+        load = {
+            m: replace(self.observed(m, now), utilization=util.get(svc.pool))
+            for m, svc in self.services.items()
+        }
         for m in self.services:
-            held = self.pass_held[m]
-            util = self.pass_busy[m] / held if held else None
-            load[m] = replace(self.observed(m, now), utilization=util)
-            self.pass_held[m] = self.pass_busy[m] = 0.0
+            self.pass_held[m] = self.pass_busy[m] = self.pass_active[m] = 0.0
+        self.pass_started = now
         return Observation(now, tuple(insts), load)
+
+    def pool_utilisation(self, now: float) -> dict[str, float]:
+        """Per pool, busy accelerators over all of its accelerators since the last pass: the
+        exporters' average (DCGM, npu-exporter), what the live reconciler reads."""
+        span = now - self.pass_started
+        if span <= 0:
+            return {}
+        busy: dict[str, float] = {}
+        for m, svc in self.services.items():
+            busy[svc.pool] = busy.get(svc.pool, 0.0) + self.pass_active[m]
+        return {pool: b / (self.pool_size[pool] * span) for pool, b in busy.items()}
 
     def reconcile(self, now: float, queued: Mapping[str, float], since: float) -> None:
         self.advance(now)
@@ -248,6 +289,9 @@ class _World:
         self.advance(now)
         self.result.accelerator_seconds = sum(self.held_area.values())
         self.result.busy_accelerator_seconds = sum(self.busy_area.values())
+        self.result.pool_busy_seconds = sum(self.active_area.values())
+        pools = {svc.pool for svc in self.services.values()}
+        self.result.pool_seconds = sum(self.pool_size[p] for p in pools) * now
 
 
 def _warm(world: _World, initial: Mapping[str, int]) -> None:
@@ -270,7 +314,6 @@ def run_requests(
     world = _World(spec, services, controller, options, result)
     _warm(world, initial)
     replay = _RequestReplay(world, controller)
-    queues = replay.queues
     for r in load.requests():
         if r.t >= load.end:
             break
@@ -280,20 +323,18 @@ def run_requests(
         replay.passes_until(r.t)
         replay.to_time(r.t)
         world.advance(r.t)
+        tokens_out = svc.fit(r.input_tokens, r.output_tokens)
+        if tokens_out is None:
+            replay.too_long(r.model, r.t)
+            continue
         world.arrived(
             r.model,
             r.t,
             1,
-            svc.duration(r.input_tokens, r.output_tokens),
-            (r.input_tokens, r.output_tokens if svc.reference_output else 0),
+            svc.duration(r.input_tokens, tokens_out),
+            (r.input_tokens, tokens_out if svc.reference_output else 0),
         )
-        ready = world.ready[r.model]
-        queue = queues[r.model]
-        best = min(ready, key=lambda i: i.busy) if ready else None
-        if best is not None and best.busy < svc.slots and not queue:
-            replay.start(best, r.t, r.t, r.input_tokens, r.output_tokens)
-        else:
-            queue.append((r.t, r.input_tokens, r.output_tokens))
+        replay.attempt(r.model, r.t, r.t, r.input_tokens, tokens_out, 0)
     replay.passes_until(load.end)
     replay.to_time(load.end)
     replay.count_waiting(load.end)
@@ -303,25 +344,55 @@ def run_requests(
 
 
 class _RequestReplay:
-    """Request mode's state beside the world: each model's FIFO queue (the gateway's), the
-    completions of the requests in flight, and when the policy passes.
+    """Request mode's state beside the world: the completions of the requests in flight, the
+    clients' retries of requests the gateway refused, and when the policy passes.
 
-    Every request goes through `start` and every completion through `to_time`, so these are
-    the simulator's hot path: they bind what they use to locals once per call.
+    The gateway queues nothing: a request takes a slot of the ready instance with the fewest
+    requests in flight below its request limit (`context.batch`), or is answered 429 with
+    Retry-After; the client tries again `retry_after` later, at most `retries` times.
+    Every request goes through `attempt` and every completion through `to_time`, so these are
+    the simulator's hot path.
     """
 
-    __slots__ = ("controller", "done", "last_pass", "next_pass", "queues", "seq", "world")
+    __slots__ = ("controller", "done", "last_pass", "next_pass", "retrying", "seq", "world")
 
     def __init__(self, world: _World, controller: Controller) -> None:
         self.world = world
         self.controller = controller
-        self.queues: dict[str, deque[tuple[float, int, int]]] = {
-            m: deque() for m in world.services
-        }  # (arrived, input tokens, output tokens)
         self.done: list[tuple[float, int, str]] = []  # (finish time, seq, uid)
+        # (retry at, seq, model, arrived, input tokens, output tokens, attempts so far); a
+        # negative `arrived` marks lost work served again (its outcome is already counted)
+        self.retrying: list[tuple[float, int, str, float, int, int, int]] = []
         self.seq = 0
         self.next_pass = 0.0
         self.last_pass = 0.0
+
+    def attempt(
+        self, model: str, now: float, arrived: float, tokens_in: int, tokens_out: int, tries: int
+    ) -> None:
+        """The gateway admits the request to a free slot, or refuses it (429)."""
+        world = self.world
+        svc = world.services[model]
+        ready = world.ready[model]
+        best = min(ready, key=lambda i: i.busy) if ready else None
+        if best is not None and best.busy < svc.slots:
+            self.start(best, now, arrived, tokens_in, tokens_out)
+        elif tries < world.options.retries:
+            self.seq += 1
+            heapq.heappush(
+                self.retrying,
+                (
+                    now + world.options.retry_after,
+                    self.seq,
+                    model,
+                    arrived,
+                    tokens_in,
+                    tokens_out,
+                    tries + 1,
+                ),
+            )
+        else:
+            self.shed(model, arrived, tokens_in)
 
     def start(
         self, inst: _Instance, now: float, arrived: float, tokens_in: int, tokens_out: int
@@ -329,95 +400,98 @@ class _RequestReplay:
         """`inst` takes a request that arrived at `arrived`: its TTFT is known now."""
         world = self.world
         svc = world.services[inst.model]
-        wait = now - arrived
-        ttft = wait + svc.prefill(tokens_in)
-        ok = ttft <= svc.ttft_slo
-        tier = world.result.tiers[svc.tier]
-        tier.requests += 1
-        tier.attainable += svc.prefill(tokens_in) <= svc.ttft_slo
-        tier.within_slo += ok
-        tier.ttft[bin_of(ttft)] += 1
+        ok = False
+        if arrived >= 0:
+            ttft = now - arrived + svc.prefill(tokens_in)
+            ok = ttft <= svc.ttft_slo
+            tier = world.result.tiers[svc.tier]
+            tier.requests += 1
+            tier.attainable += svc.prefill(tokens_in) <= svc.ttft_slo
+            tier.within_slo += ok
+            tier.ttft[bin_of(ttft)] += 1
         self.seq = seq = self.seq + 1
-        inst.inflight[seq] = ok
+        inst.inflight[seq] = (ok, tokens_in, tokens_out)
+        if not inst.busy:
+            world.active_w[inst.model] += svc.accelerators
         inst.busy += 1
         world.busy_w[inst.model] += svc.accelerators / svc.slots
         heapq.heappush(self.done, (now + svc.duration(tokens_in, tokens_out), seq, inst.uid))
 
-    def shed(self, model: str, tokens_in: int) -> None:
-        """A request waited longer than `queue_timeout`: counted, never served."""
+    def shed(self, model: str, arrived: float, tokens_in: int) -> None:
+        """Refused on every attempt: the client gives up (lost work: it is lost for good)."""
         svc = self.world.services[model]
         tier = self.world.result.tiers[svc.tier]
-        tier.requests += 1
         tier.shed += 1
-        tier.attainable += svc.prefill(tokens_in) <= svc.ttft_slo
+        if arrived >= 0:
+            tier.requests += 1
+            tier.attainable += svc.prefill(tokens_in) <= svc.ttft_slo
 
-    def pull(self, inst: _Instance, now: float) -> None:
-        """`inst` takes queued requests while it has free slots (shedding the timed-out)."""
-        queue = self.queues[inst.model]
-        slots = self.world.services[inst.model].slots
-        timeout = self.world.options.queue_timeout
-        while queue and inst.busy < slots:
-            arrived, tokens_in, tokens_out = queue.popleft()
-            if now - arrived > timeout:
-                self.shed(inst.model, tokens_in)
-            else:
-                self.start(inst, now, arrived, tokens_in, tokens_out)
+    def too_long(self, model: str, now: float) -> None:
+        """The engine refuses a prompt longer than the model's context (HTTP 400)."""
+        self.world.arrived(model, now, 1, 0.0, (0, 0))
+        tier = self.world.result.tiers[self.world.services[model].tier]
+        tier.requests += 1
+        tier.too_long += 1
 
-    def purge(self, now: float) -> None:
-        timeout = self.world.options.queue_timeout
-        for model, queue in self.queues.items():
-            while queue and now - queue[0][0] > timeout:
-                self.shed(model, queue.popleft()[1])
+    def requeue_lost(self, now: float) -> None:
+        """Requests killed by a Terminate are sent again from the start."""
+        for model, tokens_in, tokens_out in self.world.lost:
+            self.attempt(model, now, -1.0, tokens_in, tokens_out, 0)
+        self.world.lost.clear()
+
+    def finish(self, t: float) -> None:
+        _, key, uid = heapq.heappop(self.done)
+        world = self.world
+        inst = world.instances.get(uid)
+        if inst is None or key not in inst.inflight:
+            return
+        del inst.inflight[key]
+        inst.busy -= 1
+        svc = world.services[inst.model]
+        world.busy_w[inst.model] -= svc.accelerators / svc.slots
+        if not inst.busy:
+            world.active_w[inst.model] -= svc.accelerators
 
     def to_time(self, now: float) -> None:
-        """Completions and instances becoming ready up to `now`, in time order."""
-        world, done, loading = self.world, self.done, self.world.loading
-        services, busy_w = world.services, world.busy_w
+        """Completions, instances becoming ready and clients' retries up to `now`, in time
+        order (a completion first when they tie: its slot frees before the retry lands)."""
+        world, done, loading, retrying = self.world, self.done, self.world.loading, self.retrying
         while True:
             t_done = done[0][0] if done else math.inf
             t_ready = loading[0][0] if loading else math.inf
-            t = min(t_done, t_ready)
+            t_retry = retrying[0][0] if retrying else math.inf
+            t = min(t_done, t_ready, t_retry)
             if t > now:
                 return
             world.advance(t)
-            if t_done <= t_ready:
-                _, key, uid = heapq.heappop(done)
-                inst = world.instances.get(uid)
-                if inst is None or key not in inst.inflight:
-                    continue
-                del inst.inflight[key]
-                inst.busy -= 1
-                svc = services[inst.model]
-                busy_w[inst.model] -= svc.accelerators / svc.slots
-                if inst.state == "ready":
-                    self.pull(inst, t)
+            if t_done == t:
+                self.finish(t)
+            elif t_ready == t:
+                world.due_ready(t)
             else:
-                for inst in world.due_ready(t):
-                    self.pull(inst, t)
+                _, _, model, arrived, tokens_in, tokens_out, tries = heapq.heappop(retrying)
+                world.arrived(model, t, 1, 0.0, (0, 0))  # the gateway counts every attempt
+                self.attempt(model, t, arrived, tokens_in, tokens_out, tries)
 
     def passes_until(self, now: float) -> None:
         """Every policy pass due by `now`, each seeing the world as it was at its time."""
         while self.next_pass <= now:
             at = self.next_pass
             self.to_time(at)
-            self.purge(at)
-            self.world.reconcile(at, {m: len(q) for m, q in self.queues.items()}, self.last_pass)
-            for m, q in self.queues.items():
-                for inst in list(self.world.ready[m]) if q else ():
-                    self.pull(inst, at)
+            self.world.reconcile(at, {}, self.last_pass)
+            self.requeue_lost(at)
             self.last_pass = at
             self.next_pass += self.controller.interval
 
     def count_waiting(self, end: float) -> None:
-        """Requests still queued at `end`: those already past the SLO missed it; the others
+        """Requests still retrying at `end`: those already past the SLO missed it; the others
         are left out (their outcome is unknown)."""
-        for model, queue in self.queues.items():
+        for _, _, model, arrived, tokens_in, _, _ in self.retrying:
             svc = self.world.services[model]
-            tier = self.world.result.tiers[svc.tier]
-            for arrived, tokens_in, _ in queue:
-                if end - arrived > svc.ttft_slo:
-                    tier.requests += 1
-                    tier.attainable += svc.prefill(tokens_in) <= svc.ttft_slo
+            if arrived >= 0 and end - arrived > svc.ttft_slo:
+                tier = self.world.result.tiers[svc.tier]
+                tier.requests += 1
+                tier.attainable += svc.prefill(tokens_in) <= svc.ttft_slo
 
 
 def run_fluid(
@@ -435,8 +509,8 @@ def run_fluid(
     _warm(world, initial)
     rng = random.Random(options.seed)
     dt = options.tick
+    patience = options.retries * options.retry_after  # a client gives up after its retries
     queues: dict[str, deque[list[float]]] = {m: deque() for m in services}  # [arrived, count]
-    queued = dict.fromkeys(services, 0.0)
     steps = {m: list(load.series.get(m, ())) for m in services}
     cursor = dict.fromkeys(services, 0)
     served_rate = dict.fromkeys(services, 0.0)
@@ -453,7 +527,7 @@ def run_fluid(
         if now >= next_pass:
             world.reconcile(
                 now,
-                {m: queued[m] + served_rate[m] * services[m].reference_duration for m in services},
+                {m: served_rate[m] * services[m].reference_duration for m in services},
                 last_pass,
             )
             for inst in [i for i in world.instances.values() if i.state == "draining"]:
@@ -473,7 +547,6 @@ def run_fluid(
             tier = tiers[m]
             if count > 0:
                 queue.append([now, count])
-                queued[m] += count
                 tokens = (count * svc.reference_input, count * svc.reference_output)
                 world.arrived(m, now, count, count * svc.reference_duration, tokens)
             capacity = len(world.ready[m]) * per_instance[m] * span
@@ -482,12 +555,11 @@ def run_fluid(
             while queue and served < capacity:
                 arrived, n = queue[0]
                 wait = now - arrived
-                if wait > options.queue_timeout:
+                if wait > patience:
                     queue.popleft()
                     tier.requests += n
                     tier.attainable += n * attainable[m]
                     tier.shed += n
-                    queued[m] -= n
                     continue
                 take = min(n, capacity - served)
                 ttft = wait + ttft0
@@ -497,20 +569,21 @@ def run_fluid(
                     tier.within_slo += take
                 tier.ttft[bin_of(ttft)] += take
                 served += take
-                queued[m] -= take
                 if take >= n:
                     queue.popleft()
                 else:
                     queue[0][1] = n - take
-            while queue and now - queue[0][0] > options.queue_timeout:
+            while queue and now - queue[0][0] > patience:
                 arrived, n = queue.popleft()
                 tier.requests += n
                 tier.attainable += n * attainable[m]
                 tier.shed += n
-                queued[m] -= n
             served_rate[m] = served / span if span else 0.0
             ready = len(world.ready[m])
             world.busy_w[m] = served / capacity * ready * svc.accelerators if capacity > 0 else 0.0
+            # least-outstanding routing spreads the requests in flight: one per instance first
+            inflight = served_rate[m] * svc.reference_duration
+            world.active_w[m] = min(ready, inflight) * svc.accelerators
         world.advance(now + span)
     end = load.end
     for m, queue in queues.items():

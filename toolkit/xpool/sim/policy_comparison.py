@@ -11,7 +11,17 @@ from xpool.capacity.plan import CapacityPlan
 from xpool.config.models import Platform
 from xpool.errors import InputError
 from xpool.policy.spec import PolicySpec, policy_spec
-from xpool.sim.baselines import POLICIES, Hpa, Pooled, Static, oracle, static_counts
+from xpool.sim.baselines import (
+    POLICIES,
+    Controller,
+    Hpa,
+    Pooled,
+    Siloed,
+    Static,
+    oracle,
+    static_counts,
+    within_pool,
+)
 from xpool.sim.engine import Options, run_fluid, run_requests
 from xpool.sim.load import Load, RequestLoad, work_profile
 from xpool.sim.results import PolicyResult
@@ -57,9 +67,11 @@ class PolicyComparison:
         }
 
 
-def oracle_result(oracle_seconds: float, busy_seconds: float, span: float) -> PolicyResult:
+def oracle_result(
+    name: str, oracle_seconds: float, busy_seconds: float, span: float
+) -> PolicyResult:
     return PolicyResult(
-        "oracle",
+        name,
         span,
         accelerator_seconds=oracle_seconds,
         busy_accelerator_seconds=busy_seconds,
@@ -86,30 +98,38 @@ def simulate(
     check_policies(policies)
     started = time.perf_counter()
     profile = work_profile(load, svcs)
-    best = oracle(profile, svcs, spec, load.end)
+    cold = {
+        m: s.cold_start if options.cold_start is None else options.cold_start
+        for m, s in svcs.items()
+    }
+    oracles = {
+        "oracle": oracle(profile, svcs, spec, load.end, cold),
+        "oracle-bound": oracle(profile, svcs, spec, load.end),
+    }
+    best = oracles["oracle"]
     profile_seconds = time.perf_counter() - started
     run = run_requests if isinstance(load, RequestLoad) else run_fluid
     results = []
     for name in policies:
-        if name == "oracle":
-            o = oracle_result(best.accelerator_seconds, best.busy_accelerator_seconds, load.end)
-            o.wall_seconds = profile_seconds
-            results.append(o)
+        if name in oracles:
+            o = oracles[name]
+            r = oracle_result(name, o.accelerator_seconds, o.busy_accelerator_seconds, load.end)
+            r.wall_seconds = profile_seconds
+            results.append(r)
             continue
+        controller: Controller
         if name == "static":
             controller = Static(interval)
             initial = static_counts(profile, svcs, spec)
-        elif name == "hpa":
-            controller, initial = Hpa(spec), _capped(best.first, spec)
+        elif name == "siloed":
+            controller = Siloed(spec, interval)
+            initial = within_pool(best.first, spec, by_tier=True)
         else:
-            controller, initial = Pooled(spec, interval), _capped(best.first, spec)
+            controller = Hpa(spec, interval) if name == "hpa" else Pooled(spec, interval)
+            initial = within_pool(best.first, spec)
         results.append(run(spec, svcs, load, controller, initial, options))  # type: ignore[arg-type]
     mode = "requests" if isinstance(load, RequestLoad) else "fluid"
     return PolicyComparison(mode, tuple(results), best.accelerator_seconds / 3600 or None)
-
-
-def _capped(counts: Mapping[str, int], spec: PolicySpec) -> dict[str, int]:
-    return {m.name: min(m.max, counts.get(m.name, m.min)) for m in spec.models}
 
 
 def setup(

@@ -27,11 +27,13 @@ def bin_upper(index: int) -> float:
 
 @dataclass
 class TierResult:
-    requests: float = 0.0  # started, shed or still waiting past the SLO at the end
+    requests: float = 0.0  # started, shed, rejected, too long or still waiting past the SLO
     within_slo: float = 0.0  # TTFT <= slo.ttftMs
-    shed: float = 0.0  # waited past the queue timeout, or killed by a drain timeout
+    shed: float = 0.0  # answered 429 on every attempt (or waited past the fluid retry span)
     attainable: float = 0.0  # whose prefill alone is within the SLO (no policy does better)
     ttft: list[float] = field(default_factory=lambda: [0.0] * BINS)
+    too_long: float = 0.0  # prompts longer than the model's seqLen: refused by the engine
+    requeued: float = 0.0  # killed on a terminated instance and served again from the start
 
     @property
     def attainment(self) -> float | None:
@@ -78,6 +80,10 @@ class PolicyResult:
     reclaimed: dict[str, dict[str, int]] = field(default_factory=dict)
     samples: list[Sample] = field(default_factory=list)
     wall_seconds: float = 0.0
+    # What the accelerator exporters report, averaged over the pools the models run on: an
+    # accelerator is busy while its instance has a request in flight (kernels run).
+    pool_busy_seconds: float = 0.0
+    pool_seconds: float = 0.0
 
     @property
     def accelerator_hours(self) -> float:
@@ -88,6 +94,10 @@ class PolicyResult:
         if not self.accelerator_seconds:
             return None
         return self.busy_accelerator_seconds / self.accelerator_seconds
+
+    @property
+    def pool_utilisation(self) -> float | None:
+        return self.pool_busy_seconds / self.pool_seconds if self.pool_seconds else None
 
     @property
     def shed(self) -> float:
@@ -114,6 +124,9 @@ class PolicyResult:
             "ttftP99Seconds": {name: _round(t.quantile(0.99)) for name, t in self.tiers.items()},
             "requests": {name: round(t.requests, 1) for name, t in self.tiers.items()},
             "shed": round(self.shed, 1),
+            "tooLong": {name: round(t.too_long, 1) for name, t in self.tiers.items()},
+            "requeued": {name: round(t.requeued, 1) for name, t in self.tiers.items()},
+            "poolUtilisation": _round(self.pool_utilisation),
             "scaleUps": self.scale_ups,
             "scaleDowns": self.scale_downs,
             "preemptions": self.preemptions,
