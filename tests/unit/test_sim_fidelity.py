@@ -18,8 +18,8 @@ from xpool.policy.state import Observation
 from xpool.resolve import resolve_platform
 from xpool.sim.baselines import Static
 from xpool.sim.engine import Options, run_requests
-from xpool.sim.load import RequestLoad
-from xpool.sim.policy_comparison import setup
+from xpool.sim.load import RateCursor, RateLoad, RequestLoad
+from xpool.sim.policy_comparison import setup, simulate
 from xpool.sim.requests import Request
 from xpool.sim.service import ENGINE_START_S, Service
 
@@ -153,3 +153,52 @@ def test_a_launch_serves_after_its_models_cold_start() -> None:
     # at 50 s the second instance is still loading for its 100 s: 8 of 16 wait for retries
     assert tier_own.within_slo == 8
     assert tier_fixed.within_slo == 16
+
+
+def test_the_policy_sees_the_pools_utilisation_unless_told_otherwise() -> None:
+    """P2's steady load keeps 8 of 10 accelerators busy; P0 has 2 QPS on one instance. The
+    exporters' pool average (80% busy) is over scaleUp.utilization (75%), so P0 scales up on
+    it; the model's own slot occupancy (2 QPS x 0.8 s on 8 slots: 20%) would not."""
+    spec = spec_of(
+        [model("chat", "P0", qps=10, lo=1, hi=4), model("eval", "P2", qps=1, lo=0, hi=8)],
+        scaling=SCALING,
+    )
+    svcs = {"chat": service("chat", "P0", qps=10), "eval": service("eval", "P2", qps=1)}
+    load = RateLoad({"chat": ((0.0, 2.0),), "eval": ((0.0, 6.0),)}, 1800.0)
+    ups = {}
+    for signal in ("pool", "slots"):
+        c = simulate(spec, svcs, load, ("pooled",), Options(utilisation=signal), 15.0)
+        result = c.result("pooled")
+        assert result is not None
+        ups[signal] = max(s.held["P0"] for s in result.samples)
+    assert ups == {"pool": 4, "slots": 1}
+
+
+def test_window_rates_move_linearly_between_window_middles() -> None:
+    cursor = RateCursor(((0.0, 10.0), (600.0, 20.0), (1800.0, 5.0)), 600.0)
+    got = [cursor.at(t) for t in (0.0, 300.0, 450.0, 600.0, 899.0, 1000.0, 1800.0)]
+    # 1200-1800 has no window: the rate steps there, and 600-1200 ends flat
+    assert got == pytest.approx([10.0, 10.0, 12.5, 15.0, 19.983, 20.0, 5.0], abs=1e-3)
+    assert RateCursor(((0.0, 10.0), (600.0, 20.0)), 0.0).at(599.0) == 10.0
+
+
+def test_fluid_arrivals_vary_as_the_trace_says_and_keep_their_mean() -> None:
+    """One model at 20 QPS whose counts have 20 x 9 variance per second (gaps with CV 3):
+    ticks draw counts with that variance, seeded; the smooth run sees exactly rate x tick."""
+    chat = model("chat", "P0", qps=10, lo=1, hi=8)
+    spec = spec_of([chat], scaling=SCALING)
+    svcs = {"chat": service("chat", "P0", qps=10)}
+    load = RateLoad({"chat": ((0.0, 20.0),)}, 6 * 3600.0, {"chat": ((0.0, 180.0),)})
+    results = {}
+    for name, options in (
+        ("smooth", Options(variability=False)),
+        ("varied", Options(seed=1)),
+        ("again", Options(seed=1)),
+    ):
+        result = simulate(spec, svcs, load, ("static",), options, 15.0).result("static")
+        assert result is not None
+        results[name] = result.tiers["P0"]
+    smooth, varied = results["smooth"], results["varied"]
+    assert varied.requests == pytest.approx(smooth.requests, rel=0.02)
+    assert varied.requests == results["again"].requests
+    assert smooth.shed == 0 < varied.shed  # bursts beyond the 3 static instances' 30 QPS

@@ -18,7 +18,7 @@ import pytest
 
 from xpool.errors import InputError
 from xpool.sim.requests import Request, rename, speedup, window
-from xpool.sim.servegen import WINDOW_S, servegen_rates, servegen_requests
+from xpool.sim.servegen import WINDOW_S, servegen_rates, servegen_requests, servegen_windows
 from xpool.sim.tokens import EmpiricalTokens, LognormalTokens
 from xpool.sim.traces import azure_requests, generic_lines, generic_requests
 
@@ -348,3 +348,21 @@ def test_window_stops_reading_at_its_end():
             t += 1.0
 
     assert len(list(window(endless(), 10.0, 20.0))) == 10
+
+
+@pytest.mark.parametrize(
+    ("pattern", "shape", "cv2"),
+    [("Gamma", 1 / 9, 9.0), ("Weibull", 0.5, 5.0), ("Gamma", 1.0, 1.0)],
+)
+def test_servegen_windows_give_the_counts_variance_of_the_fitted_gaps(pattern, shape, cv2):
+    """Over 20 s spans, the generated arrivals' counts have about rate x c^2 x 20 variance,
+    which `servegen_windows` gives fluid mode (a renewal process's index of dispersion)."""
+    rows = [f"{i * 600},5.0,1,{pattern},{shape},2.5\n" for i in range(20)]
+    (start, rate, variance), *_ = servegen_windows({"c": rows})
+    assert (start, rate) == (0.0, 5.0)
+    assert variance == pytest.approx(5.0 * cv2)
+    reqs = servegen_requests({"c": rows}, "m", seed=1, tokens=tokens())
+    counts = Counter(int(r.t // 20) for r in reqs)
+    spans = [counts.get(k, 0) for k in range(20 * 30)]
+    assert statistics.mean(spans) == pytest.approx(100.0)
+    assert statistics.pvariance(spans) == pytest.approx(variance * 20, rel=0.35)

@@ -44,8 +44,10 @@ class SimulateOptions:
     lag: str = "15s"
     retries: int = 2
     retry_after: str = "1s"
+    utilisation: str = "pool"  # what the policy sees: pool | slots | none
     tick: str = "5s"
     poisson: bool = False
+    smooth: bool = False  # fluid: no drawn variability
     fluid: bool | None = None  # None: requests, fluid for ServeGen
     report_dir: str | None = None
 
@@ -101,8 +103,10 @@ class SimulateOptions:
             lag=seconds["--lag"],
             retries=self.retries,
             retry_after=seconds["--retry-after"],
+            utilisation=self.utilisation,
             tick=seconds["--tick"],
             poisson=self.poisson,
+            variability=not self.smooth,
             seed=self.seed,
         )
 

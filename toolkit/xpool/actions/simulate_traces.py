@@ -21,7 +21,7 @@ from pathlib import Path
 from xpool.errors import InputError, Problem
 from xpool.sim.load import Load, RateLoad, RequestLoad, rates_of
 from xpool.sim.requests import Request
-from xpool.sim.servegen import WINDOW_S, servegen_rates
+from xpool.sim.servegen import WINDOW_S, servegen_windows
 from xpool.sim.traces import azure_requests, generic_requests
 
 KINDS = ("azure", "servegen", "csv", "jsonl")
@@ -86,18 +86,24 @@ def _merged(traces: list[TraceArg], seed: int, start: float, speedup: float) -> 
             yield Request((r.t - start) / speedup, r.model, r.input_tokens, r.output_tokens)
 
 
+Steps = tuple[tuple[float, float], ...]
+
+
 def _servegen(
     trace: TraceArg, start: float, end: float | None, speedup: float
-) -> tuple[tuple[float, float], ...]:
+) -> tuple[Steps, Steps]:
+    """The trace's rate and variance rate steps (a scaled rate keeps each client's gap
+    distribution, so its variance scales alike)."""
     with contextlib.ExitStack() as stack:
         files = {
             p.name: stack.enter_context(p.open(encoding="utf-8"))
             for p in sorted(trace.path.glob("chunk-*-trace.csv"))
         }
-        return tuple(
-            ((t - start) / speedup, rate * trace.scale * speedup)
-            for t, rate in servegen_rates(files, start=start, end=end)
-        )
+        windows = [
+            ((t - start) / speedup, rate * trace.scale * speedup, var * trace.scale * speedup)
+            for t, rate, var in servegen_windows(files, start=start, end=end)
+        ]
+    return tuple((t, r) for t, r, _ in windows), tuple((t, v) for t, _, v in windows)
 
 
 def build_load(
@@ -134,12 +140,14 @@ def build_load(
             last = max((r.t for r in _merged(other, seed, start, speedup)), default=0.0)
             span = last + 1.0
         return RequestLoad(lambda: _merged(other, seed, start, speedup), span)
-    series: dict[str, tuple[tuple[float, float], ...]] = {}
+    series: dict[str, Steps] = {}
+    variance: dict[str, Steps] = {}
     spans = []
     for t in serve:
-        steps = _servegen(t, start, end, speedup)
+        steps, var = _servegen(t, start, end, speedup)
         assert t.model is not None
         series[t.model] = _summed(series.get(t.model, ()), steps)
+        variance[t.model] = _summed(variance.get(t.model, ()), var)
         if steps:
             spans.append(steps[-1][0] + WINDOW_S / speedup)
     if other:
@@ -152,7 +160,9 @@ def build_load(
     total = duration if duration is not None else max(spans, default=0.0)
     if total <= 0:
         raise InputError([Problem("--trace", "", "the traces hold no traffic after --start")])
-    return RateLoad(series, total)
+    # ServeGen's rates move between its windows' middles; binned request traces step
+    window = WINDOW_S / speedup if serve and not other else 0.0
+    return RateLoad(series, total, variance, window)
 
 
 def _summed(

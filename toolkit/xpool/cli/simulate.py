@@ -12,6 +12,7 @@ from xpool.actions.runtime import Runtime
 from xpool.actions.simulate import SimulateOptions, simulate
 from xpool.cli.output import emit_data, emit_table, note, output_option
 from xpool.sim.baselines import POLICIES
+from xpool.sim.engine import UTILISATION_SIGNALS
 from xpool.sim.policy_comparison import PolicyComparison
 
 
@@ -107,8 +108,18 @@ def print_table(comparison: PolicyComparison) -> None:
     help="Client retries of a 429.",
 )
 @click.option("--retry-after", default="1s", show_default=True, help="Gateway's Retry-After.")
+@click.option(
+    "--utilisation",
+    type=click.Choice(UTILISATION_SIGNALS),
+    default="pool",
+    show_default=True,
+    help="Utilisation the policy sees: the pool's exporters, the model's slots, or none.",
+)
 @click.option("--tick", default="5s", show_default=True, help="Fluid mode: time step.")
 @click.option("--poisson", is_flag=True, help="Fluid mode: seeded Poisson arrivals per tick.")
+@click.option(
+    "--smooth", is_flag=True, help="Fluid mode: rate x tick arrivals, not the trace's variance."
+)
 @click.option(
     "--fluid/--requests",
     "fluid",
@@ -137,8 +148,10 @@ def simulate_command(
     lag: str,
     retries: int,
     retry_after: str,
+    utilisation: str,
     tick: str,
     poisson: bool,
+    smooth: bool,
     fluid: bool | None,
     output: str,
     report_dir: str | None,
@@ -159,8 +172,10 @@ def simulate_command(
         lag=lag,
         retries=retries,
         retry_after=retry_after,
+        utilisation=utilisation,
         tick=tick,
         poisson=poisson,
+        smooth=smooth,
         fluid=fluid,
         report_dir=report_dir,
     )

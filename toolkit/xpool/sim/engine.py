@@ -45,9 +45,11 @@ from xpool.policy.actions import Action, Drain, Launch, Terminate
 from xpool.policy.spec import PolicySpec
 from xpool.policy.state import InstanceObs, LoadObs, Observation
 from xpool.sim.baselines import Controller
-from xpool.sim.load import RateLoad, RequestLoad
+from xpool.sim.load import RateCursor, RateLoad, RequestLoad
 from xpool.sim.results import PolicyResult, Sample, TierResult, bin_of
 from xpool.sim.service import Service
+
+UTILISATION_SIGNALS = ("pool", "slots", "none")
 
 
 @dataclass(frozen=True)
@@ -57,8 +59,12 @@ class Options:
     lag: float = 15.0  # scrape lag of the QPS the policy sees
     retries: int = 2  # a client retries a 429 this many times (OpenAI's client: 2)...
     retry_after: float = 1.0  # ...after the gateway's Retry-After (1 s)
+    # the utilisation the policy sees: "pool" (the exporters' busy accelerators over the pool,
+    # as the shipped PromQL reads them), "slots" (the model's slot occupancy), "none"
+    utilisation: str = "pool"
     tick: float = 5.0  # fluid mode: seconds per tick
     poisson: bool = False  # fluid mode: seeded Poisson arrivals instead of rate x tick
+    variability: bool = True  # fluid mode: draw arrivals with the load's own variance
     seed: int = 0
 
 
@@ -241,15 +247,27 @@ class _World:
                     math.ceil(inst.busy + extra),
                 )
             )
-        util = self.pool_utilisation(now)
         load = {
-            m: replace(self.observed(m, now), utilization=util.get(svc.pool))
-            for m, svc in self.services.items()
+            m: replace(self.observed(m, now), utilization=u)
+            for m, u in self.utilisation_seen(now).items()
         }
         for m in self.services:
             self.pass_held[m] = self.pass_busy[m] = self.pass_active[m] = 0.0
         self.pass_started = now
         return Observation(now, tuple(insts), load)
+
+    def utilisation_seen(self, now: float) -> dict[str, float | None]:
+        """The utilisation each model's policy input shows, per `Options.utilisation`."""
+        kind = self.options.utilisation
+        if kind == "pool":
+            pools = self.pool_utilisation(now)
+            return {m: pools.get(svc.pool) for m, svc in self.services.items()}
+        if kind == "slots":
+            return {
+                m: self.pass_busy[m] / self.pass_held[m] if self.pass_held[m] else None
+                for m in self.services
+            }
+        return dict.fromkeys(self.services)
 
     def pool_utilisation(self, now: float) -> dict[str, float]:
         """Per pool, busy accelerators over all of its accelerators since the last pass: the
@@ -511,8 +529,8 @@ def run_fluid(
     dt = options.tick
     patience = options.retries * options.retry_after  # a client gives up after its retries
     queues: dict[str, deque[list[float]]] = {m: deque() for m in services}  # [arrived, count]
-    steps = {m: list(load.series.get(m, ())) for m in services}
-    cursor = dict.fromkeys(services, 0)
+    rates = {m: RateCursor(load.series.get(m, ()), load.window) for m in services}
+    variances = {m: RateCursor(load.variance.get(m, ()), load.window) for m in services}
     served_rate = dict.fromkeys(services, 0.0)
     per_instance = {m: s.slots / s.reference_duration for m, s in services.items()}
     prefill = {m: s.prefill(s.reference_input) for m, s in services.items()}
@@ -536,13 +554,9 @@ def run_fluid(
             next_pass += controller.interval
         world.due_ready(now)
         for m, svc in services.items():
-            series, i = steps[m], cursor[m]
-            while i + 1 < len(series) and series[i + 1][0] <= now:
-                i += 1
-            cursor[m] = i
-            rate = series[i][1] if series and series[i][0] <= now else 0.0
-            expected = rate * span
-            count = _poisson(rng, expected) if options.poisson else expected
+            count = _tick_arrivals(
+                rng, options, rates[m].at(now) * span, variances[m].at(now) * span
+            )
             queue = queues[m]
             tier = tiers[m]
             if count > 0:
@@ -594,6 +608,24 @@ def run_fluid(
     world.finish(end)
     result.wall_seconds = time.perf_counter() - started
     return result
+
+
+def _tick_arrivals(rng: random.Random, options: Options, mean: float, variance: float) -> float:
+    """One tick's arrivals: Poisson if asked, else drawn with the load's variance, else the
+    mean itself."""
+    if options.poisson:
+        return _poisson(rng, mean)
+    if options.variability:
+        return _varied(rng, mean, variance)
+    return mean
+
+
+def _varied(rng: random.Random, mean: float, variance: float) -> float:
+    """A count with this mean and variance: a Gamma draw (a continuous count, as fluid
+    chunks are); exactly the mean when there is no variance."""
+    if mean <= 0 or variance <= 0:
+        return mean
+    return rng.gammavariate(mean * mean / variance, variance / mean)
 
 
 def _poisson(rng: random.Random, mean: float) -> int:

@@ -108,12 +108,43 @@ def servegen_rates(
     `clients` maps a name per client (the file name, used in messages) to the lines of its
     trace file; windows are whole, even where [start, end) cuts them.
     """
+    for when, rate, _ in servegen_windows(clients, start=start, end=end):
+        yield when, rate
+
+
+def servegen_windows(
+    clients: Mapping[str, Iterable[str]], *, start: float = 0.0, end: float | None = None
+) -> Iterator[tuple[float, float, float]]:
+    """(window start, summed rate, summed variance rate) for each window overlapping
+    [start, end): the arrivals of a span of T seconds within the window number about
+    rate x T, with variance about (variance rate) x T.
+
+    Each client is a renewal process whose gaps have the fitted shape's coefficient of
+    variation c; its counts over T have variance rate x c^2 x T (Cox's asymptotic
+    index of dispersion, for T much longer than a gap); independent clients add. c^2 is capped
+    at the window's count, the variance of a window whose arrivals all come at once.
+    """
     streams = [
-        ((w.start, w.rate) for w in _span(_windows(lines, name), start, end))
+        (
+            (w.start, w.rate, w.rate * min(_cv2(w), w.rate * WINDOW_S))
+            for w in _span(_windows(lines, name), start, end)
+        )
         for name, lines in clients.items()
     ]
     for when, group in groupby(heapq.merge(*streams), key=itemgetter(0)):
-        yield when, sum(rate for _, rate in group)
+        rows = list(group)
+        yield when, sum(r[1] for r in rows), sum(r[2] for r in rows)
+
+
+def _cv2(w: _Window) -> float:
+    """Squared coefficient of variation of a window's gaps: Gamma 1/shape; Weibull
+    Gamma(1 + 2/k) / Gamma(1 + 1/k)^2 - 1 (in logs: tiny shapes overflow)."""
+    if not w.pattern:
+        return 0.0
+    if w.pattern == "Gamma":
+        return 1.0 / w.shape
+    log_ratio = math.lgamma(1 + 2 / w.shape) - 2 * math.lgamma(1 + 1 / w.shape)
+    return math.exp(min(log_ratio, 700.0)) - 1.0
 
 
 def _arrivals(
