@@ -80,6 +80,7 @@ class _KillAt:
 
     name = "kill"
     interval = 15.0
+    acts = True
 
     def __init__(self, at: float) -> None:
         self.at = at
@@ -141,6 +142,7 @@ def test_a_launch_serves_after_its_models_cold_start() -> None:
     class _LaunchOnce:
         name = "launch"
         interval = 15.0
+        acts = True
 
         def step(self, obs: Observation) -> Sequence[Action]:
             if obs.now:

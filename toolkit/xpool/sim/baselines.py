@@ -47,6 +47,7 @@ ORACLE_WINDOW = 600.0
 class Controller(Protocol):
     name: str
     interval: float  # seconds between passes
+    acts: bool  # False: the policy never acts, so its passes observe nothing
 
     def step(self, obs: Observation) -> Sequence[Action]: ...
 
@@ -133,6 +134,7 @@ def oracle(
 
 class Static:
     name = "static"
+    acts = False
 
     def __init__(self, interval: float) -> None:
         self.interval = interval
@@ -143,6 +145,7 @@ class Static:
 
 class Pooled:
     name = "pooled"
+    acts = True
 
     def __init__(self, spec: PolicySpec, interval: float) -> None:
         self.spec = spec
@@ -160,6 +163,7 @@ class Hpa:
     served on the free accelerators of each pool."""
 
     name = "hpa"
+    acts = True
 
     def __init__(self, spec: PolicySpec, interval: float) -> None:
         self.spec = spec

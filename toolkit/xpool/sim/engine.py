@@ -39,7 +39,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from xpool.policy.actions import Action, Drain, Launch, Terminate
 from xpool.policy.spec import PolicySpec
@@ -154,16 +154,27 @@ class _World:
             buckets.append([second, count, *tokens])
         self.work[model] += work
 
-    def observed(self, model: str, now: float) -> LoadObs:
+    def observed(self, model: str, now: float, utilization: float | None = None) -> LoadObs:
         """QPS and tokens/s as the gateway's counters show them through Prometheus."""
         o = self.options
         hi, lo = now - o.lag, now - o.lag - o.window
         buckets = self.arrivals[model]
         while buckets and buckets[0][0] < lo:
             buckets.popleft()
-        seen = [b for b in buckets if b[0] < hi]
-        qps, prompt, completion = (sum(b[k] for b in seen) / o.window for k in (1, 2, 3))
-        return LoadObs(qps=qps, prompt_tokens_per_s=prompt, completion_tokens_per_s=completion)
+        qps = prompt = completion = 0.0
+        for second, count, tokens_in, tokens_out in buckets:
+            if second >= hi:
+                break
+            qps += count
+            prompt += tokens_in
+            completion += tokens_out
+        w = o.window
+        return LoadObs(
+            qps=qps / w,
+            utilization=utilization,
+            prompt_tokens_per_s=prompt / w,
+            completion_tokens_per_s=completion / w,
+        )
 
     # instances
     def launch(self, model: str, version: str, now: float, ready: bool) -> _Instance:
@@ -247,14 +258,14 @@ class _World:
                     math.ceil(inst.busy + extra),
                 )
             )
-        load = {
-            m: replace(self.observed(m, now), utilization=u)
-            for m, u in self.utilisation_seen(now).items()
-        }
+        load = {m: self.observed(m, now, u) for m, u in self.utilisation_seen(now).items()}
+        return Observation(now, tuple(insts), load)
+
+    def next_pass(self, now: float) -> None:
+        """The integrals since the last pass start again."""
         for m in self.services:
             self.pass_held[m] = self.pass_busy[m] = self.pass_active[m] = 0.0
         self.pass_started = now
-        return Observation(now, tuple(insts), load)
 
     def utilisation_seen(self, now: float) -> dict[str, float | None]:
         """The utilisation each model's policy input shows, per `Options.utilisation`."""
@@ -283,7 +294,10 @@ class _World:
     def reconcile(self, now: float, queued: Mapping[str, float], since: float) -> None:
         self.advance(now)
         self.sample(now, since)
-        for action in self.controller.step(self.observe(now, queued)):
+        # a policy that never acts needs no observation
+        obs = self.observe(now, queued) if self.controller.acts else None
+        self.next_pass(now)
+        for action in self.controller.step(obs) if obs is not None else ():
             self.apply(action, now)
 
     def sample(self, now: float, since: float) -> None:

@@ -148,7 +148,7 @@ def _cv2(w: _Window) -> float:
 
 
 def _arrivals(
-    windows: Iterator[_Window], seed: str, start: float, end: float | None
+    windows: Iterator[_Window], seed: str, start: float, end: float | None, scale: float = 1.0
 ) -> Iterator[float]:
     """One client's arrival times in [start, end), nondecreasing, one window in memory at a time.
 
@@ -160,7 +160,7 @@ def _arrivals(
             continue
         rng = random.Random(f"{seed}:{w.start!r}")
         gamma, weibull, uniform = rng.gammavariate, rng.weibullvariate, rng.random
-        expected = w.rate * WINDOW_S
+        expected = w.rate * scale * WINDOW_S
         n = int(expected)
         if uniform() < expected - n:
             n += 1
@@ -190,6 +190,7 @@ def servegen_requests(
     tokens: TokenSampler,
     start: float = 0.0,
     end: float | None = None,
+    scale: float = 1.0,
 ) -> Iterator[Request]:
     """The requests of one model's clients in [start, end), merged lazily in time order.
 
@@ -197,13 +198,14 @@ def servegen_requests(
     its path: each client's window draws from `random.Random(f"{seed}:{name}:{window start}")`,
     so arrival times depend only on the files, the names and `seed`, and a span [start, end)
     holds exactly the arrivals the whole trace has there. Token lengths are drawn in arrival
-    order from `tokens`, so they also depend on the sampler's state.
+    order from `tokens`, so they also depend on the sampler's state. `scale` multiplies every
+    window's rate (each client keeps its gap distribution), as fluid mode's `*SCALE` does.
 
     Each request costs about 1.5 us here, and ServeGen's three language models hold 3.8 billion
     requests in 14 days: replay spans, or use `servegen_rates` for the long view.
     """
     streams = [
-        _arrivals(_span(_windows(lines, name), start, end), f"{seed}:{name}", start, end)
+        _arrivals(_span(_windows(lines, name), start, end), f"{seed}:{name}", start, end, scale)
         for name, lines in clients.items()
     ]
     sample = tokens.sample
