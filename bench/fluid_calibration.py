@@ -23,6 +23,7 @@ import heapq
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from xpool.actions.simulate_traces import build_load, parse_trace
@@ -121,6 +122,9 @@ def main() -> None:
     parser.add_argument("--policies", default="pooled", help="comma-separated")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--utilisation", choices=UTILISATION_SIGNALS, default="pool")
+    parser.add_argument(
+        "--modes", default="fluid,smooth,requests", help="comma-separated (requests is slow)"
+    )
     args = parser.parse_args()
     dirs = [(args.traces or Path("-")) / "servegen-language" / name for name, _, _ in SERVEGEN]
     if args.traces is None or not all(d.is_dir() for d in dirs):
@@ -142,13 +146,13 @@ def main() -> None:
         traces, fluid=None, start=start, duration=DAY, speedup=1.0, seed=args.seed
     )
     base = Options(seed=args.seed, utilisation=args.utilisation)
-    runs = {
-        "fluid": compare(fluid_load, svcs, spec, policies, base),
-        "smooth": compare(
-            fluid_load, svcs, spec, policies, Options(**{**base.__dict__, "variability": False})
-        ),
-        "requests": compare(requests(dirs, svcs, start, args.seed), svcs, spec, policies, base),
+    loads = {
+        "fluid": (fluid_load, base),
+        "smooth": (fluid_load, replace(base, variability=False)),
+        "requests": (requests(dirs, svcs, start, args.seed), base),
     }
+    modes = [m.strip() for m in args.modes.split(",") if m.strip() in loads]
+    runs = {m: compare(loads[m][0], svcs, spec, policies, loads[m][1]) for m in modes}
     print(
         f"ServeGen day {args.day}, 3 models on examples/platform.yaml, policy sees {args.utilisation}"
     )
@@ -156,7 +160,7 @@ def main() -> None:
         for policy in policies:
             print(" | ".join(_row(label, comparison, policy, wall)))
     for label in ("fluid", "smooth"):
-        for policy in policies:
+        for policy in policies if label in runs and "requests" in runs else ():
             print(f"{label} vs requests, " + errors(runs[label][1], runs["requests"][1], policy))
 
 

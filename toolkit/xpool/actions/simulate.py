@@ -122,6 +122,7 @@ def simulate(options: SimulateOptions, runtime: Runtime) -> PolicyComparison:
         duration=options.duration_seconds(),
         speedup=options.speedup,
         seed=options.seed,
+        tick=options.seconds()["--tick"],
     )
     models = traced_models(load, traces)
     spec, services = policy_comparison.setup(resolved.platform, resolved.plan, models)

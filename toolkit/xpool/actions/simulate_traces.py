@@ -90,18 +90,20 @@ Steps = tuple[tuple[float, float], ...]
 
 
 def _servegen(
-    trace: TraceArg, start: float, end: float | None, speedup: float
+    trace: TraceArg, start: float, end: float | None, speedup: float, tick: float
 ) -> tuple[Steps, Steps]:
-    """The trace's rate and variance rate steps (a scaled rate keeps each client's gap
-    distribution, so its variance scales alike)."""
+    """The trace's rate and variance rate steps, in simulation seconds; the variance is that
+    of the counts of one fluid `tick` (a scaled rate keeps each client's gap distribution)."""
     with contextlib.ExitStack() as stack:
         files = {
             p.name: stack.enter_context(p.open(encoding="utf-8"))
             for p in sorted(trace.path.glob("chunk-*-trace.csv"))
         }
         windows = [
-            ((t - start) / speedup, rate * trace.scale * speedup, var * trace.scale * speedup)
-            for t, rate, var in servegen_windows(files, start=start, end=end)
+            ((t - start) / speedup, rate, var)
+            for t, rate, var in servegen_windows(
+                files, start=start, end=end, scale=trace.scale * speedup, span=tick
+            )
         ]
     return tuple((t, r) for t, r, _ in windows), tuple((t, v) for t, _, v in windows)
 
@@ -114,6 +116,7 @@ def build_load(
     duration: float | None,
     speedup: float,
     seed: int,
+    tick: float = 5.0,
 ) -> Load:
     """The load of every trace, in simulation seconds from `start` of the traces."""
     serve = [t for t in traces if t.kind == "servegen"]
@@ -144,7 +147,7 @@ def build_load(
     variance: dict[str, Steps] = {}
     spans = []
     for t in serve:
-        steps, var = _servegen(t, start, end, speedup)
+        steps, var = _servegen(t, start, end, speedup, tick)
         assert t.model is not None
         series[t.model] = _summed(series.get(t.model, ()), steps)
         variance[t.model] = _summed(variance.get(t.model, ()), var)

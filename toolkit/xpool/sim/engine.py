@@ -541,7 +541,12 @@ def run_fluid(
     _warm(world, initial)
     rng = random.Random(options.seed)
     dt = options.tick
-    patience = options.retries * options.retry_after  # a client gives up after its retries
+    # A client gives up after its retries. Arrivals spread over a tick, so when the retries
+    # span less than a tick, that share of a tick's unserved arrivals still retries into the
+    # next tick, and no chunk outlives that tick.
+    patience = options.retries * options.retry_after
+    limit = max(patience, dt)
+    carried = min(1.0, patience / dt)
     queues: dict[str, deque[list[float]]] = {m: deque() for m in services}  # [arrived, count]
     rates = {m: RateCursor(load.series.get(m, ()), load.window) for m in services}
     variances = {m: RateCursor(load.variance.get(m, ()), load.window) for m in services}
@@ -583,11 +588,9 @@ def run_fluid(
             while queue and served < capacity:
                 arrived, n = queue[0]
                 wait = now - arrived
-                if wait > patience:
+                if wait > limit:
                     queue.popleft()
-                    tier.requests += n
-                    tier.attainable += n * attainable[m]
-                    tier.shed += n
+                    _shed(tier, n, attainable[m])
                     continue
                 take = min(n, capacity - served)
                 ttft = wait + ttft0
@@ -601,11 +604,12 @@ def run_fluid(
                     queue.popleft()
                 else:
                     queue[0][1] = n - take
-            while queue and now - queue[0][0] > patience:
-                arrived, n = queue.popleft()
-                tier.requests += n
-                tier.attainable += n * attainable[m]
-                tier.shed += n
+            while queue and queue[0][0] + limit < now + dt:  # too old by the next tick
+                _shed(tier, queue.popleft()[1], attainable[m])
+            if queue and queue[-1][0] == now and carried < 1:  # gave up within this tick
+                lost = queue[-1][1] * (1 - carried)
+                queue[-1][1] -= lost
+                _shed(tier, lost, attainable[m])
             served_rate[m] = served / span if span else 0.0
             ready = len(world.ready[m])
             world.busy_w[m] = served / capacity * ready * svc.accelerators if capacity > 0 else 0.0
@@ -622,6 +626,13 @@ def run_fluid(
     world.finish(end)
     result.wall_seconds = time.perf_counter() - started
     return result
+
+
+def _shed(tier: TierResult, n: float, attainable: float) -> None:
+    """`n` requests whose clients gave up: requests, misses, shed."""
+    tier.requests += n
+    tier.attainable += n * attainable
+    tier.shed += n
 
 
 def _tick_arrivals(rng: random.Random, options: Options, mean: float, variance: float) -> float:

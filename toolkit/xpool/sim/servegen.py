@@ -113,20 +113,35 @@ def servegen_rates(
 
 
 def servegen_windows(
-    clients: Mapping[str, Iterable[str]], *, start: float = 0.0, end: float | None = None
+    clients: Mapping[str, Iterable[str]],
+    *,
+    start: float = 0.0,
+    end: float | None = None,
+    scale: float = 1.0,
+    span: float = 5.0,
 ) -> Iterator[tuple[float, float, float]]:
     """(window start, summed rate, summed variance rate) for each window overlapping
-    [start, end): the arrivals of a span of T seconds within the window number about
-    rate x T, with variance about (variance rate) x T.
+    [start, end), every rate multiplied by `scale`: the arrivals of `span` seconds within the
+    window number about rate x span, with variance about (variance rate) x span.
 
-    Each client is a renewal process whose gaps have the fitted shape's coefficient of
-    variation c; its counts over T have variance rate x c^2 x T (Cox's asymptotic
-    index of dispersion, for T much longer than a gap); independent clients add. c^2 is capped
-    at the window's count, the variance of a window whose arrivals all come at once.
+    Each client is a renewal process whose gaps have the fitted shape's squared coefficient
+    of variation c2. Over spans much longer than its gaps its counts have variance
+    rate x c2 x span (the asymptotic index of dispersion of a renewal process); over spans much
+    shorter they hold 0 or 1 arrival, variance rate x span. Between, the index moves from 1
+    to c2 as n / (1 + n), n = rate x span the expected count: an interpolation, not a
+    derivation, calibrated by bench/fluid_calibration.py. Independent clients add. c2 is
+    capped at the window's count, the variance of a window whose arrivals all come at once.
     """
+
+    def variance(w: _Window) -> float:
+        rate = w.rate * scale
+        n = rate * span
+        c2 = min(_cv2(w), rate * WINDOW_S)
+        return rate * (1 + (c2 - 1) * n / (1 + n))
+
     streams = [
         (
-            (w.start, w.rate, w.rate * min(_cv2(w), w.rate * WINDOW_S))
+            (w.start, w.rate * scale, variance(w) if w.pattern else 0.0)
             for w in _span(_windows(lines, name), start, end)
         )
         for name, lines in clients.items()
