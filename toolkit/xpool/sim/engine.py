@@ -10,13 +10,15 @@ Two service modes share the world (instances, accounting, the policy's passes):
   from the first attempt; end-to-end = TTFT + output tokens x per-token decode time
   (`service.py`). A prompt longer than the model's `seqLen` is refused (too long).
 - `fluid` (rate traces such as ServeGen, whose 14 days hold billions of requests): time moves
-  in fixed ticks; each tick's arrivals (rate x tick, or a seeded Poisson draw) join a FIFO of
+  in fixed ticks; each tick's arrivals (a seeded Gamma draw with the load's own variance,
+  rate x tick without one or with `variability` off, or a Poisson draw) join a FIFO of
   arrival chunks, and the model's ready instances serve `slots / reference duration` requests
-  per second each, oldest chunk first; a chunk not served within the clients' retry span
-  (retries x retry_after) is shed. A chunk's TTFT is the time from its tick to the tick it
-  is served plus the reference prefill, so attainment is arrival-weighted over chunks. This is
-  a fluid approximation: it has no per-request variance (every request is the plan's reference
-  request), serves within a tick without queueing, and resolves waits only to one tick.
+  per second each, oldest chunk first; what a tick leaves unserved retries into the next for
+  the clients' retry span (retries x retry_after; the rest is shed). A chunk's TTFT is the
+  time from its tick to the tick it is served plus the reference prefill, so attainment is
+  arrival-weighted over chunks. This is a fluid approximation: every request is the plan's
+  reference request, a tick serves at the instances' rate (no slot buffer for bursts), and
+  waits resolve to one tick (docs/simulation.md, "Fluid vs requests").
 
 Every pass the policy sees what the live reconciler sees: instance states (live, from
 Xinference), requests in flight per instance (the gateway's), QPS (every attempt, 429s
