@@ -204,3 +204,24 @@ def test_fluid_arrivals_vary_as_the_trace_says_and_keep_their_mean() -> None:
     assert varied.requests == pytest.approx(smooth.requests, rel=0.02)
     assert varied.requests == results["again"].requests
     assert smooth.shed == 0 < varied.shed  # bursts beyond the 3 static instances' 30 QPS
+
+
+def test_the_gateways_global_limit_sheds_the_lower_tier_first() -> None:
+    """maxInflight 10, tierHeadroom 0.15: P2 is refused from 7 requests in flight (70%), P0
+    only when P0 alone holds 10. 8 long P2 requests, then 8 P0 requests."""
+    chat = replace(_long(), decode_per_token=30.0 / 32)
+    batch = replace(chat, model="eval", tier="P2")
+    spec = spec_of([model("chat", "P0", lo=1, hi=1), model("eval", "P2", lo=1, hi=1)])
+    reqs = [Request(0.0, "eval", 100, 32)] * 8 + [Request(0.5, "chat", 100, 32)] * 8
+    shed = {}
+    for limit in (None, 10):
+        result = run_requests(
+            spec,
+            {"chat": chat, "eval": batch},
+            RequestLoad(lambda: iter(reqs), 60.0),
+            Static(15.0),
+            {"chat": 1, "eval": 1},
+            Options(gateway_limit=limit),
+        )
+        shed[limit] = {t: r.shed for t, r in result.tiers.items()}
+    assert shed == {None: {"P0": 0, "P2": 0}, 10: {"P0": 0, "P2": 1}}

@@ -4,7 +4,7 @@ on a platform's pools, and optionally write a Markdown report with plots."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from xpool.actions.runtime import Runtime
@@ -135,7 +135,11 @@ def simulate(options: SimulateOptions, runtime: Runtime) -> PolicyComparison:
         services,
         load,
         options.policy_names(),
-        options.engine_options(),
+        replace(
+            options.engine_options(),
+            gateway_limit=resolved.platform.spec.gateway.max_inflight,
+            tier_headroom=resolved.platform.spec.gateway.tier_headroom,
+        ),
         options.seconds()["--interval"],
     )
     if options.report_dir is not None:

@@ -44,6 +44,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from xpool.policy.actions import Action, Drain, Launch, Terminate
+from xpool.policy.admission import admit
 from xpool.policy.spec import PolicySpec
 from xpool.policy.state import InstanceObs, LoadObs, Observation
 from xpool.sim.baselines import Controller
@@ -61,6 +62,10 @@ class Options:
     lag: float = 15.0  # scrape lag of the QPS the policy sees
     retries: int = 2  # a client retries a 429 this many times (OpenAI's client: 2)...
     retry_after: float = 1.0  # ...after the gateway's Retry-After (1 s)
+    # the gateway's global limit (`gateway.maxInflight`) and `tierHeadroom`: priority
+    # admission sheds the lower tiers first (`policy/admission.py`); None: no global limit
+    gateway_limit: int | None = None
+    tier_headroom: float = 0.15
     # the utilisation the policy sees: "pool" (the exporters' busy accelerators over the pool,
     # as the shipped PromQL reads them), "slots" (the model's slot occupancy), "none"
     utilisation: str = "pool"
@@ -121,6 +126,9 @@ class _World:
         self.pool_size = {p.name: p.accelerators for p in spec.pools}
         # requests killed by a Terminate, to be served again: (model, input, output tokens)
         self.lost: list[tuple[str, int, int]] = []
+        # requests in flight per tier, for the gateway's priority admission
+        self.rank = {t.name: i for i, t in enumerate(spec.tiers)}
+        self.inflight_by_tier = dict.fromkeys(self.rank, 0)
         # per second of arrival: [second, requests, prompt tokens, completion tokens]
         self.arrivals: dict[str, deque[list[float]]] = {m: deque() for m in services}
         for tier in {s.tier for s in services.values()}:
@@ -233,6 +241,7 @@ class _World:
                 self.ready[inst.model].remove(inst)
             svc = self.services[inst.model]
             tier = self.result.tiers[svc.tier]
+            self.inflight_by_tier[svc.tier] -= len(inst.inflight)
             for ok, tokens_in, tokens_out in inst.inflight.values():
                 tier.requeued += 1
                 tier.within_slo -= ok
@@ -409,7 +418,7 @@ class _RequestReplay:
         svc = world.services[model]
         ready = world.ready[model]
         best = min(ready, key=lambda i: i.busy) if ready else None
-        if best is not None and best.busy < svc.slots:
+        if best is not None and best.busy < svc.slots and self.admitted(svc.tier):
             self.start(best, now, arrived, tokens_in, tokens_out)
         elif tries < world.options.retries:
             self.seq += 1
@@ -427,6 +436,22 @@ class _RequestReplay:
             )
         else:
             self.shed(model, arrived, tokens_in)
+
+    def admitted(self, tier: str) -> bool:
+        """The gateway's priority admission under its global limit, if it has one."""
+        world = self.world
+        limit = world.options.gateway_limit
+        if limit is None:
+            return True
+        by_tier = world.inflight_by_tier
+        reason = admit(
+            world.rank[tier],
+            total=sum(by_tier.values()),
+            top_tier=by_tier[world.spec.tiers[0].name],
+            limit=limit,
+            headroom=world.options.tier_headroom,
+        )
+        return reason is None
 
     def start(
         self, inst: _Instance, now: float, arrived: float, tokens_in: int, tokens_out: int
@@ -448,6 +473,7 @@ class _RequestReplay:
         if not inst.busy:
             world.active_w[inst.model] += svc.accelerators
         inst.busy += 1
+        world.inflight_by_tier[svc.tier] += 1
         world.busy_w[inst.model] += svc.accelerators / svc.slots
         heapq.heappush(self.done, (now + svc.duration(tokens_in, tokens_out), seq, inst.uid))
 
@@ -482,6 +508,7 @@ class _RequestReplay:
         del inst.inflight[key]
         inst.busy -= 1
         svc = world.services[inst.model]
+        world.inflight_by_tier[svc.tier] -= 1
         world.busy_w[inst.model] -= svc.accelerators / svc.slots
         if not inst.busy:
             world.active_w[inst.model] -= svc.accelerators
