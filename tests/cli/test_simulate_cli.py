@@ -25,14 +25,17 @@ def test_azure_conv_json_compares_all_policies(xpool):
     data = json.loads(result.stdout)
     assert data["mode"] == "requests"
     by = {p["policy"]: p for p in data["policies"]}
-    assert list(by) == ["static", "hpa", "pooled", "oracle"]
-    for name in ("static", "hpa", "pooled"):
+    assert list(by) == ["static", "hpa", "siloed", "pooled", "oracle", "oracle-bound"]
+    for name in ("static", "hpa", "siloed", "pooled"):
         p = by[name]
-        # Every request of the trace is accounted for: started or shed.
+        # Every request of the trace is accounted for: started, shed or too long.
         assert p["requests"] == {"P1": float(CONV_REQUESTS)}
+        # summary's seqLen is 2,048: the excerpt's longer prompts are refused alike
+        assert p["tooLong"]["P1"] > 0 and p["tooLong"] == by["static"]["tooLong"]
+        assert 0 < p["poolUtilisation"] < p["utilisation"]
         assert 0 < p["utilisation"] <= 1
         assert 0 < p["sloAttainment"]["P1"] <= p["sloAttainable"]["P1"] <= 1
-        assert p["acceleratorHours"] >= by["oracle"]["acceleratorHours"]
+        assert p["acceleratorHours"] >= by["oracle-bound"]["acceleratorHours"]
     assert set(data["goals"]) and all(v in (True, False, None) for v in data["goals"].values())
 
 
@@ -141,3 +144,63 @@ def test_bad_input_is_one_line_and_exit_2(xpool, args, message):
     assert len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+AZURE_HEADER = "TIMESTAMP,ContextTokens,GeneratedTokens"
+ROW = "2023-11-16 18:15:46.6805900"
+
+
+@pytest.mark.parametrize(
+    ("name", "lines", "where"),
+    [
+        ("short.csv", [AZURE_HEADER, f"{ROW},374"], "short.csv:2:"),
+        ("negative.csv", [AZURE_HEADER, f"{ROW},374,44", f"{ROW},-5,44"], "negative.csv:3:"),
+        ("words.csv", [AZURE_HEADER, f"{ROW},many,44"], "words.csv:2:"),
+        (
+            "order.csv",
+            [AZURE_HEADER, f"{ROW},374,44", "2023-11-16 18:15:40.0000000,1,1"],
+            "order.csv:3:",
+        ),
+        ("noheader.csv", ["TIMESTAMP,ContextTokens", f"{ROW},374"], "noheader.csv:1:"),
+    ],
+)
+def test_a_bad_azure_trace_is_located_and_exits_2(xpool, tmp_path, name, lines, where):
+    trace = tmp_path / name
+    trace.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = xpool("simulate", PLATFORM, "--trace", f"azure:{trace}=summary")
+    assert result.returncode == 2, result.stderr
+    assert where in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("lines", "where"),
+    [
+        (["timestamp,model,input_tokens", "0,summary,10"], "trace.csv:1: output_tokens"),
+        (["timestamp,model,input_tokens,output_tokens", "0,summary,10,-1"], "trace.csv:2:"),
+        (["timestamp,model,input_tokens,output_tokens", "soon,summary,10,1"], "trace.csv:2:"),
+        (
+            ["timestamp,model,input_tokens,output_tokens", "5,summary,10,1", "4,summary,1,1"],
+            "trace.csv:3:",
+        ),
+    ],
+)
+def test_a_bad_generic_trace_is_located_and_exits_2(xpool, tmp_path, lines, where):
+    trace = tmp_path / "trace.csv"
+    trace.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = xpool("simulate", PLATFORM, "--trace", f"csv:{trace}")
+    assert result.returncode == 2, result.stderr
+    assert where in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_bad_servegen_row_is_located_and_exits_2(xpool, tmp_path):
+    good = "0.0,1.5,1.2,Gamma,0.7,1.0"
+    (tmp_path / "chunk-7-trace.csv").write_text(
+        f"{good}\n600.0,-2,1.2,Gamma,0.7,1.0\n", encoding="utf-8"
+    )
+    result = xpool("simulate", PLATFORM, "--trace", f"servegen:{tmp_path}=qa-chat")
+    assert result.returncode == 2, result.stderr
+    assert "chunk-7-trace.csv:2:" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

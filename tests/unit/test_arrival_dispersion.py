@@ -65,6 +65,7 @@ class _Recorder:
 
     name = "recorder"
     interval = 15.0
+    acts = True  # it must observe
 
     def __init__(self) -> None:
         self.seen: list[Observation] = []

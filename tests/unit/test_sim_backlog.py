@@ -62,9 +62,9 @@ def test_interactive_requests_come_first_and_the_batch_yields_while_they_queue()
     assert static.batch.completed == 0
 
 
-def test_a_batch_waits_past_the_queue_timeout_and_is_never_shed() -> None:
+def test_a_batch_outwaits_any_client_and_is_never_shed() -> None:
     spec, svcs, load = _bulk(lo=1, hi=1, seconds=3000.0)
-    c = run(spec, svcs, load, policies=("static",), batches=(_job(1400),), queue_timeout=5.0)
+    c = run(spec, svcs, load, policies=("static",), batches=(_job(1400),), retries=0)
     static = c.result("static")
     assert static is not None and static.batch is not None
     # 7 slots, 200 waves of 10 s
@@ -103,7 +103,8 @@ def test_pooled_lends_idle_capacity_to_the_batch_and_takes_it_back_for_p0() -> N
     pooled = c.result("pooled")
     assert pooled is not None and pooled.batch is not None
     assert pooled.reclaimed == {"P2": {"P0": pooled.preemptions}} and pooled.preemptions >= 1
-    assert pooled.batch.requeued > 0 and pooled.batch.lost_accelerator_seconds > 0
+    # (the work lost depends on where the drain falls in a request: counted in the test below)
+    assert pooled.batch.requeued > 0
     assert pooled.batch.completed == pytest.approx(20_000)
     assert pooled.tiers["P0"].attainment == 1.0
 

@@ -176,7 +176,10 @@ def test_under_an_overload_burst_pooled_reclaims_and_hpa_cannot() -> None:
     c = run(spec, svcs, _burst(35.0), policies=("hpa", "pooled"))
     pooled, hpa = c.result("pooled"), c.result("hpa")
     assert pooled is not None and hpa is not None
-    assert pooled.preemptions >= 2 and hpa.preemptions == 0
+    # The busy pool (80% of its accelerators have requests in flight, what the exporters
+    # report) scales P0 up before the burst: pooled takes P0 to its share of 4 by a reclaim,
+    # hpa stops at 3 when P2 has taken the rest.
+    assert pooled.preemptions >= 1 and hpa.preemptions == 0
     p0, hpa_p0 = pooled.tiers["P0"].attainment, hpa.tiers["P0"].attainment
     assert p0 is not None and hpa_p0 is not None
     assert p0 > hpa_p0 + 0.1

@@ -4,7 +4,7 @@ on a platform's pools, and optionally write a Markdown report with plots."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from xpool.actions.runtime import Runtime
@@ -51,12 +51,15 @@ class SimulateOptions:
     speedup: float = 1.0
     seed: int = 0
     interval: str = "15s"
-    cold_start: str = "60s"
+    cold_start: str = "auto"  # auto: each model's own (sim/service.py)
     window: str = "60s"
     lag: str = "15s"
-    queue_timeout: str = "60s"
+    retries: int = 2
+    retry_after: str = "1s"
+    utilisation: str = "pool"  # what the policy sees: pool | slots | none
     tick: str = "5s"
     poisson: bool = False
+    smooth: bool = False  # fluid: no drawn variability
     fluid: bool | None = None  # None: requests, fluid for ServeGen
     report_dir: str | None = None
     batches: tuple[str, ...] = ()  # --batch MODEL=N[:IN:OUT][@START]
@@ -72,6 +75,9 @@ class SimulateOptions:
             if not seconds[flag]:
                 raise InputError([Problem(flag, "", "must be longer than 0s")])
         check_policies(self.policy_names())
+        if self.retries < 0:
+            raise InputError([Problem("--retries", "", "must be 0 or more")])
+        self.cold_start_seconds()
         self.trace_args()
         self.start_seconds()
         self.duration_seconds()
@@ -114,13 +120,16 @@ class SimulateOptions:
             flag: _seconds(flag, value)
             for flag, value in (
                 ("--interval", self.interval),
-                ("--cold-start", self.cold_start),
                 ("--window", self.window),
                 ("--lag", self.lag),
-                ("--queue-timeout", self.queue_timeout),
+                ("--retry-after", self.retry_after),
                 ("--tick", self.tick),
             )
         }
+
+    def cold_start_seconds(self) -> float | None:
+        """None for `auto`: each model's cold start from its weights and storage bandwidth."""
+        return None if self.cold_start == "auto" else _seconds("--cold-start", self.cold_start)
 
     def start_seconds(self) -> float:
         return _seconds("--start", self.start)
@@ -139,12 +148,15 @@ class SimulateOptions:
         return Options(
             batches=batches,
             batch_reserve=self.batch_reserve,
-            cold_start=seconds["--cold-start"],
+            cold_start=self.cold_start_seconds(),
             window=seconds["--window"],
             lag=seconds["--lag"],
-            queue_timeout=seconds["--queue-timeout"],
+            retries=self.retries,
+            retry_after=seconds["--retry-after"],
+            utilisation=self.utilisation,
             tick=seconds["--tick"],
             poisson=self.poisson,
+            variability=not self.smooth,
             seed=self.seed,
         )
 
@@ -160,6 +172,7 @@ def simulate(options: SimulateOptions, runtime: Runtime) -> PolicyComparison:
         duration=options.duration_seconds(),
         speedup=options.speedup,
         seed=options.seed,
+        tick=options.seconds()["--tick"],
     )
     _check_batch_models(options.batch_models(), resolved.platform, resolved.plan)
     models = sorted(set(traced_models(load, traces)) | options.batch_models())
@@ -174,7 +187,11 @@ def simulate(options: SimulateOptions, runtime: Runtime) -> PolicyComparison:
         services,
         load,
         options.policy_names(),
-        options.engine_options(batches),
+        replace(
+            options.engine_options(batches),
+            gateway_limit=resolved.platform.spec.gateway.max_inflight,
+            tier_headroom=resolved.platform.spec.gateway.tier_headroom,
+        ),
         options.seconds()["--interval"],
     )
     if options.report_dir is not None:

@@ -24,7 +24,7 @@ from xpool.config.durations import parse_duration
 from xpool.errors import InputError, Problem
 from xpool.sim.load import Load, RateLoad, RequestLoad, rates_of
 from xpool.sim.requests import Request
-from xpool.sim.servegen import WINDOW_S, servegen_rates
+from xpool.sim.servegen import WINDOW_S, servegen_windows
 from xpool.sim.traces import azure_requests, generic_requests
 
 KINDS = ("azure", "servegen", "csv", "jsonl")
@@ -123,31 +123,43 @@ def _merged(traces: list[TraceArg], seed: int, start: float, speedup: float) -> 
             yield Request((r.t - start) / speedup, r.model, r.input_tokens, r.output_tokens)
 
 
+Steps = tuple[tuple[float, float], ...]
+
+
 def _servegen(
-    trace: TraceArg, start: float, end: float | None, speedup: float
-) -> tuple[tuple[float, float], ...]:
+    trace: TraceArg, start: float, end: float | None, speedup: float, tick: float
+) -> tuple[Steps, Steps]:
+    """The trace's rate and variance rate steps, in simulation seconds; the variance is that
+    of the counts of one fluid `tick` (a scaled rate keeps each client's gap distribution)."""
     with contextlib.ExitStack() as stack:
         files = {
             p.name: stack.enter_context(p.open(encoding="utf-8"))
             for p in sorted(trace.path.glob("chunk-*-trace.csv"))
         }
+        scale = trace.scale * speedup
         if trace.shift:
-            windows = _rotated(list(servegen_rates(files)), trace.shift)
-            windows = [
-                (t, r) for t, r in windows if t + WINDOW_S > start and (end is None or t < end)
+            every = list(servegen_windows(files, scale=scale, span=tick))
+            selected = [
+                w
+                for w in _rotated(every, trace.shift)
+                if w[0] + WINDOW_S > start and (end is None or w[0] < end)
             ]
         else:
-            windows = list(servegen_rates(files, start=start, end=end))
-        return tuple(((t - start) / speedup, rate * trace.scale * speedup) for t, rate in windows)
+            selected = list(servegen_windows(files, start=start, end=end, scale=scale, span=tick))
+        windows = [((t - start) / speedup, rate, var) for t, rate, var in selected]
+    return tuple((t, r) for t, r, _ in windows), tuple((t, v) for t, _, v in windows)
 
 
-def _rotated(windows: list[tuple[float, float]], shift: float) -> list[tuple[float, float]]:
+Window = tuple[float, float, float]  # start, rate, variance rate
+
+
+def _rotated(windows: list[Window], shift: float) -> list[Window]:
     """Windows `shift` seconds later, those past the trace's end wrapped round to its start."""
     if not windows:
         return windows
     first = windows[0][0]
     span = windows[-1][0] + WINDOW_S - first
-    return sorted(((t - first + shift) % span + first, rate) for t, rate in windows)
+    return sorted(((t - first + shift) % span + first, rate, var) for t, rate, var in windows)
 
 
 def build_load(
@@ -158,6 +170,7 @@ def build_load(
     duration: float | None,
     speedup: float,
     seed: int,
+    tick: float = 5.0,
 ) -> Load:
     """The load of every trace, in simulation seconds from `start` of the traces."""
     serve = [t for t in traces if t.kind == "servegen"]
@@ -184,12 +197,14 @@ def build_load(
             last = max((r.t for r in _merged(other, seed, start, speedup)), default=0.0)
             span = last + 1.0
         return RequestLoad(lambda: _merged(other, seed, start, speedup), span)
-    series: dict[str, tuple[tuple[float, float], ...]] = {}
+    series: dict[str, Steps] = {}
+    variance: dict[str, Steps] = {}
     spans = []
     for t in serve:
-        steps = _servegen(t, start, end, speedup)
+        steps, var = _servegen(t, start, end, speedup, tick)
         assert t.model is not None
         series[t.model] = _summed(series.get(t.model, ()), steps)
+        variance[t.model] = _summed(variance.get(t.model, ()), var)
         if steps:
             spans.append(steps[-1][0] + WINDOW_S / speedup)
     if other:
@@ -202,7 +217,9 @@ def build_load(
     total = duration if duration is not None else max(spans, default=0.0)
     if total <= 0:
         raise InputError([Problem("--trace", "", "the traces hold no traffic after --start")])
-    return RateLoad(series, total)
+    # ServeGen's rates move between its windows' middles; binned request traces step
+    window = WINDOW_S / speedup if serve and not other else 0.0
+    return RateLoad(series, total, variance, window)
 
 
 def _summed(

@@ -12,6 +12,7 @@ from xpool.actions.runtime import Runtime
 from xpool.actions.simulate import SimulateOptions, simulate
 from xpool.cli.output import emit_data, emit_table, note, output_option
 from xpool.sim.baselines import POLICIES
+from xpool.sim.engine import UTILISATION_SIGNALS
 from xpool.sim.policy_comparison import PolicyComparison
 
 
@@ -29,8 +30,11 @@ def print_table(comparison: PolicyComparison) -> None:
             "VS ORACLE",
             "UTIL. HELD",
             "UTIL. OWNED",
+            "POOL UTIL",
             *(f"{t} SLO" for t in tiers),
             "SHED",
+            "TOO LONG",
+            "REQUEUED",
             "SCALE UP/DOWN",
             "PREEMPTIONS",
             "WALL S",
@@ -46,11 +50,14 @@ def print_table(comparison: PolicyComparison) -> None:
                 ),
                 _pct(r.utilisation),
                 _pct(r.owned_utilisation),
+                _pct(r.pool_utilisation),
                 *(
                     _pct(r.tiers[t].attainment) if t in r.tiers and r.policy != "oracle" else "-"
                     for t in tiers
                 ),
                 f"{r.shed:.0f}",
+                f"{sum(t.too_long for t in r.tiers.values()):.0f}",
+                f"{sum(t.requeued for t in r.tiers.values()):.0f}",
                 f"{r.scale_ups}/{r.scale_downs}",
                 r.preemptions,
                 f"{r.wall_seconds:.2f}",
@@ -120,12 +127,34 @@ def _hours(seconds: float | None) -> str:
 @click.option("--speedup", type=float, default=1.0, show_default=True, help="Replay faster.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--interval", default="15s", show_default=True, help="Time between passes.")
-@click.option("--cold-start", default="60s", show_default=True, help="Launch to ready.")
+@click.option(
+    "--cold-start",
+    default="auto",
+    show_default=True,
+    help="Launch to ready; auto: engine start + weights over the pool's storage bandwidth.",
+)
 @click.option("--window", default="60s", show_default=True, help="QPS rate window.")
 @click.option("--lag", default="15s", show_default=True, help="Scrape lag of the QPS.")
-@click.option("--queue-timeout", default="60s", show_default=True, help="Shed after waiting.")
+@click.option(
+    "--retries",
+    type=click.IntRange(0, 100),
+    default=2,
+    show_default=True,
+    help="Client retries of a 429.",
+)
+@click.option("--retry-after", default="1s", show_default=True, help="Gateway's Retry-After.")
+@click.option(
+    "--utilisation",
+    type=click.Choice(UTILISATION_SIGNALS),
+    default="pool",
+    show_default=True,
+    help="Utilisation the policy sees: the pool's exporters, the model's slots, or none.",
+)
 @click.option("--tick", default="5s", show_default=True, help="Fluid mode: time step.")
 @click.option("--poisson", is_flag=True, help="Fluid mode: seeded Poisson arrivals per tick.")
+@click.option(
+    "--smooth", is_flag=True, help="Fluid mode: rate x tick arrivals, not the trace's variance."
+)
 @click.option(
     "--fluid/--requests",
     "fluid",
@@ -173,9 +202,12 @@ def simulate_command(
     cold_start: str,
     window: str,
     lag: str,
-    queue_timeout: str,
+    retries: int,
+    retry_after: str,
+    utilisation: str,
     tick: str,
     poisson: bool,
+    smooth: bool,
     fluid: bool | None,
     batches: tuple[str, ...],
     batch_traces: tuple[str, ...],
@@ -183,7 +215,8 @@ def simulate_command(
     output: str,
     report_dir: str | None,
 ) -> None:
-    """Replay request traces against static, HPA-like, pooled (xpool) and oracle policies."""
+    """Replay request traces against static, HPA-like, siloed, pooled (xpool) and oracle
+    policies."""
     options = SimulateOptions(
         file,
         traces,
@@ -196,9 +229,12 @@ def simulate_command(
         cold_start=cold_start,
         window=window,
         lag=lag,
-        queue_timeout=queue_timeout,
+        retries=retries,
+        retry_after=retry_after,
+        utilisation=utilisation,
         tick=tick,
         poisson=poisson,
+        smooth=smooth,
         fluid=fluid,
         report_dir=report_dir,
         batches=batches,

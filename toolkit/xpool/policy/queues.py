@@ -18,6 +18,18 @@ from xpool.policy.spec import PolicySpec
 
 
 def queue_shares(spec: PolicySpec, ledger: Ledger) -> list[SetQueue]:
+    """The shares for what each tier holds over or under its share, per pool; the same
+    holdings give the same shares, so they are kept in the spec's memo."""
+    key = (
+        "queue_shares",
+        tuple(ledger.over_holding(p.name, t.name) for p in spec.pools for t in spec.tiers),
+    )
+    if key not in spec.memo:
+        spec.memo[key] = tuple(_shares(spec, ledger))
+    return list(spec.memo[key])
+
+
+def _shares(spec: PolicySpec, ledger: Ledger) -> list[SetQueue]:
     out: list[SetQueue] = []
     for pool in spec.pools:
         total = pool.accelerators

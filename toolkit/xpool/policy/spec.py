@@ -6,8 +6,10 @@ for a platform that does not exist yet, and tests can write one out by hand.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 from xpool.capacity.plan import CapacityPlan
 from xpool.capacity.shares import tier_accelerators
@@ -94,6 +96,12 @@ class PolicySpec:
         out.update({("model", m.name): m for m in self.models})
         out.update({("pool", p.name): p for p in self.pools})
         return out
+
+    @cached_property
+    def memo(self) -> dict[Hashable, Any]:
+        """Answers of pure functions of this spec and a small key (queue shares by holdings),
+        kept as long as the spec: the simulator decides millions of times over one spec."""
+        return {}
 
     def tier(self, name: str) -> TierSpec:
         return self._index[("tier", name)]  # type: ignore[return-value]

@@ -13,6 +13,7 @@ ready instances of the serving versions replace them, so capacity never dips dur
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,12 +47,23 @@ def sized(
     total: int, weights: Sequence[tuple[str, float]], ahead: Sequence[tuple[str, float]] = ()
 ) -> dict[str, int]:
     """Instances per version: its share of `total` now, or after the next shift if larger."""
-    now = apportion(total, {v: w for v, w in weights if w > 0})
+    now = _shares(total, tuple(weights))
     if not ahead:
         return now
     # a canary sized for its first step even while the model has no demand: it must load
-    later = apportion(max(total, 1), {v: w for v, w in ahead if w > 0})
+    later = _shares(max(total, 1), tuple(ahead))
     return {v: max(now.get(v, 0), later.get(v, 0)) for v in serving_versions(weights, ahead)}
+
+
+def _shares(total: int, weights: tuple[tuple[str, float], ...]) -> dict[str, int]:
+    """`apportion` over the versions with weight > 0; a copy of the cached answer, since the
+    same few (total, weights) come back every pass (the simulator passes millions of times)."""
+    return dict(_cached_shares(total, weights))
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_shares(total: int, weights: tuple[tuple[str, float], ...]) -> dict[str, int]:
+    return apportion(total, {v: w for v, w in weights if w > 0})
 
 
 def apportion(total: int, weights: dict[str, float]) -> dict[str, int]:
@@ -111,7 +123,7 @@ def plan_versions(
     for v, n in desired.items():  # then the surplus of a serving version whose weight fell
         mine = sorted(by_version.get(v, ()), key=_newest_first)
         candidates.extend(mine[: max(0, len(mine) - n)])
-    now = apportion(desired_total, {v: w for v, w in weights if w > 0})
+    now = _shares(desired_total, tuple(weights))
     # ready instances beyond what the weights now call for; those launched ahead for the next
     # step take no traffic yet and do not count (retired ones do: the gateway falls back on
     # them when no weighted instance is left)

@@ -1,32 +1,40 @@
-"""The discrete-event simulator: pools, instances, queues, and a policy that observes and acts.
+"""The discrete-event simulator: pools, instances, admission, and a policy that observes and acts.
 
 Two service modes share the world (instances, accounting, the policy's passes):
 
-- `requests` (request traces): every request is an event. A model's requests wait in one FIFO
-  queue (the gateway's) and take a free slot of the ready instance with the fewest requests
-  in flight; TTFT = queue wait + prefill, end-to-end = TTFT + output tokens x per-token decode
-  time (`service.py`). A request still queued after `queue_timeout` is shed.
+- `requests` (request traces): every request is an event. The gateway queues nothing (as
+  `gateway/routing.py` does): a request takes a slot of the ready instance with the fewest
+  requests in flight below its request limit (`context.batch`), or is answered 429 with
+  Retry-After, and the client tries again `retry_after` later, at most `retries` times (the
+  OpenAI client's default of 2, honouring Retry-After), then gives up (shed). TTFT counts
+  from the first attempt; end-to-end = TTFT + output tokens x per-token decode time
+  (`service.py`). A prompt longer than the model's `seqLen` is refused (too long).
 - `fluid` (rate traces such as ServeGen, whose 14 days hold billions of requests): time moves
-  in fixed ticks; each tick's arrivals (rate x tick, or a seeded Poisson draw) join a FIFO of
+  in fixed ticks; each tick's arrivals (a seeded Gamma draw with the load's own variance,
+  rate x tick without one or with `variability` off, or a Poisson draw) join a FIFO of
   arrival chunks, and the model's ready instances serve `slots / reference duration` requests
-  per second each, oldest chunk first. A chunk's TTFT is the time from its tick to the tick it
-  is served plus the reference prefill, so attainment is arrival-weighted over chunks. This is
-  a fluid approximation: it has no per-request variance (every request is the plan's reference
-  request), serves within a tick without queueing, and resolves waits only to one tick, so it
-  is optimistic for short SLOs and bursty traffic within a tick.
+  per second each, oldest chunk first; what a tick leaves unserved retries into the next for
+  the clients' retry span (retries x retry_after; the rest is shed). A chunk's TTFT is the
+  time from its tick to the tick it is served plus the reference prefill, so attainment is
+  arrival-weighted over chunks. This is a fluid approximation: every request is the plan's
+  reference request, a tick serves at the instances' rate (no slot buffer for bursts), and
+  waits resolve to one tick (docs/simulation.md, "Fluid vs requests").
 
 A batch backlog (`Options.batches`, fluid mode) takes the request slots interactive requests
 leave free, at the lowest priority (`backlog.py`; `_batch_tick`); a drain re-queues it.
 
 Every pass the policy sees what the live reconciler sees: instance states (live, from
-Xinference), requests in flight per instance (the gateway's, queued requests spread over the
-ready instances), QPS and prompt and completion tokens/s as arrivals over `window` seconds
-ending `lag` seconds ago (Prometheus `rate(...[1m])` behind one scrape; tokens count at the
-request's arrival, where the gateway counts them at its answer), and utilisation as the busy
-share of the model's accelerators since the last pass, and the queued batch (requests and
-tokens, the gateway's gauges). Launches load for `cold_start` seconds; draining instances
-stop taking requests and are terminated by the policy once idle (fluid: at the next pass) or
-at `drainTimeout`, which kills what is still in flight (counted as shed).
+Xinference), requests in flight per instance (the gateway's), QPS (every attempt, 429s
+included, as `xpool_gateway_requests_total` counts them) and prompt and completion tokens/s
+as arrivals over `window` seconds ending `lag` seconds ago (Prometheus `rate(...[1m])` behind
+one scrape; tokens count at the request's arrival, where the gateway counts them at its
+answer), the utilisation of the model's pool as the accelerator exporters report it:
+accelerators whose instance has a request in flight over all the pool's accelerators, since
+the last pass, and the queued batch (requests and tokens, the gateway's gauges). Launches
+load for the model's cold start (`Service.cold_start`, or a fixed `cold_start`); draining
+instances stop taking requests and are terminated by the policy once idle (fluid: at the next
+pass) or at `drainTimeout`: the requests a Terminate kills are sent again from the start
+(counted as requeued; their first answers count as late).
 """
 
 from __future__ import annotations
@@ -37,27 +45,39 @@ import random
 import time
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from xpool.policy.actions import Action, Drain, Launch, Terminate
+from xpool.policy.admission import admit
 from xpool.policy.spec import PolicySpec
 from xpool.policy.state import InstanceObs, LoadObs, Observation
 from xpool.sim.backlog import BatchJob, BatchQueue
 from xpool.sim.baselines import Controller
 from xpool.sim.dispersion import ArrivalCounts
-from xpool.sim.load import RateLoad, RequestLoad
+from xpool.sim.load import RateCursor, RateLoad, RequestLoad
 from xpool.sim.results import PolicyResult, Sample, TierResult, bin_of
 from xpool.sim.service import Service
+
+UTILISATION_SIGNALS = ("pool", "slots", "none")
 
 
 @dataclass(frozen=True)
 class Options:
-    cold_start: float = 60.0  # seconds from launch to ready
+    cold_start: float | None = None  # seconds from launch to ready; None: each model's own
     window: float = 60.0  # QPS rate window
     lag: float = 15.0  # scrape lag of the QPS the policy sees
-    queue_timeout: float = 60.0  # a request queued longer is shed
+    retries: int = 2  # a client retries a 429 this many times (OpenAI's client: 2)...
+    retry_after: float = 1.0  # ...after the gateway's Retry-After (1 s)
+    # the gateway's global limit (`gateway.maxInflight`) and `tierHeadroom`: priority
+    # admission sheds the lower tiers first (`policy/admission.py`); None: no global limit
+    gateway_limit: int | None = None
+    tier_headroom: float = 0.15
+    # the utilisation the policy sees: "pool" (the exporters' busy accelerators over the pool,
+    # as the shipped PromQL reads them), "slots" (the model's slot occupancy), "none"
+    utilisation: str = "pool"
     tick: float = 5.0  # fluid mode: seconds per tick
     poisson: bool = False  # fluid mode: seeded Poisson arrivals instead of rate x tick
+    variability: bool = True  # fluid mode: draw arrivals with the load's own variance
     seed: int = 0
     batches: tuple[BatchJob, ...] = ()  # fluid mode: a backlog served in idle slots (backlog.py)
     batch_reserve: int = 1  # slots per instance a batch never takes
@@ -71,7 +91,8 @@ class _Instance:
     state: str  # loading | ready | draining
     since: float
     busy: int = 0
-    inflight: dict[int, bool] = field(default_factory=dict)  # request seq -> within SLO
+    # request seq -> (within SLO, input tokens, output tokens)
+    inflight: dict[int, tuple[bool, int, int]] = field(default_factory=dict)
 
 
 class _World:
@@ -104,6 +125,18 @@ class _World:
         self.pass_held = dict.fromkeys(services, 0.0)
         self.pass_busy = dict.fromkeys(services, 0.0)
         self.work = dict.fromkeys(services, 0.0)
+        # Accelerators of instances with a request in flight (what the exporters see busy),
+        # and their integrals since the start and the last pass.
+        self.active_w = dict.fromkeys(services, 0.0)
+        self.active_area = dict.fromkeys(services, 0.0)
+        self.pass_active = dict.fromkeys(services, 0.0)
+        self.pass_started = 0.0
+        self.pool_size = {p.name: p.accelerators for p in spec.pools}
+        # requests killed by a Terminate, to be served again: (model, input, output tokens)
+        self.lost: list[tuple[str, int, int]] = []
+        # requests in flight per tier, for the gateway's priority admission
+        self.rank = {t.name: i for i, t in enumerate(spec.tiers)}
+        self.inflight_by_tier = dict.fromkeys(self.rank, 0)
         # per second of arrival: [second, requests, prompt tokens, completion tokens]
         self.arrivals: dict[str, deque[list[float]]] = {m: deque() for m in services}
         # 30 s arrival counts for the variability `autoscaling.mode: slo` reads (dispersion.py)
@@ -127,6 +160,9 @@ class _World:
                 self.busy_area[m] += b
                 self.pass_held[m] += h
                 self.pass_busy[m] += b
+                a = self.active_w[m] * dt
+                self.active_area[m] += a
+                self.pass_active[m] += a
             self.last = now
 
     def arrived(
@@ -146,21 +182,28 @@ class _World:
         if self.counts:
             self.counts[model].add(now, count)
 
-    def observed(self, model: str, now: float) -> LoadObs:
+    def observed(self, model: str, now: float, utilization: float | None = None) -> LoadObs:
         """QPS and tokens/s as the gateway's counters show them through Prometheus."""
         o = self.options
         hi, lo = now - o.lag, now - o.lag - o.window
         buckets = self.arrivals[model]
         while buckets and buckets[0][0] < lo:
             buckets.popleft()
-        seen = [b for b in buckets if b[0] < hi]
-        qps, prompt, completion = (sum(b[k] for b in seen) / o.window for k in (1, 2, 3))
-        cv2 = self.counts[model].cv2(hi) if self.counts else None
+        qps = prompt = completion = 0.0
+        for second, count, tokens_in, tokens_out in buckets:
+            if second >= hi:
+                break
+            qps += count
+            prompt += tokens_in
+            completion += tokens_out
+        w = o.window
         return LoadObs(
-            qps=qps,
-            prompt_tokens_per_s=prompt,
-            completion_tokens_per_s=completion,
-            arrival_cv2=cv2,
+            qps=qps / w,
+            utilization=utilization,
+            prompt_tokens_per_s=prompt / w,
+            completion_tokens_per_s=completion / w,
+            arrival_cv2=self.counts[model].cv2(hi) if self.counts else None,
+            **self.batch_queued(model),
         )
 
     # instances
@@ -172,7 +215,10 @@ class _World:
         if ready:
             self.make_ready(inst, now)
         else:
-            heapq.heappush(self.loading, (now + self.options.cold_start, self.counter, inst.uid))
+            cold = self.options.cold_start
+            if cold is None:
+                cold = self.services[model].cold_start
+            heapq.heappush(self.loading, (now + cold, self.counter, inst.uid))
         return inst
 
     def make_ready(self, inst: _Instance, now: float) -> None:
@@ -217,13 +263,19 @@ class _World:
                 self.ready[inst.model].remove(inst)
             svc = self.services[inst.model]
             tier = self.result.tiers[svc.tier]
-            for ok in inst.inflight.values():
-                tier.shed += 1
+            self.inflight_by_tier[svc.tier] -= len(inst.inflight)
+            for ok, tokens_in, tokens_out in inst.inflight.values():
+                tier.requeued += 1
                 tier.within_slo -= ok
+                self.lost.append((inst.model, tokens_in, tokens_out))
+            if inst.busy > 0:
+                self.active_w[inst.model] -= svc.accelerators
             self.busy_w[inst.model] -= inst.busy / svc.slots * svc.accelerators
             self.held_w[inst.model] -= svc.accelerators
 
     def observe(self, now: float, queued: Mapping[str, float]) -> Observation:
+        """What the reconciler sees; `queued`: requests in flight per model not held in the
+        instances' own records (fluid mode's estimate), spread over its ready instances."""
         insts = []
         for inst in self.instances.values():
             extra = 0.0
@@ -239,12 +291,7 @@ class _World:
                     math.ceil(inst.busy + extra + self.batch_held(inst.uid)),
                 )
             )
-        load = {}
-        for m in self.services:
-            held = self.pass_held[m]
-            util = self.pass_busy[m] / held if held else None
-            load[m] = replace(self.observed(m, now), utilization=util, **self.batch_queued(m))
-            self.pass_held[m] = self.pass_busy[m] = 0.0
+        load = {m: self.observed(m, now, u) for m, u in self.utilisation_seen(now).items()}
         return Observation(now, tuple(insts), load)
 
     def batch_held(self, uid: str) -> float:
@@ -257,10 +304,43 @@ class _World:
         requests, tokens = self.batch.queued(model)
         return {"batch_queued_requests": requests, "batch_queued_tokens": tokens}
 
+    def next_pass(self, now: float) -> None:
+        """The integrals since the last pass start again."""
+        for m in self.services:
+            self.pass_held[m] = self.pass_busy[m] = self.pass_active[m] = 0.0
+        self.pass_started = now
+
+    def utilisation_seen(self, now: float) -> dict[str, float | None]:
+        """The utilisation each model's policy input shows, per `Options.utilisation`."""
+        kind = self.options.utilisation
+        if kind == "pool":
+            pools = self.pool_utilisation(now)
+            return {m: pools.get(svc.pool) for m, svc in self.services.items()}
+        if kind == "slots":
+            return {
+                m: self.pass_busy[m] / self.pass_held[m] if self.pass_held[m] else None
+                for m in self.services
+            }
+        return dict.fromkeys(self.services)
+
+    def pool_utilisation(self, now: float) -> dict[str, float]:
+        """Per pool, busy accelerators over all of its accelerators since the last pass: the
+        exporters' average (DCGM, npu-exporter), what the live reconciler reads."""
+        span = now - self.pass_started
+        if span <= 0:
+            return {}
+        busy: dict[str, float] = {}
+        for m, svc in self.services.items():
+            busy[svc.pool] = busy.get(svc.pool, 0.0) + self.pass_active[m]
+        return {pool: b / (self.pool_size[pool] * span) for pool, b in busy.items()}
+
     def reconcile(self, now: float, queued: Mapping[str, float], since: float) -> None:
         self.advance(now)
         self.sample(now, since)
-        for action in self.controller.step(self.observe(now, queued)):
+        # a policy that never acts needs no observation
+        obs = self.observe(now, queued) if self.controller.acts else None
+        self.next_pass(now)
+        for action in self.controller.step(obs) if obs is not None else ():
             self.apply(action, now)
 
     def sample(self, now: float, since: float) -> None:
@@ -284,9 +364,10 @@ class _World:
         self.advance(now)
         self.result.accelerator_seconds = sum(self.held_area.values())
         self.result.busy_accelerator_seconds = sum(self.busy_area.values())
-        pools = {m.pool for m in self.spec.models}
-        owned = sum(p.accelerators for p in self.spec.pools if p.name in pools)
-        self.result.owned_accelerator_seconds = owned * now  # policy_comparison.owned
+        self.result.pool_busy_seconds = sum(self.active_area.values())
+        pools = {svc.pool for svc in self.services.values()}
+        # policy_comparison.owned: the pools' accelerators x duration
+        self.result.owned_accelerator_seconds = sum(self.pool_size[p] for p in pools) * now
         if self.batch is not None:
             self.batch.result.end = now
             self.result.batch = self.batch.result
@@ -312,7 +393,6 @@ def run_requests(
     world = _World(spec, services, controller, options, result)
     _warm(world, initial)
     replay = _RequestReplay(world, controller)
-    queues = replay.queues
     for r in load.requests():
         if r.t >= load.end:
             break
@@ -322,20 +402,18 @@ def run_requests(
         replay.passes_until(r.t)
         replay.to_time(r.t)
         world.advance(r.t)
+        tokens_out = svc.fit(r.input_tokens, r.output_tokens)
+        if tokens_out is None:
+            replay.too_long(r.model, r.t)
+            continue
         world.arrived(
             r.model,
             r.t,
             1,
-            svc.duration(r.input_tokens, r.output_tokens),
-            (r.input_tokens, r.output_tokens if svc.reference_output else 0),
+            svc.duration(r.input_tokens, tokens_out),
+            (r.input_tokens, tokens_out if svc.reference_output else 0),
         )
-        ready = world.ready[r.model]
-        queue = queues[r.model]
-        best = min(ready, key=lambda i: i.busy) if ready else None
-        if best is not None and best.busy < svc.slots and not queue:
-            replay.start(best, r.t, r.t, r.input_tokens, r.output_tokens)
-        else:
-            queue.append((r.t, r.input_tokens, r.output_tokens))
+        replay.attempt(r.model, r.t, r.t, r.input_tokens, tokens_out, 0)
     replay.passes_until(load.end)
     replay.to_time(load.end)
     replay.count_waiting(load.end)
@@ -345,25 +423,71 @@ def run_requests(
 
 
 class _RequestReplay:
-    """Request mode's state beside the world: each model's FIFO queue (the gateway's), the
-    completions of the requests in flight, and when the policy passes.
+    """Request mode's state beside the world: the completions of the requests in flight, the
+    clients' retries of requests the gateway refused, and when the policy passes.
 
-    Every request goes through `start` and every completion through `to_time`, so these are
-    the simulator's hot path: they bind what they use to locals once per call.
+    The gateway queues nothing: a request takes a slot of the ready instance with the fewest
+    requests in flight below its request limit (`context.batch`), or is answered 429 with
+    Retry-After; the client tries again `retry_after` later, at most `retries` times.
+    Every request goes through `attempt` and every completion through `to_time`, so these are
+    the simulator's hot path.
     """
 
-    __slots__ = ("controller", "done", "last_pass", "next_pass", "queues", "seq", "world")
+    __slots__ = ("controller", "done", "last_pass", "next_pass", "retrying", "seq", "world")
 
     def __init__(self, world: _World, controller: Controller) -> None:
         self.world = world
         self.controller = controller
-        self.queues: dict[str, deque[tuple[float, int, int]]] = {
-            m: deque() for m in world.services
-        }  # (arrived, input tokens, output tokens)
         self.done: list[tuple[float, int, str]] = []  # (finish time, seq, uid)
+        # (retry at, seq, model, arrived, input tokens, output tokens, attempts so far); a
+        # negative `arrived` marks lost work served again (its outcome is already counted)
+        self.retrying: list[tuple[float, int, str, float, int, int, int]] = []
         self.seq = 0
         self.next_pass = 0.0
         self.last_pass = 0.0
+
+    def attempt(
+        self, model: str, now: float, arrived: float, tokens_in: int, tokens_out: int, tries: int
+    ) -> None:
+        """The gateway admits the request to a free slot, or refuses it (429)."""
+        world = self.world
+        svc = world.services[model]
+        ready = world.ready[model]
+        best = min(ready, key=lambda i: i.busy) if ready else None
+        if best is not None and best.busy < svc.slots and self.admitted(svc.tier):
+            self.start(best, now, arrived, tokens_in, tokens_out)
+        elif tries < world.options.retries:
+            self.seq += 1
+            heapq.heappush(
+                self.retrying,
+                (
+                    now + world.options.retry_after,
+                    self.seq,
+                    model,
+                    arrived,
+                    tokens_in,
+                    tokens_out,
+                    tries + 1,
+                ),
+            )
+        else:
+            self.shed(model, arrived, tokens_in)
+
+    def admitted(self, tier: str) -> bool:
+        """The gateway's priority admission under its global limit, if it has one."""
+        world = self.world
+        limit = world.options.gateway_limit
+        if limit is None:
+            return True
+        by_tier = world.inflight_by_tier
+        reason = admit(
+            world.rank[tier],
+            total=sum(by_tier.values()),
+            top_tier=by_tier[world.spec.tiers[0].name],
+            limit=limit,
+            headroom=world.options.tier_headroom,
+        )
+        return reason is None
 
     def start(
         self, inst: _Instance, now: float, arrived: float, tokens_in: int, tokens_out: int
@@ -371,95 +495,100 @@ class _RequestReplay:
         """`inst` takes a request that arrived at `arrived`: its TTFT is known now."""
         world = self.world
         svc = world.services[inst.model]
-        wait = now - arrived
-        ttft = wait + svc.prefill(tokens_in)
-        ok = ttft <= svc.ttft_slo
-        tier = world.result.tiers[svc.tier]
-        tier.requests += 1
-        tier.attainable += svc.prefill(tokens_in) <= svc.ttft_slo
-        tier.within_slo += ok
-        tier.ttft[bin_of(ttft)] += 1
+        ok = False
+        if arrived >= 0:
+            ttft = now - arrived + svc.prefill(tokens_in)
+            ok = ttft <= svc.ttft_slo
+            tier = world.result.tiers[svc.tier]
+            tier.requests += 1
+            tier.attainable += svc.prefill(tokens_in) <= svc.ttft_slo
+            tier.within_slo += ok
+            tier.ttft[bin_of(ttft)] += 1
         self.seq = seq = self.seq + 1
-        inst.inflight[seq] = ok
+        inst.inflight[seq] = (ok, tokens_in, tokens_out)
+        if not inst.busy:
+            world.active_w[inst.model] += svc.accelerators
         inst.busy += 1
+        world.inflight_by_tier[svc.tier] += 1
         world.busy_w[inst.model] += svc.accelerators / svc.slots
         heapq.heappush(self.done, (now + svc.duration(tokens_in, tokens_out), seq, inst.uid))
 
-    def shed(self, model: str, tokens_in: int) -> None:
-        """A request waited longer than `queue_timeout`: counted, never served."""
+    def shed(self, model: str, arrived: float, tokens_in: int) -> None:
+        """Refused on every attempt: the client gives up (lost work: it is lost for good)."""
         svc = self.world.services[model]
         tier = self.world.result.tiers[svc.tier]
-        tier.requests += 1
         tier.shed += 1
-        tier.attainable += svc.prefill(tokens_in) <= svc.ttft_slo
+        if arrived >= 0:
+            tier.requests += 1
+            tier.attainable += svc.prefill(tokens_in) <= svc.ttft_slo
 
-    def pull(self, inst: _Instance, now: float) -> None:
-        """`inst` takes queued requests while it has free slots (shedding the timed-out)."""
-        queue = self.queues[inst.model]
-        slots = self.world.services[inst.model].slots
-        timeout = self.world.options.queue_timeout
-        while queue and inst.busy < slots:
-            arrived, tokens_in, tokens_out = queue.popleft()
-            if now - arrived > timeout:
-                self.shed(inst.model, tokens_in)
-            else:
-                self.start(inst, now, arrived, tokens_in, tokens_out)
+    def too_long(self, model: str, now: float) -> None:
+        """The engine refuses a prompt longer than the model's context (HTTP 400)."""
+        self.world.arrived(model, now, 1, 0.0, (0, 0))
+        tier = self.world.result.tiers[self.world.services[model].tier]
+        tier.requests += 1
+        tier.too_long += 1
 
-    def purge(self, now: float) -> None:
-        timeout = self.world.options.queue_timeout
-        for model, queue in self.queues.items():
-            while queue and now - queue[0][0] > timeout:
-                self.shed(model, queue.popleft()[1])
+    def requeue_lost(self, now: float) -> None:
+        """Requests killed by a Terminate are sent again from the start."""
+        for model, tokens_in, tokens_out in self.world.lost:
+            self.attempt(model, now, -1.0, tokens_in, tokens_out, 0)
+        self.world.lost.clear()
+
+    def finish(self, t: float) -> None:
+        _, key, uid = heapq.heappop(self.done)
+        world = self.world
+        inst = world.instances.get(uid)
+        if inst is None or key not in inst.inflight:
+            return
+        del inst.inflight[key]
+        inst.busy -= 1
+        svc = world.services[inst.model]
+        world.inflight_by_tier[svc.tier] -= 1
+        world.busy_w[inst.model] -= svc.accelerators / svc.slots
+        if not inst.busy:
+            world.active_w[inst.model] -= svc.accelerators
 
     def to_time(self, now: float) -> None:
-        """Completions and instances becoming ready up to `now`, in time order."""
-        world, done, loading = self.world, self.done, self.world.loading
-        services, busy_w = world.services, world.busy_w
+        """Completions, instances becoming ready and clients' retries up to `now`, in time
+        order (a completion first when they tie: its slot frees before the retry lands)."""
+        world, done, loading, retrying = self.world, self.done, self.world.loading, self.retrying
         while True:
             t_done = done[0][0] if done else math.inf
             t_ready = loading[0][0] if loading else math.inf
-            t = min(t_done, t_ready)
+            t_retry = retrying[0][0] if retrying else math.inf
+            t = min(t_done, t_ready, t_retry)
             if t > now:
                 return
             world.advance(t)
-            if t_done <= t_ready:
-                _, key, uid = heapq.heappop(done)
-                inst = world.instances.get(uid)
-                if inst is None or key not in inst.inflight:
-                    continue
-                del inst.inflight[key]
-                inst.busy -= 1
-                svc = services[inst.model]
-                busy_w[inst.model] -= svc.accelerators / svc.slots
-                if inst.state == "ready":
-                    self.pull(inst, t)
+            if t_done == t:
+                self.finish(t)
+            elif t_ready == t:
+                world.due_ready(t)
             else:
-                for inst in world.due_ready(t):
-                    self.pull(inst, t)
+                _, _, model, arrived, tokens_in, tokens_out, tries = heapq.heappop(retrying)
+                world.arrived(model, t, 1, 0.0, (0, 0))  # the gateway counts every attempt
+                self.attempt(model, t, arrived, tokens_in, tokens_out, tries)
 
     def passes_until(self, now: float) -> None:
         """Every policy pass due by `now`, each seeing the world as it was at its time."""
         while self.next_pass <= now:
             at = self.next_pass
             self.to_time(at)
-            self.purge(at)
-            self.world.reconcile(at, {m: len(q) for m, q in self.queues.items()}, self.last_pass)
-            for m, q in self.queues.items():
-                for inst in list(self.world.ready[m]) if q else ():
-                    self.pull(inst, at)
+            self.world.reconcile(at, {}, self.last_pass)
+            self.requeue_lost(at)
             self.last_pass = at
             self.next_pass += self.controller.interval
 
     def count_waiting(self, end: float) -> None:
-        """Requests still queued at `end`: those already past the SLO missed it; the others
+        """Requests still retrying at `end`: those already past the SLO missed it; the others
         are left out (their outcome is unknown)."""
-        for model, queue in self.queues.items():
+        for _, _, model, arrived, tokens_in, _, _ in self.retrying:
             svc = self.world.services[model]
-            tier = self.world.result.tiers[svc.tier]
-            for arrived, tokens_in, _ in queue:
-                if end - arrived > svc.ttft_slo:
-                    tier.requests += 1
-                    tier.attainable += svc.prefill(tokens_in) <= svc.ttft_slo
+            if arrived >= 0 and end - arrived > svc.ttft_slo:
+                tier = self.world.result.tiers[svc.tier]
+                tier.requests += 1
+                tier.attainable += svc.prefill(tokens_in) <= svc.ttft_slo
 
 
 def run_fluid(
@@ -478,10 +607,15 @@ def run_fluid(
     occupancy = dict.fromkeys(services, 0.0)  # slots the interactive requests kept busy
     rng = random.Random(options.seed)
     dt = options.tick
+    # A client gives up after its retries. Arrivals spread over a tick, so when the retries
+    # span less than a tick, that share of a tick's unserved arrivals still retries into the
+    # next tick, and no chunk outlives that tick.
+    patience = options.retries * options.retry_after
+    limit = max(patience, dt)
+    carried = min(1.0, patience / dt)
     queues: dict[str, deque[list[float]]] = {m: deque() for m in services}  # [arrived, count]
-    queued = dict.fromkeys(services, 0.0)
-    steps = {m: list(load.series.get(m, ())) for m in services}
-    cursor = dict.fromkeys(services, 0)
+    rates = {m: RateCursor(load.series.get(m, ()), load.window) for m in services}
+    variances = {m: RateCursor(load.variance.get(m, ()), load.window) for m in services}
     served_rate = dict.fromkeys(services, 0.0)
     per_instance = {m: s.slots / s.reference_duration for m, s in services.items()}
     prefill = {m: s.prefill(s.reference_input) for m, s in services.items()}
@@ -496,7 +630,7 @@ def run_fluid(
         if now >= next_pass:
             world.reconcile(
                 now,
-                {m: queued[m] + served_rate[m] * services[m].reference_duration for m in services},
+                {m: served_rate[m] * services[m].reference_duration for m in services},
                 last_pass,
             )
             for inst in [i for i in world.instances.values() if i.state == "draining"]:
@@ -505,18 +639,13 @@ def run_fluid(
             next_pass += controller.interval
         world.due_ready(now)
         for m, svc in services.items():
-            series, i = steps[m], cursor[m]
-            while i + 1 < len(series) and series[i + 1][0] <= now:
-                i += 1
-            cursor[m] = i
-            rate = series[i][1] if series and series[i][0] <= now else 0.0
-            expected = rate * span
-            count = _poisson(rng, expected) if options.poisson else expected
+            count = _tick_arrivals(
+                rng, options, rates[m].at(now) * span, variances[m].at(now) * span
+            )
             queue = queues[m]
             tier = tiers[m]
             if count > 0:
                 queue.append([now, count])
-                queued[m] += count
                 tokens = (count * svc.reference_input, count * svc.reference_output)
                 world.arrived(m, now, count, count * svc.reference_duration, tokens)
             batch_slots = sum(world.batch_held(i.uid) for i in world.ready[m])
@@ -526,12 +655,9 @@ def run_fluid(
             while queue and served < capacity:
                 arrived, n = queue[0]
                 wait = now - arrived
-                if wait > options.queue_timeout:
+                if wait > limit:
                     queue.popleft()
-                    tier.requests += n
-                    tier.attainable += n * attainable[m]
-                    tier.shed += n
-                    queued[m] -= n
+                    _shed(tier, n, attainable[m])
                     continue
                 take = min(n, capacity - served)
                 ttft = wait + ttft0
@@ -541,20 +667,22 @@ def run_fluid(
                     tier.within_slo += take
                 tier.ttft[bin_of(ttft)] += take
                 served += take
-                queued[m] -= take
                 if take >= n:
                     queue.popleft()
                 else:
                     queue[0][1] = n - take
-            while queue and now - queue[0][0] > options.queue_timeout:
-                arrived, n = queue.popleft()
-                tier.requests += n
-                tier.attainable += n * attainable[m]
-                tier.shed += n
-                queued[m] -= n
+            while queue and queue[0][0] + limit < now + dt:  # too old by the next tick
+                _shed(tier, queue.popleft()[1], attainable[m])
+            if queue and queue[-1][0] == now and carried < 1:  # gave up within this tick
+                lost = queue[-1][1] * (1 - carried)
+                queue[-1][1] -= lost
+                _shed(tier, lost, attainable[m])
             served_rate[m] = served / span if span else 0.0
             occupancy[m] = served * svc.reference_duration / span
             world.busy_w[m] = occupancy[m] / svc.slots * svc.accelerators
+            # least-outstanding routing spreads the requests in flight: one per instance first
+            world.active_w[m] = min(len(world.ready[m]), occupancy[m]) * svc.accelerators
+        queued = {m: sum(chunk[1] for chunk in queue) for m, queue in queues.items()}
         _batch_tick(world, now, span, occupancy, queued)
         world.advance(now + span)
     end = load.end
@@ -576,8 +704,9 @@ def _batch_tick(
     queued: Mapping[str, float],
 ) -> None:
     """The backlog takes the slots the tick's interactive requests left free (none while
-    they queue) and serves until the tick's end; its busy slots join each model's; then
-    the batches due by the next tick are submitted."""
+    they queue) and serves until the tick's end; its busy slots join each model's (and make
+    more of its instances busy as the exporters see them); then the batches due by the next
+    tick are submitted."""
     batch = world.batch
     if batch is None:
         return
@@ -594,7 +723,35 @@ def _batch_tick(
     for m, svc in world.services.items():
         busy = (held[m] * span - idle.get(m, 0.0)) / span
         world.busy_w[m] += busy / svc.slots * svc.accelerators
+        ready = len(world.ready[m])
+        active = min(ready, occupancy[m] + held[m]) * svc.accelerators
+        world.active_w[m] = max(world.active_w[m], active)
     batch.submit_due(now + span)
+
+
+def _shed(tier: TierResult, n: float, attainable: float) -> None:
+    """`n` requests whose clients gave up: requests, misses, shed."""
+    tier.requests += n
+    tier.attainable += n * attainable
+    tier.shed += n
+
+
+def _tick_arrivals(rng: random.Random, options: Options, mean: float, variance: float) -> float:
+    """One tick's arrivals: Poisson if asked, else drawn with the load's variance, else the
+    mean itself."""
+    if options.poisson:
+        return _poisson(rng, mean)
+    if options.variability:
+        return _varied(rng, mean, variance)
+    return mean
+
+
+def _varied(rng: random.Random, mean: float, variance: float) -> float:
+    """A count with this mean and variance: a Gamma draw (a continuous count, as fluid
+    chunks are); exactly the mean when there is no variance."""
+    if mean <= 0 or variance <= 0:
+        return mean
+    return rng.gammavariate(mean * mean / variance, variance / mean)
 
 
 def _poisson(rng: random.Random, mean: float) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from xpool.sim.requests import Request
 from xpool.sim.service import Service
@@ -29,11 +29,48 @@ class RequestLoad:
 class RateLoad:
     series: Mapping[str, tuple[tuple[float, float], ...]]  # model -> (from t, requests/s)
     end: float
+    # model -> (from t, variance rate): a span of T s holds about rate x T arrivals with
+    # variance (variance rate) x T (ServeGen's fitted distributions); absent: no variability
+    variance: Mapping[str, tuple[tuple[float, float], ...]] = field(default_factory=dict)
+    # > 0: the steps are windows this long, and rates move linearly between their middles
+    window: float = 0.0
 
     def rate(self, model: str, t: float) -> float:
         steps = self.series.get(model, ())
         i = bisect.bisect_right(steps, (t, math.inf)) - 1
         return steps[i][1] if i >= 0 else 0.0
+
+
+class RateCursor:
+    """A step function read at nondecreasing times, linear between the middles of adjacent
+    windows when `window` > 0 (so rates do not jump at every window's edge)."""
+
+    __slots__ = ("i", "steps", "window")
+
+    def __init__(self, steps: tuple[tuple[float, float], ...], window: float) -> None:
+        self.steps = steps
+        self.window = window
+        self.i = 0
+
+    def at(self, t: float) -> float:
+        steps = self.steps
+        if not steps or t < steps[0][0]:
+            return 0.0
+        i = self.i
+        while i + 1 < len(steps) and steps[i + 1][0] <= t:
+            i += 1
+        self.i = i
+        start, value = steps[i]
+        half = self.window / 2
+        if not half:
+            return value
+        if t < start + half and i > 0 and steps[i - 1][0] + self.window == start:
+            before = steps[i - 1][1]
+            return before + (value - before) * (t - start + half) / self.window
+        if t > start + half and i + 1 < len(steps) and start + self.window == steps[i + 1][0]:
+            after = steps[i + 1][1]
+            return value + (after - value) * (t - start - half) / self.window
+        return value
 
 
 Load = RequestLoad | RateLoad

@@ -29,11 +29,13 @@ def bin_upper(index: int) -> float:
 
 @dataclass
 class TierResult:
-    requests: float = 0.0  # started, shed or still waiting past the SLO at the end
+    requests: float = 0.0  # started, shed, rejected, too long or still waiting past the SLO
     within_slo: float = 0.0  # TTFT <= slo.ttftMs
-    shed: float = 0.0  # waited past the queue timeout, or killed by a drain timeout
+    shed: float = 0.0  # answered 429 on every attempt (or waited past the fluid retry span)
     attainable: float = 0.0  # whose prefill alone is within the SLO (no policy does better)
     ttft: list[float] = field(default_factory=lambda: [0.0] * BINS)
+    too_long: float = 0.0  # prompts longer than the model's seqLen: refused by the engine
+    requeued: float = 0.0  # killed on a terminated instance and served again from the start
 
     @property
     def attainment(self) -> float | None:
@@ -83,6 +85,10 @@ class PolicyResult:
     samples: list[Sample] = field(default_factory=list)
     wall_seconds: float = 0.0
     batch: BatchResult | None = None  # the backlog's outcome, when one was submitted
+    # What the accelerator exporters report, over the pools the models run on (their
+    # accelerators x duration: `owned_accelerator_seconds`): an accelerator is busy while its
+    # instance has a request in flight (kernels run).
+    pool_busy_seconds: float = 0.0
 
     @property
     def accelerator_hours(self) -> float:
@@ -100,6 +106,13 @@ class PolicyResult:
         if not self.owned_accelerator_seconds:
             return None
         return self.busy_accelerator_seconds / self.owned_accelerator_seconds
+
+    @property
+    def pool_utilisation(self) -> float | None:
+        """The exporters' view over the same pools: accelerators with a request in flight."""
+        if not self.owned_accelerator_seconds:
+            return None
+        return self.pool_busy_seconds / self.owned_accelerator_seconds
 
     @property
     def shed(self) -> float:
@@ -127,6 +140,9 @@ class PolicyResult:
             "ttftP99Seconds": {name: _round(t.quantile(0.99)) for name, t in self.tiers.items()},
             "requests": {name: round(t.requests, 1) for name, t in self.tiers.items()},
             "shed": round(self.shed, 1),
+            "tooLong": {name: round(t.too_long, 1) for name, t in self.tiers.items()},
+            "requeued": {name: round(t.requeued, 1) for name, t in self.tiers.items()},
+            "poolUtilisation": _round(self.pool_utilisation),
             "scaleUps": self.scale_ups,
             "scaleDowns": self.scale_downs,
             "preemptions": self.preemptions,

@@ -108,16 +108,62 @@ def servegen_rates(
     `clients` maps a name per client (the file name, used in messages) to the lines of its
     trace file; windows are whole, even where [start, end) cuts them.
     """
+    for when, rate, _ in servegen_windows(clients, start=start, end=end):
+        yield when, rate
+
+
+def servegen_windows(
+    clients: Mapping[str, Iterable[str]],
+    *,
+    start: float = 0.0,
+    end: float | None = None,
+    scale: float = 1.0,
+    span: float = 5.0,
+) -> Iterator[tuple[float, float, float]]:
+    """(window start, summed rate, summed variance rate) for each window overlapping
+    [start, end), every rate multiplied by `scale`: the arrivals of `span` seconds within the
+    window number about rate x span, with variance about (variance rate) x span.
+
+    Each client is a renewal process whose gaps have the fitted shape's squared coefficient
+    of variation c2. Over spans much longer than its gaps its counts have variance
+    rate x c2 x span (the asymptotic index of dispersion of a renewal process); over spans much
+    shorter they hold 0 or 1 arrival, variance rate x span. Between, the index moves from 1
+    to c2 as n / (1 + n), n = rate x span the expected count: an interpolation, not a
+    derivation, calibrated by bench/fluid_calibration.py. Independent clients add. c2 is
+    capped at the window's count, the variance of a window whose arrivals all come at once.
+    """
+
+    def variance(w: _Window) -> float:
+        rate = w.rate * scale
+        n = rate * span
+        c2 = min(_cv2(w), rate * WINDOW_S)
+        return rate * (1 + (c2 - 1) * n / (1 + n))
+
     streams = [
-        ((w.start, w.rate) for w in _span(_windows(lines, name), start, end))
+        (
+            (w.start, w.rate * scale, variance(w) if w.pattern else 0.0)
+            for w in _span(_windows(lines, name), start, end)
+        )
         for name, lines in clients.items()
     ]
     for when, group in groupby(heapq.merge(*streams), key=itemgetter(0)):
-        yield when, sum(rate for _, rate in group)
+        rows = list(group)
+        yield when, sum(r[1] for r in rows), sum(r[2] for r in rows)
+
+
+def _cv2(w: _Window) -> float:
+    """Squared coefficient of variation of a window's gaps: Gamma 1/shape; Weibull
+    Gamma(1 + 2/k) / Gamma(1 + 1/k)^2 - 1 (in logs: tiny shapes overflow)."""
+    if not w.pattern:
+        return 0.0
+    if w.pattern == "Gamma":
+        return 1.0 / w.shape
+    log_ratio = math.lgamma(1 + 2 / w.shape) - 2 * math.lgamma(1 + 1 / w.shape)
+    return math.exp(min(log_ratio, 700.0)) - 1.0
 
 
 def _arrivals(
-    windows: Iterator[_Window], seed: str, start: float, end: float | None
+    windows: Iterator[_Window], seed: str, start: float, end: float | None, scale: float = 1.0
 ) -> Iterator[float]:
     """One client's arrival times in [start, end), nondecreasing, one window in memory at a time.
 
@@ -129,7 +175,7 @@ def _arrivals(
             continue
         rng = random.Random(f"{seed}:{w.start!r}")
         gamma, weibull, uniform = rng.gammavariate, rng.weibullvariate, rng.random
-        expected = w.rate * WINDOW_S
+        expected = w.rate * scale * WINDOW_S
         n = int(expected)
         if uniform() < expected - n:
             n += 1
@@ -159,6 +205,7 @@ def servegen_requests(
     tokens: TokenSampler,
     start: float = 0.0,
     end: float | None = None,
+    scale: float = 1.0,
 ) -> Iterator[Request]:
     """The requests of one model's clients in [start, end), merged lazily in time order.
 
@@ -166,13 +213,14 @@ def servegen_requests(
     its path: each client's window draws from `random.Random(f"{seed}:{name}:{window start}")`,
     so arrival times depend only on the files, the names and `seed`, and a span [start, end)
     holds exactly the arrivals the whole trace has there. Token lengths are drawn in arrival
-    order from `tokens`, so they also depend on the sampler's state.
+    order from `tokens`, so they also depend on the sampler's state. `scale` multiplies every
+    window's rate (each client keeps its gap distribution), as fluid mode's `*SCALE` does.
 
     Each request costs about 1.5 us here, and ServeGen's three language models hold 3.8 billion
     requests in 14 days: replay spans, or use `servegen_rates` for the long view.
     """
     streams = [
-        _arrivals(_span(_windows(lines, name), start, end), f"{seed}:{name}", start, end)
+        _arrivals(_span(_windows(lines, name), start, end), f"{seed}:{name}", start, end, scale)
         for name, lines in clients.items()
     ]
     sample = tokens.sample
