@@ -47,19 +47,22 @@ def credential_problems(platform: Platform) -> Iterator[Found]:
 
 
 def _url_credential(url: str) -> str | None:
-    """What credential `url` carries, told without its value; None when it carries none."""
-    shown = redact_credentials(url)
+    """What credential `url` carries, told without its value; None when it carries none
+    (a large platform's thousands of source URLs: nothing redacted for them)."""
     if _USERINFO.match(url):
-        return f"the URL '{shown}' carries credentials (user:password@); remove them and {_ADVICE}"
+        return (
+            f"the URL '{redact_credentials(url)}' carries credentials (user:password@); "
+            f"remove them and {_ADVICE}"
+        )
     query = url.partition("?")[2].partition("#")[0]
     names = [unquote(p.partition("=")[0]) for p in re.split(r"[&;]", query) if "=" in p]
     found = [n for n in names if n.lower() in CREDENTIAL_PARAMS]
     if not found:
         return None
     return (
-        f"the URL '{shown}' carries a credential in its query ({', '.join(found)}); a "
-        f"pre-signed or tokened URL ends up in the platform ConfigMap: remove the query and "
-        f"{_ADVICE}"
+        f"the URL '{redact_credentials(url)}' carries a credential in its query "
+        f"({', '.join(found)}); a pre-signed or tokened URL ends up in the platform "
+        f"ConfigMap: remove the query and {_ADVICE}"
     )
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from fractions import Fraction
+from functools import lru_cache
 from typing import Any
 
 _QUANTITY = re.compile(
@@ -55,7 +56,12 @@ def parse_quantity(value: Any) -> Fraction:
     """The exact value of a Kubernetes quantity (``"500m"`` -> 1/2); QuantityError otherwise."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise QuantityError(f'{value!r} is not a quantity (expected e.g. 2, "500m" or "64Gi")')
-    text = value if isinstance(value, str) else repr(value)
+    return _parse_text(value if isinstance(value, str) else repr(value))
+
+
+@lru_cache(maxsize=1024)
+def _parse_text(text: str) -> Fraction:
+    """Memoized: a platform's pod templates repeat the same few amounts thousands of times."""
     match = _QUANTITY.match(text)
     if match is None:
         raise QuantityError(

@@ -43,7 +43,12 @@ def to_yaml(value: Any, indent: int = 0) -> str:
 
 @lru_cache(maxsize=4096)
 def _to_yaml(value_json: str, indent: int) -> str:
-    value = json.loads(value_json)
+    return dump_yaml(json.loads(value_json), indent)
+
+
+def dump_yaml(value: Any, indent: int = 0) -> str:
+    """`to_yaml` without the memo, for a value rendered once: a ConfigMap's data, megabytes
+    (a platform file, launch specs) that the memo's JSON round trip would only copy."""
     text = yaml.dump(
         value,
         Dumper=_BlockDumper,
@@ -94,6 +99,7 @@ def environment() -> Environment:
     )
     env.filters["q"] = quote
     env.filters["to_yaml"] = to_yaml
+    env.filters["dump_yaml"] = dump_yaml
     return env
 
 
