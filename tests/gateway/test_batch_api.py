@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,16 +41,6 @@ def request(custom_id: str, model: str = "chat", url: str = "/v1/chat/completion
 
 def jsonl(items: list[Any]) -> bytes:
     return b"".join(json.dumps(i).encode() + b"\n" for i in items)
-
-
-@pytest.fixture(scope="module")
-def up() -> Iterator[TokenUpstream]:
-    running = TokenUpstream()
-    running.server.start()
-    try:
-        yield running
-    finally:
-        running.server.stop()
 
 
 def client(g: Gateway, key: str = KEY) -> openai.OpenAI:

@@ -27,15 +27,10 @@ def quickstart_table() -> RoutingTable:
 
 
 @pytest.fixture(scope="module")
-def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    up = TokenUpstream()
-    up.server.start()
+def running(up: TokenUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     store = DirStore(tmp_path_factory.mktemp("store"))
-    try:
-        with gateway(up, table=quickstart_table(), batch_store=store) as g:
-            yield g
-    finally:
-        up.server.stop()
+    with gateway(up, table=quickstart_table(), batch_store=store) as g:
+        yield g
 
 
 def batch(xpool, running: Gateway, *args: str):

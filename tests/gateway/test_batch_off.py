@@ -3,7 +3,6 @@ the reason (the openai client shows it), not a bare 404; the rest of `/v1/*` is 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import openai
@@ -12,16 +11,6 @@ import pytest
 from tests.gateway.serving import CHAT, TokenUpstream, gateway
 from xpool.actions.gateway import batch_store_for
 from xpool.adapters.object_store import DirStore
-
-
-@pytest.fixture(scope="module")
-def up() -> Iterator[TokenUpstream]:
-    running = TokenUpstream()
-    running.server.start()
-    try:
-        yield running
-    finally:
-        running.server.stop()
 
 
 def test_batch_paths_answer_503_with_the_reason(up: TokenUpstream) -> None:

@@ -31,16 +31,6 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         server.stop()
 
 
-@pytest.fixture(scope="module")
-def up() -> Iterator[TokenUpstream]:
-    running = TokenUpstream()
-    running.server.start()
-    try:
-        yield running
-    finally:
-        running.server.stop()
-
-
 def test_put_get_keys_delete(s3: S3Server):
     with S3Client(s3.config()) as client:
         store = S3Store(client, "s3://batches/unit/a")

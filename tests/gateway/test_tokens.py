@@ -5,23 +5,12 @@ usage on the finish chunk always), and the gateway counts what the answers repor
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.gateway.serving import CHAT, EMBEDDINGS, PROMPT, WORDS, TokenUpstream, gateway
 from xpool.gateway.routing import RoutingTable
-
-
-@pytest.fixture(scope="module")
-def up() -> Iterator[TokenUpstream]:
-    server = TokenUpstream()
-    server.server.start()
-    try:
-        yield server
-    finally:
-        server.server.stop()
 
 
 def _table(uid: str) -> RoutingTable:
