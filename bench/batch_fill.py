@@ -37,7 +37,7 @@ from xpool.actions.simulate_traces import build_load, parse_trace
 from xpool.resolve import resolve_platform
 from xpool.sim.backlog import batch_jobs, parse_batch
 from xpool.sim.baselines import POLICIES
-from xpool.sim.engine import UTILISATION_SIGNALS, Options
+from xpool.sim.engine import Options
 from xpool.sim.policy_comparison import PolicyComparison, setup, simulate
 from xpool.sim.report import figures, markdown
 from xpool.sim.results import PolicyResult
@@ -130,12 +130,6 @@ def main() -> None:
     parser.add_argument(
         "--report", type=Path, metavar="DIR", help="write report.md and its plots into DIR"
     )
-    parser.add_argument(
-        "--utilisation",
-        choices=UTILISATION_SIGNALS,
-        default="pool",
-        help="the utilisation the policy sees (docs/simulation.md)",
-    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     dirs = [args.traces / name for name in ("m-large", "m-mid")]
@@ -181,7 +175,6 @@ def main() -> None:
             seed=args.seed,
             batches=tuple(batches),
             batch_reserve=args.reserve,
-            utilisation=args.utilisation,
         ),
         15.0,
     )
@@ -189,7 +182,7 @@ def main() -> None:
         f"ServeGen {args.days} days: qa-chat (P0) m-large x 0.25, summary (P1) m-mid x 0.01 "
         f"{args.shift} later, batch-eval (P2) {args.daily:,} requests a day, "
         f"{args.reserve} slot(s) reserved, scaling band {spec.scaling.up_qps_ratio:g}/"
-        f"{spec.scaling.down_qps_ratio:g}, utilisation signal {args.utilisation}; fluid mode, "
+        f"{spec.scaling.down_qps_ratio:g}; fluid mode, "
         f"{time.perf_counter() - started:.0f} s wall"
     )
     report(comparison, [p for p in WANTED if p not in POLICIES])

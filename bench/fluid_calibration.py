@@ -28,7 +28,7 @@ from pathlib import Path
 
 from xpool.actions.simulate_traces import build_load, parse_trace
 from xpool.resolve import resolve_platform
-from xpool.sim.engine import UTILISATION_SIGNALS, Options
+from xpool.sim.engine import Options
 from xpool.sim.load import Load, RequestLoad
 from xpool.sim.policy_comparison import PolicyComparison, setup, simulate
 from xpool.sim.requests import Request
@@ -121,7 +121,6 @@ def main() -> None:
     parser.add_argument("--day", type=int, default=1, help="which day of the traces (1-14)")
     parser.add_argument("--policies", default="pooled", help="comma-separated")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--utilisation", choices=UTILISATION_SIGNALS, default="pool")
     parser.add_argument(
         "--modes", default="fluid,smooth,requests", help="comma-separated (requests is slow)"
     )
@@ -145,7 +144,7 @@ def main() -> None:
     fluid_load = build_load(
         traces, fluid=None, start=start, duration=DAY, speedup=1.0, seed=args.seed
     )
-    base = Options(seed=args.seed, utilisation=args.utilisation)
+    base = Options(seed=args.seed)
     loads = {
         "fluid": (fluid_load, base),
         "smooth": (fluid_load, replace(base, variability=False)),
@@ -153,9 +152,7 @@ def main() -> None:
     }
     modes = [m.strip() for m in args.modes.split(",") if m.strip() in loads]
     runs = {m: compare(loads[m][0], svcs, spec, policies, loads[m][1]) for m in modes}
-    print(
-        f"ServeGen day {args.day}, 3 models on examples/platform.yaml, policy sees {args.utilisation}"
-    )
+    print(f"ServeGen day {args.day}, 3 models on examples/platform.yaml")
     for label, (wall, comparison) in runs.items():
         for policy in policies:
             print(" | ".join(_row(label, comparison, policy, wall)))

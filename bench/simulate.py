@@ -44,7 +44,7 @@ from xpool.actions.simulate_traces import build_load, parse_trace
 from xpool.cli.simulate import print_table
 from xpool.resolve import resolve_platform
 from xpool.sim import baselines
-from xpool.sim.engine import UTILISATION_SIGNALS, Options
+from xpool.sim.engine import Options
 from xpool.sim.load import RateLoad, RequestLoad
 from xpool.sim.policy_comparison import PolicyComparison, setup, simulate
 from xpool.sim.requests import Request
@@ -182,12 +182,6 @@ def main() -> None:
         "--slo", action="store_true", help="mode slo vs the band on the committed excerpts"
     )
     parser.add_argument(
-        "--utilisation",
-        choices=UTILISATION_SIGNALS,
-        default="pool",
-        help="the utilisation the policy sees (docs/simulation.md)",
-    )
-    parser.add_argument(
         "--traces",
         type=Path,
         metavar="DIR",
@@ -203,7 +197,7 @@ def main() -> None:
         f"servegen:{path}={model}*{scale}"
         for path, (_, model, scale) in zip(dirs, SERVEGEN, strict=True)
     ]
-    options = Options(seed=args.seed, utilisation=args.utilisation)
+    options = Options(seed=args.seed)
     seconds, comparison = run(serve, args.days * 86_400, options)
     print(f"ServeGen 3-model pool, {args.days:g} days, fluid mode: {seconds:.1f} s wall (1 run)")
     print_table(comparison)

@@ -56,7 +56,6 @@ class SimulateOptions:
     lag: str = "15s"
     retries: int = 2
     retry_after: str = "1s"
-    utilisation: str = "pool"  # what the policy sees: pool | slots | none
     tick: str = "5s"
     poisson: bool = False
     smooth: bool = False  # fluid: no drawn variability
@@ -153,7 +152,6 @@ class SimulateOptions:
             lag=seconds["--lag"],
             retries=self.retries,
             retry_after=seconds["--retry-after"],
-            utilisation=self.utilisation,
             tick=seconds["--tick"],
             poisson=self.poisson,
             variability=not self.smooth,

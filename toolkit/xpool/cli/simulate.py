@@ -12,7 +12,6 @@ from xpool.actions.runtime import Runtime
 from xpool.actions.simulate import SimulateOptions, simulate
 from xpool.cli.output import emit_data, emit_table, note, output_option
 from xpool.sim.baselines import POLICIES
-from xpool.sim.engine import UTILISATION_SIGNALS
 from xpool.sim.policy_comparison import PolicyComparison
 
 
@@ -143,13 +142,6 @@ def _hours(seconds: float | None) -> str:
     help="Client retries of a 429.",
 )
 @click.option("--retry-after", default="1s", show_default=True, help="Gateway's Retry-After.")
-@click.option(
-    "--utilisation",
-    type=click.Choice(UTILISATION_SIGNALS),
-    default="pool",
-    show_default=True,
-    help="Utilisation the policy sees: the pool's exporters, the model's slots, or none.",
-)
 @click.option("--tick", default="5s", show_default=True, help="Fluid mode: time step.")
 @click.option("--poisson", is_flag=True, help="Fluid mode: seeded Poisson arrivals per tick.")
 @click.option(
@@ -204,7 +196,6 @@ def simulate_command(
     lag: str,
     retries: int,
     retry_after: str,
-    utilisation: str,
     tick: str,
     poisson: bool,
     smooth: bool,
@@ -231,7 +222,6 @@ def simulate_command(
         lag=lag,
         retries=retries,
         retry_after=retry_after,
-        utilisation=utilisation,
         tick=tick,
         poisson=poisson,
         smooth=smooth,

@@ -16,11 +16,17 @@ signal (`+ batch` in the reasons). A large backlog so asks for `instances.max`, 
 grants what the tier rules allow: the lowest tier borrows idle capacity and is the first
 reclaimed.
 
-Up: when QPS exceeds `scaleUp.qpsRatio` of what its ready instances serve, or saturation or
-accelerator utilisation exceeds `scaleUp.utilization`; by at most `step` instances per
+The `utilization` thresholds act on the model's own saturation (requests in flight over its
+ready instances' request limits: how busy its engines are), not on the accelerator
+utilisation Prometheus reports: that is a pool's average, shared by every model on the pool,
+so a busy neighbour (a batch filling idle capacity) would scale every model up and keep it
+there. It is kept in the decision's inputs, as information.
+
+Up: when QPS exceeds `scaleUp.qpsRatio` of what its ready instances serve, or saturation
+exceeds `scaleUp.utilization`; by at most `step` instances per
 `interval`, counting instances still loading (a step rule that ignores them overshoots: the
 load stays high until they are ready). Down: only after QPS stayed under
-`scaleDown.qpsRatio` of capacity (and utilisation under its threshold) for the whole
+`scaleDown.qpsRatio` of capacity (and saturation under `scaleDown.utilization`) for the whole
 `stabilization` window, never within that window of a scale-up, never on missing metrics, and
 only to what keeps the remaining instances at the midpoint between the two ratios (so noise in
 the measured QPS does not scale straight back up). The floor (`instances.min`) is restored at once.
@@ -261,7 +267,7 @@ def _rates(p: _Pass) -> tuple[_Rate, ...]:
 def _scale_up(p: _Pass) -> Target | None:
     """None unless the model is over a scale-up threshold. Then up to what that calls for
     (enough instances for its token rates or QPS at `scaleUp.qpsRatio`, or one more ready
-    instance when saturation or utilisation is high), capped by instances.max, counting
+    instance when saturation is high), capped by instances.max, counting
     loading instances, by at most `step` per scaleUp.interval."""
     model = p.model
     scaling = p.scaling
@@ -273,10 +279,9 @@ def _scale_up(p: _Pass) -> Target | None:
         if rate.rate > ratio * (len(p.ready) * rate.per_instance):
             hot.append(f"{rate.load()} > {rate.against(ratio, len(p.ready))}")
             wanted = max(wanted, rate.needed(ratio))
-    for name, value in (("saturation", p.saturation), ("utilization", p.load.utilization)):
-        if value is not None and value > scaling.up_utilization:
-            hot.append(f"{name} {value:.0%} > {scaling.up_utilization:.0%}")
-            wanted = max(wanted, len(p.ready) + 1)
+    if p.saturation is not None and p.saturation > scaling.up_utilization:
+        hot.append(f"saturation {p.saturation:.0%} > {scaling.up_utilization:.0%}")
+        wanted = max(wanted, len(p.ready) + 1)
     if not hot:
         return None
     why = "; ".join(hot)
@@ -328,7 +333,7 @@ def _scale_down(p: _Pass) -> Target:
         and not p.loading
         and p.ready
         and all(r.rate < ratio * (len(p.ready) * r.per_instance) for r in rates)
-        and (load.utilization is None or load.utilization < scaling.down_utilization)
+        and (p.saturation is None or p.saturation < scaling.down_utilization)
     )
     if not low:
         return p.target(active, "load within the scaling band", low_since=None)

@@ -58,8 +58,6 @@ from xpool.sim.load import RateCursor, RateLoad, RequestLoad
 from xpool.sim.results import PolicyResult, Sample, TierResult, bin_of
 from xpool.sim.service import Service
 
-UTILISATION_SIGNALS = ("pool", "slots", "none")
-
 
 @dataclass(frozen=True)
 class Options:
@@ -72,9 +70,6 @@ class Options:
     # admission sheds the lower tiers first (`policy/admission.py`); None: no global limit
     gateway_limit: int | None = None
     tier_headroom: float = 0.15
-    # the utilisation the policy sees: "pool" (the exporters' busy accelerators over the pool,
-    # as the shipped PromQL reads them), "slots" (the model's slot occupancy), "none"
-    utilisation: str = "pool"
     tick: float = 5.0  # fluid mode: seconds per tick
     poisson: bool = False  # fluid mode: seeded Poisson arrivals instead of rate x tick
     variability: bool = True  # fluid mode: draw arrivals with the load's own variance
@@ -291,7 +286,8 @@ class _World:
                     math.ceil(inst.busy + extra + self.batch_held(inst.uid)),
                 )
             )
-        load = {m: self.observed(m, now, u) for m, u in self.utilisation_seen(now).items()}
+        pools = self.pool_utilisation(now)
+        load = {m: self.observed(m, now, pools.get(svc.pool)) for m, svc in self.services.items()}
         return Observation(now, tuple(insts), load)
 
     def batch_held(self, uid: str) -> float:
@@ -309,19 +305,6 @@ class _World:
         for m in self.services:
             self.pass_held[m] = self.pass_busy[m] = self.pass_active[m] = 0.0
         self.pass_started = now
-
-    def utilisation_seen(self, now: float) -> dict[str, float | None]:
-        """The utilisation each model's policy input shows, per `Options.utilisation`."""
-        kind = self.options.utilisation
-        if kind == "pool":
-            pools = self.pool_utilisation(now)
-            return {m: pools.get(svc.pool) for m, svc in self.services.items()}
-        if kind == "slots":
-            return {
-                m: self.pass_busy[m] / self.pass_held[m] if self.pass_held[m] else None
-                for m in self.services
-            }
-        return dict.fromkeys(self.services)
 
     def pool_utilisation(self, now: float) -> dict[str, float]:
         """Per pool, busy accelerators over all of its accelerators since the last pass: the
