@@ -109,8 +109,9 @@ class PolicyResult:
 
     @property
     def pool_utilisation(self) -> float | None:
-        """The exporters' view over the same pools: accelerators with a request in flight."""
-        if not self.owned_accelerator_seconds:
+        """The exporters' view over the same pools: accelerators with a request in flight
+        (None for the oracles, which serve no requests)."""
+        if not self.owned_accelerator_seconds or not self.pool_busy_seconds:
             return None
         return self.pool_busy_seconds / self.owned_accelerator_seconds
 
