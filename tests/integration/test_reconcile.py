@@ -201,11 +201,10 @@ def test_scales_up_by_step_and_down_after_the_window_without_losing_requests(tmp
         trickle = Load(
             gateway, [chat_stream_request("chat")], total=10**9, concurrency=1, pause=8.0
         ).start()
-        # utilisation above scaleDown.utilization holds the scale-down
+        # the pool's utilisation above scaleDown.utilization does not hold the model's
+        # scale-down: it is the whole pool's average, not the model's (the band acts on the
+        # model's saturation; docs/scheduling.md "Autoscaling"); decisions still record it
         exporter.set("0", 50.0)
-        time.sleep(30)
-        assert count(state, "chat", ("ready", "loading")) == 3
-        exporter.set("0", 5.0)
         wait_for(
             lambda: count(state, "chat", ("ready", "loading", "draining")) == 1,
             180,
