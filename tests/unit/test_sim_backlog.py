@@ -54,12 +54,13 @@ def test_interactive_requests_come_first_and_the_batch_yields_while_they_queue()
     assert static.tiers["P2"].attainment == 1.0
     # 16 slots - 8 interactive - 2 reserved = 6 slots of 10 s for 1,000 s
     assert static.batch.completed == pytest.approx(600, rel=0.02)
-    # interactive beyond capacity queues all the time: the batch never starts
+    # interactive beyond capacity queues all the time: the batch gets nowhere (a fluid
+    # fraction of a request may start in a step before the first refusal, and is taken back)
     spec, svcs, over = _bulk(rate=2.0)
     c = run(spec, svcs, over, policies=("static",), batches=(_job(10_000),))
     static = c.result("static")
     assert static is not None and static.batch is not None
-    assert static.batch.completed == 0
+    assert static.batch.completed < 1
 
 
 def test_a_batch_outwaits_any_client_and_is_never_shed() -> None:

@@ -22,7 +22,7 @@ def test_hpa_and_pooled_decide_alike_without_contention() -> None:
     """One model alone in a large pool: with the same step, interval and stabilization, the
     HPA-like baseline scales exactly as the pooled policy does."""
     chat = model("chat", "P0", qps=10, lo=1, hi=20)
-    spec = spec_of([chat], accelerators=40, deserved=(16, 12, 12), scaling=SCALING)
+    spec = spec_of([chat], accelerators=40, deserved=(30, 5, 5), scaling=SCALING)
     svcs = {"chat": service("chat", "P0", qps=10)}
     c = _run(spec, svcs, diurnal("chat", 60, 1), ("hpa", "pooled"))
     hpa, pooled = c.result("hpa"), c.result("pooled")

@@ -351,23 +351,22 @@ def test_window_stops_reading_at_its_end():
 
 
 @pytest.mark.parametrize(
-    ("pattern", "shape", "cv2"),
-    [("Gamma", 1 / 9, 9.0), ("Weibull", 0.5, 5.0), ("Gamma", 1.0, 1.0)],
+    ("pattern", "shape"),
+    [("Gamma", 1 / 9), ("Weibull", 0.5), ("Gamma", 1.0), ("Weibull", 0.25), ("Gamma", 0.02)],
 )
-@pytest.mark.parametrize(("rate", "span"), [(5.0, 20.0), (0.2, 5.0)])
+@pytest.mark.parametrize(("rate", "span"), [(5.0, 5.0), (0.2, 5.0)])
 def test_servegen_windows_give_the_counts_variance_of_the_generated_arrivals(
-    pattern, shape, cv2, rate, span
+    pattern, shape, rate, span
 ):
-    """Counts over `span` seconds: about rate x c2 x span variance when they hold many
-    arrivals (a renewal process's index of dispersion), nearer rate x span when they hold
-    about one; `servegen_windows` gives fluid mode that figure."""
-    rows = [f"{i * 600},{rate},1,{pattern},{shape},2.5\n" for i in range(40)]
+    """The variance `servegen_windows` gives fluid mode for a tick's count is that of the
+    arrivals `servegen_requests` generates, heavy-tailed gaps included (Weibull 0.25: c2 =
+    251, which a tick holding 25 arrivals is far from reaching)."""
+    rows = [f"{i * 600},{rate},1,{pattern},{shape},2.5\n" for i in range(60)]
     (start, got_rate, variance), *_ = servegen_windows({"c": rows}, span=span)
     n = rate * span
     assert (start, got_rate) == (0.0, rate)
-    assert variance == pytest.approx(rate * (1 + (cv2 - 1) * n / (1 + n)))
     reqs = servegen_requests({"c": rows}, "m", seed=1, tokens=tokens())
     counts = Counter(int(r.t // span) for r in reqs)
-    spans = [counts.get(k, 0) for k in range(int(40 * 600 / span))]
+    spans = [counts.get(k, 0) for k in range(int(60 * 600 / span))]
     assert statistics.mean(spans) == pytest.approx(n)
-    assert statistics.pvariance(spans) == pytest.approx(variance * span, rel=0.35)
+    assert statistics.pvariance(spans) == pytest.approx(variance * span, rel=0.3)

@@ -251,18 +251,37 @@ class BatchQueue:
         """A drained instance's chunks back to the front of their queues, their work lost."""
         taken = [c for c in self.live.values() if c.uid == uid]
         for chunk in sorted(taken, key=lambda c: -c.seq):
-            del self.live[chunk.seq]
-            job = self.result.jobs[chunk.job].job
-            queue = self.pending.setdefault(job.model, deque())
-            if queue and int(queue[0][0]) == chunk.job:
-                queue[0][1] += chunk.count
-            else:
-                queue.appendleft([chunk.job, chunk.count])
-            self.result.requeued += chunk.count
-            self.result.lost_accelerator_seconds += (
-                chunk.count * (now - chunk.started) * self.per_slot[job.model]
-            )
+            self._give_back(chunk, chunk.count, now)
         self.held.pop(uid, None)
+
+    def preempt(self, uids: Iterable[str], slots: float, now: float) -> float:
+        """An interactive request that finds every slot full takes a batch request's slot,
+        as the gateway does: up to `slots` slots of the youngest chunks on `uids` go back to
+        the front of their queues, their work lost. Returns the slots freed."""
+        on = set(uids)
+        freed = 0.0
+        for chunk in sorted((c for c in self.live.values() if c.uid in on), key=lambda c: -c.seq):
+            if freed >= slots - _EPS:
+                break
+            n = min(chunk.count, slots - freed)
+            self._give_back(chunk, n, now)
+            self.held[chunk.uid] -= n
+            freed += n
+        return freed
+
+    def _give_back(self, chunk: _Chunk, n: float, now: float) -> None:
+        """`n` requests of `chunk` back to the front of their queue."""
+        if n >= chunk.count - _EPS:
+            del self.live[chunk.seq]
+        chunk.count -= n
+        job = self.result.jobs[chunk.job].job
+        queue = self.pending.setdefault(job.model, deque())
+        if queue and int(queue[0][0]) == chunk.job:
+            queue[0][1] += n
+        else:
+            queue.appendleft([chunk.job, n])
+        self.result.requeued += n
+        self.result.lost_accelerator_seconds += n * (now - chunk.started) * self.per_slot[job.model]
 
     def slots(self, uid: str, slots: int, interactive: float) -> float:
         """Free slots of `uid` a batch may take: beyond its reserve and interactive load."""

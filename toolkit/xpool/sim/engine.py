@@ -11,14 +11,12 @@ Two service modes share the world (instances, accounting, the policy's passes):
   (`service.py`). A prompt longer than the model's `seqLen` is refused (too long).
 - `fluid` (rate traces such as ServeGen, whose 14 days hold billions of requests): time moves
   in fixed ticks; each tick's arrivals (a seeded Gamma draw with the load's own variance,
-  rate x tick without one or with `variability` off, or a Poisson draw) join a FIFO of
-  arrival chunks, and the model's ready instances serve `slots / reference duration` requests
-  per second each, oldest chunk first; what a tick leaves unserved retries into the next for
-  the clients' retry span (retries x retry_after; the rest is shed). A chunk's TTFT is the
-  time from its tick to the tick it is served plus the reference prefill, so attainment is
-  arrival-weighted over chunks. This is a fluid approximation: every request is the plan's
-  reference request, a tick serves at the instances' rate (no slot buffer for bursts), and
-  waits resolve to one tick (docs/simulation.md, "Fluid vs requests").
+  rate x tick without one or with `variability` off, or a Poisson draw) are served by
+  `fluid_serve.FluidServer` in steps of the clients' Retry-After: the model's request slots
+  (`fluid_slots.FluidSlots`) hold admitted requests for the reference duration, a step admits
+  into the slots free or freeing in it, and what it refuses retries at the next step, at most
+  `retries` times, then is shed. Every request is the plan's reference request; TTFT is the
+  steps waited plus the reference prefill (docs/simulation.md, "Fluid vs requests").
 
 A batch backlog (`Options.batches`, fluid mode) takes the request slots interactive requests
 leave free, at the lowest priority (`backlog.py`; `_batch_tick`); a drain re-queues it.
@@ -44,7 +42,7 @@ import math
 import random
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from xpool.policy.actions import Action, Drain, Launch, Terminate
@@ -54,6 +52,8 @@ from xpool.policy.state import InstanceObs, LoadObs, Observation
 from xpool.sim.backlog import BatchJob, BatchQueue
 from xpool.sim.baselines import Controller
 from xpool.sim.dispersion import ArrivalCounts
+from xpool.sim.fluid_serve import FluidServer
+from xpool.sim.fluid_slots import FluidSlots
 from xpool.sim.load import RateCursor, RateLoad, RequestLoad
 from xpool.sim.results import PolicyResult, Sample, TierResult, bin_of
 from xpool.sim.service import Service
@@ -588,22 +588,18 @@ def run_fluid(
     world = _World(spec, services, controller, options, result)
     _warm(world, initial)
     occupancy = dict.fromkeys(services, 0.0)  # slots the interactive requests kept busy
+    claimed = dict.fromkeys(services, 0.0)  # slots they go on needing (kept from the batch)
     rng = random.Random(options.seed)
+    split = rng if options.variability and not options.poisson else None
     dt = options.tick
-    # A client gives up after its retries. Arrivals spread over a tick, so when the retries
-    # span less than a tick, that share of a tick's unserved arrivals still retries into the
-    # next tick, and no chunk outlives that tick.
-    patience = options.retries * options.retry_after
-    limit = max(patience, dt)
-    carried = min(1.0, patience / dt)
-    queues: dict[str, deque[list[float]]] = {m: deque() for m in services}  # [arrived, count]
     rates = {m: RateCursor(load.series.get(m, ()), load.window) for m in services}
     variances = {m: RateCursor(load.variance.get(m, ()), load.window) for m in services}
-    served_rate = dict.fromkeys(services, 0.0)
-    per_instance = {m: s.slots / s.reference_duration for m, s in services.items()}
-    prefill = {m: s.prefill(s.reference_input) for m, s in services.items()}
-    tiers = {m: result.tiers[s.tier] for m, s in services.items()}
-    attainable = {m: float(prefill[m] <= s.ttft_slo) for m, s in services.items()}
+    servers = {
+        m: FluidServer(s, result.tiers[s.tier], options.retries, options.retry_after)
+        for m, s in services.items()
+    }
+    last_rate = dict.fromkeys(services, 0.0)  # requests admitted per second in the last tick
+    last_index = dict.fromkeys(services, 1.0)  # the index of dispersion of its arrivals
     next_pass = 0.0
     last_pass = 0.0
     ticks = math.ceil(load.end / dt)
@@ -611,72 +607,75 @@ def run_fluid(
         now = k * dt
         span = min(dt, load.end - now)
         if now >= next_pass:
-            world.reconcile(
-                now,
-                {m: served_rate[m] * services[m].reference_duration for m in services},
-                last_pass,
-            )
+            inflight = {
+                m: _in_flight(rng, options, servers[m].slots, now, last_rate[m], last_index[m])
+                for m in services
+            }
+            world.reconcile(now, inflight, last_pass)
             for inst in [i for i in world.instances.values() if i.state == "draining"]:
                 inst.busy = 0  # a drained instance finishes its batch within the next pass
             last_pass = now
             next_pass += controller.interval
         world.due_ready(now)
         for m, svc in services.items():
-            count = _tick_arrivals(
-                rng, options, rates[m].at(now) * span, variances[m].at(now) * span
-            )
-            queue = queues[m]
-            tier = tiers[m]
+            mean, variance = rates[m].at(now) * span, variances[m].at(now) * span
+            count = _tick_arrivals(rng, options, mean, variance)
+            last_index[m] = variance / mean if mean > 0 else 1.0
             if count > 0:
-                queue.append([now, count])
                 tokens = (count * svc.reference_input, count * svc.reference_output)
                 world.arrived(m, now, count, count * svc.reference_duration, tokens)
             batch_slots = sum(world.batch_held(i.uid) for i in world.ready[m])
-            capacity = (len(world.ready[m]) - batch_slots / svc.slots) * per_instance[m] * span
-            served = 0.0
-            slo, ttft0 = svc.ttft_slo, prefill[m]
-            while queue and served < capacity:
-                arrived, n = queue[0]
-                wait = now - arrived
-                if wait > limit:
-                    queue.popleft()
-                    _shed(tier, n, attainable[m])
-                    continue
-                take = min(n, capacity - served)
-                ttft = wait + ttft0
-                tier.requests += take
-                tier.attainable += take * attainable[m]
-                if ttft <= slo:
-                    tier.within_slo += take
-                tier.ttft[bin_of(ttft)] += take
-                served += take
-                if take >= n:
-                    queue.popleft()
-                else:
-                    queue[0][1] = n - take
-            while queue and queue[0][0] + limit < now + dt:  # too old by the next tick
-                _shed(tier, queue.popleft()[1], attainable[m])
-            if queue and queue[-1][0] == now and carried < 1:  # gave up within this tick
-                lost = queue[-1][1] * (1 - carried)
-                queue[-1][1] -= lost
-                _shed(tier, lost, attainable[m])
-            served_rate[m] = served / span if span else 0.0
-            occupancy[m] = served * svc.reference_duration / span
+            free = len(world.ready[m]) * svc.slots - batch_slots
+            server = servers[m]
+            served, retried = server.serve(
+                split, now, span, count, last_index[m], free, _preempt(world, m)
+            )
+            if retried > 0:  # the gateway counts every attempt, 429s included
+                world.arrived(m, now, retried, 0.0, (0.0, 0.0))
+            slots = server.slots
+            last_rate[m] = served / span
+            occupancy[m] = slots.busy_until(now + span)
+            # what they hold at the tick's end, or at the tick's rate over their duration
+            claimed[m] = max(slots.at(now + span), served / span * svc.reference_duration)
             world.busy_w[m] = occupancy[m] / svc.slots * svc.accelerators
             # least-outstanding routing spreads the requests in flight: one per instance first
             world.active_w[m] = min(len(world.ready[m]), occupancy[m]) * svc.accelerators
-        queued = {m: sum(chunk[1] for chunk in queue) for m, queue in queues.items()}
-        _batch_tick(world, now, span, occupancy, queued)
+        queued = {m: server.queued() for m, server in servers.items()}
+        _batch_tick(world, now, span, occupancy, claimed, queued)
         world.advance(now + span)
     end = load.end
-    for m, queue in queues.items():
-        for arrived, n in queue:
-            if end - arrived > services[m].ttft_slo:
-                tiers[m].requests += n
-                tiers[m].attainable += n * attainable[m]
+    for server in servers.values():
+        server.finish(end)
     world.finish(end)
     result.wall_seconds = time.perf_counter() - started
     return result
+
+
+def _preempt(world: _World, model: str) -> Callable[[float, float], float] | None:
+    """How an interactive request takes a batch request's slot on `model`'s instances."""
+    batch = world.batch
+    if batch is None or not any(batch.held_on(i.uid) for i in world.ready[model]):
+        return None
+    uids = [i.uid for i in world.ready[model]]
+    return lambda t, n: batch.preempt(uids, n, t)
+
+
+def _in_flight(
+    rng: random.Random, options: Options, slots: FluidSlots, now: float, rate: float, index: float
+) -> float:
+    """Requests in flight at a pass, as the gateway would count them: those the slots hold,
+    or, for requests shorter than a step (finished within it), Little's law drawn with the
+    arrivals' burstiness over a request's duration (index `1 + (I - 1) x sqrt(duration /
+    tick)`, as `fluid_serve._split` scales it)."""
+    held = slots.at(now)
+    d = slots.duration
+    if d >= options.retry_after or not options.variability:
+        return held
+    mean = rate * d
+    if index <= 0:  # no variability known
+        return max(held, mean)
+    spread = 1 + max(0.0, index - 1) * math.sqrt(d / options.tick)
+    return max(held, _varied(rng, mean, mean * spread))
 
 
 def _batch_tick(
@@ -684,10 +683,11 @@ def _batch_tick(
     now: float,
     span: float,
     occupancy: Mapping[str, float],
+    claimed: Mapping[str, float],
     queued: Mapping[str, float],
 ) -> None:
-    """The backlog takes the slots the tick's interactive requests left free (none while
-    they queue) and serves until the tick's end; its busy slots join each model's (and make
+    """The backlog takes the slots the interactive requests do not claim (none while they
+    queue) and serves until the tick's end; its busy slots join each model's (and make
     more of its instances busy as the exporters see them); then the batches due by the next
     tick are submitted."""
     batch = world.batch
@@ -698,7 +698,7 @@ def _batch_tick(
     for m, svc in world.services.items():
         ready = world.ready[m]
         if batch.has_work(m) and ready and not waiting[m]:
-            interactive = occupancy[m] / len(ready)
+            interactive = claimed[m] / len(ready)
             for inst in ready:
                 batch.dispatch(m, inst.uid, batch.slots(inst.uid, svc.slots, interactive), now)
         held[m] = sum(batch.held_on(i.uid) for i in ready)
@@ -710,13 +710,6 @@ def _batch_tick(
         active = min(ready, occupancy[m] + held[m]) * svc.accelerators
         world.active_w[m] = max(world.active_w[m], active)
     batch.submit_due(now + span)
-
-
-def _shed(tier: TierResult, n: float, attainable: float) -> None:
-    """`n` requests whose clients gave up: requests, misses, shed."""
-    tier.requests += n
-    tier.attainable += n * attainable
-    tier.shed += n
 
 
 def _tick_arrivals(rng: random.Random, options: Options, mean: float, variance: float) -> float:

@@ -31,6 +31,7 @@ from operator import itemgetter
 from xpool.errors import InputError, Problem
 from xpool.sim.requests import Request
 from xpool.sim.tokens import TokenSampler
+from xpool.sim.window_dispersion import window_index
 
 WINDOW_S = 600.0  # ServeGen's language traces: one row per client per 10 minutes
 PATTERNS = ("Gamma", "Weibull")
@@ -124,20 +125,18 @@ def servegen_windows(
     [start, end), every rate multiplied by `scale`: the arrivals of `span` seconds within the
     window number about rate x span, with variance about (variance rate) x span.
 
-    Each client is a renewal process whose gaps have the fitted shape's squared coefficient
-    of variation c2. Over spans much longer than its gaps its counts have variance
-    rate x c2 x span (the asymptotic index of dispersion of a renewal process); over spans much
-    shorter they hold 0 or 1 arrival, variance rate x span. Between, the index moves from 1
-    to c2 as n / (1 + n), n = rate x span the expected count: an interpolation, not a
-    derivation, calibrated by bench/fluid_calibration.py. Independent clients add. c2 is
-    capped at the window's count, the variance of a window whose arrivals all come at once.
+    A client's variance rate is its rate times the index of dispersion of its counts over
+    `span`, measured on the generator `servegen_requests` uses (`window_dispersion.py`): the
+    window's arrivals, gaps of its fitted shape scaled to fill the window. (The renewal
+    asymptote, rate x c2, holds only over spans that contain the rare long gaps; an
+    interpolation towards it made fluid ticks several times burstier than the requests.)
+    Independent clients add.
     """
+    ticks = max(1, round(WINDOW_S / span))
 
     def variance(w: _Window) -> float:
         rate = w.rate * scale
-        n = rate * span
-        c2 = min(_cv2(w), rate * WINDOW_S)
-        return rate * (1 + (c2 - 1) * n / (1 + n))
+        return rate * window_index(w.pattern, w.shape, rate * WINDOW_S, ticks)
 
     streams = [
         (
@@ -149,17 +148,6 @@ def servegen_windows(
     for when, group in groupby(heapq.merge(*streams), key=itemgetter(0)):
         rows = list(group)
         yield when, sum(r[1] for r in rows), sum(r[2] for r in rows)
-
-
-def _cv2(w: _Window) -> float:
-    """Squared coefficient of variation of a window's gaps: Gamma 1/shape; Weibull
-    Gamma(1 + 2/k) / Gamma(1 + 1/k)^2 - 1 (in logs: tiny shapes overflow)."""
-    if not w.pattern:
-        return 0.0
-    if w.pattern == "Gamma":
-        return 1.0 / w.shape
-    log_ratio = math.lgamma(1 + 2 / w.shape) - 2 * math.lgamma(1 + 1 / w.shape)
-    return math.exp(min(log_ratio, 700.0)) - 1.0
 
 
 def _arrivals(
