@@ -6,8 +6,9 @@ language models, mapped and scaled as in bench/simulate.py, is simulated twice:
 - requests: every arrival drawn from ServeGen's fitted distributions (`servegen_requests`,
   the rates scaled per window), each request the model's reference request, so that the two
   modes differ only in how arrivals are served, not in token lengths;
-- fluid: the same windows' rates and variance (`servegen_windows`), one tick at a time,
-  arrivals drawn with the trace's variance (and, beside it, `--smooth`: rate x tick).
+- fluid: the same windows' arrivals drawn by the same generator in numpy and counted per
+  step (`servegen_counts`), served one tick at a time (and, beside it, `--smooth`: each
+  window's rate spread evenly).
 It prints accelerator-hours and SLO attainment per tier for each, and fluid's error against
 requests. Goals (printed, not asserted): accelerator-hours within 5%, attainment within 0.5
 points.

@@ -182,26 +182,27 @@ def test_window_rates_move_linearly_between_window_middles() -> None:
     assert RateCursor(((0.0, 10.0), (600.0, 20.0)), 0.0).at(599.0) == 10.0
 
 
-def test_fluid_arrivals_vary_as_the_trace_says_and_keep_their_mean() -> None:
-    """One model at 20 QPS whose counts have 20 x 9 variance per second (gaps with CV 3):
-    ticks draw counts with that variance, seeded; the smooth run sees exactly rate x tick."""
+def test_fluid_mode_serves_the_counted_arrivals_and_their_bursts() -> None:
+    """20 QPS arriving as 60 requests every third second: a burst fills the 3 static
+    instances' slots (24 slots, 0.8 s requests: 48 a second at most), the rest is refused
+    and served at its retry a second later, late; the same mean spread evenly (`--smooth`)
+    is served at once."""
     chat = model("chat", "P0", qps=10, lo=1, hi=8)
     spec = spec_of([chat], scaling=SCALING)
     svcs = {"chat": service("chat", "P0", qps=10)}
-    load = RateLoad({"chat": ((0.0, 20.0),)}, 6 * 3600.0, {"chat": ((0.0, 180.0),)})
+    seconds = 3600
+    counts = [60.0 if k % 3 == 0 else 0.0 for k in range(seconds)]
+    load = RateLoad({"chat": ((0.0, 20.0),)}, float(seconds), counts={"chat": counts})
     results = {}
-    for name, options in (
-        ("smooth", Options(variability=False)),
-        ("varied", Options(seed=1)),
-        ("again", Options(seed=1)),
-    ):
+    for name, options in (("smooth", Options(variability=False)), ("drawn", Options())):
         result = simulate(spec, svcs, load, ("static",), options, 15.0).result("static")
         assert result is not None
         results[name] = result.tiers["P0"]
-    smooth, varied = results["smooth"], results["varied"]
-    assert varied.requests == pytest.approx(smooth.requests, rel=0.02)
-    assert varied.requests == results["again"].requests
-    assert smooth.shed == 0 < varied.shed  # bursts beyond the 3 static instances' 30 QPS
+    smooth, drawn = results["smooth"], results["drawn"]
+    assert drawn.requests == pytest.approx(smooth.requests) == pytest.approx(sum(counts))
+    assert smooth.attainment == 1.0
+    assert drawn.attainment == pytest.approx(48 / 60, abs=0.01)
+    assert drawn.shed == 0  # the retry finds the slots free
 
 
 def test_the_gateways_global_limit_sheds_the_lower_tier_first() -> None:

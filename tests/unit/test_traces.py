@@ -14,11 +14,13 @@ from collections.abc import Iterator
 from itertools import pairwise
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from xpool.errors import InputError
 from xpool.sim.requests import Request, rename, speedup, window
-from xpool.sim.servegen import WINDOW_S, servegen_rates, servegen_requests, servegen_windows
+from xpool.sim.servegen import WINDOW_S, client_windows, servegen_rates, servegen_requests
+from xpool.sim.servegen_counts import servegen_counts
 from xpool.sim.tokens import EmpiricalTokens, LognormalTokens
 from xpool.sim.traces import azure_requests, generic_lines, generic_requests
 
@@ -354,19 +356,35 @@ def test_window_stops_reading_at_its_end():
     ("pattern", "shape"),
     [("Gamma", 1 / 9), ("Weibull", 0.5), ("Gamma", 1.0), ("Weibull", 0.25), ("Gamma", 0.02)],
 )
-@pytest.mark.parametrize(("rate", "span"), [(5.0, 5.0), (0.2, 5.0)])
-def test_servegen_windows_give_the_counts_variance_of_the_generated_arrivals(
-    pattern, shape, rate, span
-):
-    """The variance `servegen_windows` gives fluid mode for a tick's count is that of the
-    arrivals `servegen_requests` generates, heavy-tailed gaps included (Weibull 0.25: c2 =
-    251, which a tick holding 25 arrivals is far from reaching)."""
+@pytest.mark.parametrize("rate", [5.0, 0.2])
+def test_servegen_counts_are_the_generated_arrivals_counted(pattern, shape, rate):
+    """Fluid mode's counts per step hold each window's arrivals (as many as the requests
+    `servegen_requests` generates) with the same burstiness over 1 s and over 30 s,
+    heavy-tailed gaps included (Weibull 0.25: c2 = 251; Gamma 0.02: c2 = 50)."""
     rows = [f"{i * 600},{rate},1,{pattern},{shape},2.5\n" for i in range(60)]
-    (start, got_rate, variance), *_ = servegen_windows({"c": rows}, span=span)
-    n = rate * span
-    assert (start, got_rate) == (0.0, rate)
+    windows = list(client_windows(rows, "c"))
+    counts = np.zeros(60 * 600)
+    placed = {w.start: w.start for w in windows}
+    servegen_counts([windows], placed, counts, step=1.0, speedup=1.0, scale=1.0, seed=3)
     reqs = servegen_requests({"c": rows}, "m", seed=1, tokens=tokens())
-    counts = Counter(int(r.t // span) for r in reqs)
-    spans = [counts.get(k, 0) for k in range(int(60 * 600 / span))]
-    assert statistics.mean(spans) == pytest.approx(n)
-    assert statistics.pvariance(spans) == pytest.approx(variance * span, rel=0.3)
+    seconds = Counter(int(r.t) for r in reqs)
+    drawn = [seconds.get(k, 0) for k in range(60 * 600)]
+    per_window = [counts[i * 600 : (i + 1) * 600].sum() for i in range(60)]
+    assert per_window == pytest.approx(
+        [sum(drawn[i * 600 : (i + 1) * 600]) for i in range(60)], abs=1
+    )
+    for span in (1, 30):
+        ours = counts.reshape(-1, span).sum(axis=1)
+        theirs = np.array(drawn).reshape(-1, span).sum(axis=1)
+        assert ours.mean() == pytest.approx(theirs.mean(), rel=0.01)
+        assert ours.var() == pytest.approx(theirs.var(), rel=0.35)
+
+
+def test_servegen_counts_place_shifted_and_sped_up_windows():
+    """A window placed at 100 s and replayed 2x faster puts its 600 arrivals in 100-400 s."""
+    rows = ["0,1.0,1,Gamma,1.0,1.0\n"]
+    counts = np.zeros(1000)
+    windows = list(client_windows(rows, "c"))
+    servegen_counts([windows], {0.0: 100.0}, counts, step=1.0, speedup=2.0, scale=1.0, seed=0)
+    assert counts.sum() == 600
+    assert counts[:100].sum() == 0 and counts[400:].sum() == 0

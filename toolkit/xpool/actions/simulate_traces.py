@@ -20,11 +20,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from xpool.config.durations import parse_duration
 from xpool.errors import InputError, Problem
 from xpool.sim.load import Load, RateLoad, RequestLoad, rates_of
 from xpool.sim.requests import Request
-from xpool.sim.servegen import WINDOW_S, servegen_windows
+from xpool.sim.servegen import WINDOW_S, ClientWindow, client_windows, summed_rates
+from xpool.sim.servegen_counts import servegen_counts
 from xpool.sim.traces import azure_requests, generic_requests
 
 KINDS = ("azure", "servegen", "csv", "jsonl")
@@ -127,39 +130,39 @@ Steps = tuple[tuple[float, float], ...]
 
 
 def _servegen(
-    trace: TraceArg, start: float, end: float | None, speedup: float, tick: float
-) -> tuple[Steps, Steps]:
-    """The trace's rate and variance rate steps, in simulation seconds; the variance is that
-    of the counts of one fluid `tick` (a scaled rate keeps each client's gap distribution)."""
+    trace: TraceArg, start: float, end: float | None, speedup: float
+) -> tuple[Steps, list[list[ClientWindow]], dict[float, float]]:
+    """The trace's rate steps in simulation seconds, its clients' windows, and where each
+    window starts there (by the window's start in the trace)."""
     with contextlib.ExitStack() as stack:
         files = {
             p.name: stack.enter_context(p.open(encoding="utf-8"))
             for p in sorted(trace.path.glob("chunk-*-trace.csv"))
         }
-        scale = trace.scale * speedup
-        if trace.shift:
-            every = list(servegen_windows(files, scale=scale, span=tick))
-            selected = [
-                w
-                for w in _rotated(every, trace.shift)
-                if w[0] + WINDOW_S > start and (end is None or w[0] < end)
-            ]
-        else:
-            selected = list(servegen_windows(files, start=start, end=end, scale=scale, span=tick))
-        windows = [((t - start) / speedup, rate, var) for t, rate, var in selected]
-    return tuple((t, r) for t, r, _ in windows), tuple((t, v) for t, _, v in windows)
+        span = {} if trace.shift else {"start": start, "end": end}
+        clients = [list(client_windows(f, name, **span)) for name, f in files.items()]
+    every = list(summed_rates(clients, trace.scale * speedup))
+    if trace.shift:
+        selected = [
+            (moved, rate, t)
+            for moved, rate, t in _rotated(every, trace.shift)
+            if moved + WINDOW_S > start and (end is None or moved < end)
+        ]
+    else:
+        selected = [(t, rate, t) for t, rate in every]
+    steps = tuple(((t - start) / speedup, rate) for t, rate, _ in selected)
+    placed = {recorded: (t - start) / speedup for t, _, recorded in selected}
+    return steps, clients, placed
 
 
-Window = tuple[float, float, float]  # start, rate, variance rate
-
-
-def _rotated(windows: list[Window], shift: float) -> list[Window]:
-    """Windows `shift` seconds later, those past the trace's end wrapped round to its start."""
+def _rotated(windows: list[tuple[float, float]], shift: float) -> list[tuple[float, float, float]]:
+    """(start `shift` seconds later, rate, recorded start) per window, those past the trace's
+    end wrapped round to its start."""
     if not windows:
-        return windows
+        return []
     first = windows[0][0]
     span = windows[-1][0] + WINDOW_S - first
-    return sorted(((t - first + shift) % span + first, rate, var) for t, rate, var in windows)
+    return sorted(((t - first + shift) % span + first, rate, t) for t, rate in windows)
 
 
 def build_load(
@@ -198,17 +201,17 @@ def build_load(
             span = last + 1.0
         return RequestLoad(lambda: _merged(other, seed, start, speedup), span)
     series: dict[str, Steps] = {}
-    variance: dict[str, Steps] = {}
+    placements = []
     spans = []
     for t in serve:
-        steps, var = _servegen(t, start, end, speedup, tick)
+        steps, clients, placed = _servegen(t, start, end, speedup)
         assert t.model is not None
         series[t.model] = _summed(series.get(t.model, ()), steps)
-        variance[t.model] = _summed(variance.get(t.model, ()), var)
+        placements.append((t, clients, placed))
         if steps:
             spans.append(steps[-1][0] + WINDOW_S / speedup)
+    reqs = list(_merged(other, seed, start, speedup)) if other else []
     if other:
-        reqs = list(_merged(other, seed, start, speedup))
         span = duration if duration is not None else (reqs[-1].t + 1.0 if reqs else 0.0)
         binned = rates_of(iter(reqs), span)
         for model, steps in binned.series.items():
@@ -217,9 +220,24 @@ def build_load(
     total = duration if duration is not None else max(spans, default=0.0)
     if total <= 0:
         raise InputError([Problem("--trace", "", "the traces hold no traffic after --start")])
+    # every arrival counted per step: the tick in whole steps of about a second
+    step = tick / max(1, round(tick))
+    length = math.ceil(total / step)
+    counts: dict[str, np.ndarray] = {}
+    for i, (t, clients, placed) in enumerate(placements):
+        assert t.model is not None
+        into = counts.setdefault(t.model, np.zeros(length))
+        servegen_counts(
+            clients, placed, into, step=step, speedup=speedup, scale=t.scale, seed=seed * 1_000 + i
+        )
+    for r in reqs:
+        k = int(r.t // step)
+        if k < length:
+            counts.setdefault(r.model, np.zeros(length))[k] += 1
     # ServeGen's rates move between its windows' middles; binned request traces step
     window = WINDOW_S / speedup if serve and not other else 0.0
-    return RateLoad(series, total, variance, window)
+    per_step = {m: c.tolist() for m, c in counts.items()}
+    return RateLoad(series, total, window=window, counts=per_step, count_step=step)
 
 
 def _summed(

@@ -143,9 +143,13 @@ def _hours(seconds: float | None) -> str:
 )
 @click.option("--retry-after", default="1s", show_default=True, help="Gateway's Retry-After.")
 @click.option("--tick", default="5s", show_default=True, help="Fluid mode: time step.")
-@click.option("--poisson", is_flag=True, help="Fluid mode: seeded Poisson arrivals per tick.")
 @click.option(
-    "--smooth", is_flag=True, help="Fluid mode: rate x tick arrivals, not the trace's variance."
+    "--poisson",
+    is_flag=True,
+    help="Fluid mode: seeded Poisson arrivals per tick at the trace's rates.",
+)
+@click.option(
+    "--smooth", is_flag=True, help="Fluid mode: rate x tick arrivals, not the trace's own."
 )
 @click.option(
     "--fluid/--requests",

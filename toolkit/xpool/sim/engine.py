@@ -10,13 +10,14 @@ Two service modes share the world (instances, accounting, the policy's passes):
   from the first attempt; end-to-end = TTFT + output tokens x per-token decode time
   (`service.py`). A prompt longer than the model's `seqLen` is refused (too long).
 - `fluid` (rate traces such as ServeGen, whose 14 days hold billions of requests): time moves
-  in fixed ticks; each tick's arrivals (a seeded Gamma draw with the load's own variance,
-  rate x tick without one or with `variability` off, or a Poisson draw) are served by
-  `fluid_serve.FluidServer` in steps of the clients' Retry-After: the model's request slots
-  (`fluid_slots.FluidSlots`) hold admitted requests for the reference duration, a step admits
-  into the slots free or freeing in it, and what it refuses retries at the next step, at most
-  `retries` times, then is shed. Every request is the plan's reference request; TTFT is the
-  steps waited plus the reference prefill (docs/simulation.md, "Fluid vs requests").
+  in fixed ticks of steps of about a second. Each step's arrivals are the load's counts
+  (ServeGen's drawn by its own generator, `servegen_counts.py`; a request trace's counted),
+  or its rates spread evenly (`variability` off, or a Poisson draw per tick), served by
+  `fluid_serve.FluidServer`: the model's request slots (`fluid_slots.FluidSlots`) hold
+  admitted requests for the reference duration, a step admits into the slots free or
+  freeing in it, and what it refuses retries `retry_after` later, at most `retries` times,
+  then is shed. Every request is the plan's reference request; TTFT is the time waited plus
+  the reference prefill (docs/simulation.md, "Fluid vs requests").
 
 A batch backlog (`Options.batches`, fluid mode) takes the request slots interactive requests
 leave free, at the lowest priority (`backlog.py`; `_batch_tick`); a drain re-queues it.
@@ -52,8 +53,7 @@ from xpool.policy.state import InstanceObs, LoadObs, Observation
 from xpool.sim.backlog import BatchJob, BatchQueue
 from xpool.sim.baselines import Controller
 from xpool.sim.dispersion import ArrivalCounts
-from xpool.sim.fluid_serve import FluidServer
-from xpool.sim.fluid_slots import FluidSlots
+from xpool.sim.fluid_serve import FluidServer, spread
 from xpool.sim.load import RateCursor, RateLoad, RequestLoad
 from xpool.sim.results import PolicyResult, Sample, TierResult, bin_of
 from xpool.sim.service import Service
@@ -72,7 +72,7 @@ class Options:
     tier_headroom: float = 0.15
     tick: float = 5.0  # fluid mode: seconds per tick
     poisson: bool = False  # fluid mode: seeded Poisson arrivals instead of rate x tick
-    variability: bool = True  # fluid mode: draw arrivals with the load's own variance
+    variability: bool = True  # fluid mode: the load's own arrival counts, not its rates
     seed: int = 0
     batches: tuple[BatchJob, ...] = ()  # fluid mode: a backlog served in idle slots (backlog.py)
     batch_reserve: int = 1  # slots per instance a batch never takes
@@ -590,50 +590,49 @@ def run_fluid(
     occupancy = dict.fromkeys(services, 0.0)  # slots the interactive requests kept busy
     claimed = dict.fromkeys(services, 0.0)  # slots they go on needing (kept from the batch)
     rng = random.Random(options.seed)
-    split = rng if options.variability and not options.poisson else None
     dt = options.tick
+    step = load.count_step
+    per_tick = max(1, round(dt / step))
+    step = dt / per_tick
+    drawn = options.variability and not options.poisson
+    counts = {m: c for m, c in load.counts.items() if m in services} if drawn else {}
     rates = {m: RateCursor(load.series.get(m, ()), load.window) for m in services}
-    variances = {m: RateCursor(load.variance.get(m, ()), load.window) for m in services}
     servers = {
-        m: FluidServer(s, result.tiers[s.tier], options.retries, options.retry_after)
+        m: FluidServer(s, result.tiers[s.tier], options.retries, options.retry_after, step)
         for m, s in services.items()
     }
-    last_rate = dict.fromkeys(services, 0.0)  # requests admitted per second in the last tick
-    last_index = dict.fromkeys(services, 1.0)  # the index of dispersion of its arrivals
     next_pass = 0.0
     last_pass = 0.0
     ticks = math.ceil(load.end / dt)
     for k in range(ticks):
         now = k * dt
         span = min(dt, load.end - now)
+        steps = max(1, round(span / step))
         if now >= next_pass:
-            inflight = {
-                m: _in_flight(rng, options, servers[m].slots, now, last_rate[m], last_index[m])
-                for m in services
-            }
-            world.reconcile(now, inflight, last_pass)
+            world.reconcile(now, {m: s.in_flight(now) for m, s in servers.items()}, last_pass)
             for inst in [i for i in world.instances.values() if i.state == "draining"]:
                 inst.busy = 0  # a drained instance finishes its batch within the next pass
             last_pass = now
             next_pass += controller.interval
         world.due_ready(now)
         for m, svc in services.items():
-            mean, variance = rates[m].at(now) * span, variances[m].at(now) * span
-            count = _tick_arrivals(rng, options, mean, variance)
-            last_index[m] = variance / mean if mean > 0 else 1.0
+            drawn_counts = counts.get(m)
+            if drawn_counts is not None:
+                arrivals = drawn_counts[k * per_tick : k * per_tick + steps]
+            else:
+                mean = rates[m].at(now) * span
+                arrivals = spread(_poisson(rng, mean) if options.poisson else mean, steps)
+            count = sum(arrivals)
             if count > 0:
                 tokens = (count * svc.reference_input, count * svc.reference_output)
                 world.arrived(m, now, count, count * svc.reference_duration, tokens)
             batch_slots = sum(world.batch_held(i.uid) for i in world.ready[m])
             free = len(world.ready[m]) * svc.slots - batch_slots
             server = servers[m]
-            served, retried = server.serve(
-                split, now, span, count, last_index[m], free, _preempt(world, m)
-            )
+            served, retried = server.serve(now, arrivals, free, _preempt(world, m))
             if retried > 0:  # the gateway counts every attempt, 429s included
                 world.arrived(m, now, retried, 0.0, (0.0, 0.0))
             slots = server.slots
-            last_rate[m] = served / span
             occupancy[m] = slots.busy_until(now + span)
             # what they hold at the tick's end, or at the tick's rate over their duration
             claimed[m] = max(slots.at(now + span), served / span * svc.reference_duration)
@@ -658,24 +657,6 @@ def _preempt(world: _World, model: str) -> Callable[[float, float], float] | Non
         return None
     uids = [i.uid for i in world.ready[model]]
     return lambda t, n: batch.preempt(uids, n, t)
-
-
-def _in_flight(
-    rng: random.Random, options: Options, slots: FluidSlots, now: float, rate: float, index: float
-) -> float:
-    """Requests in flight at a pass, as the gateway would count them: those the slots hold,
-    or, for requests shorter than a step (finished within it), Little's law drawn with the
-    arrivals' burstiness over a request's duration (index `1 + (I - 1) x sqrt(duration /
-    tick)`, as `fluid_serve._split` scales it)."""
-    held = slots.at(now)
-    d = slots.duration
-    if d >= options.retry_after or not options.variability:
-        return held
-    mean = rate * d
-    if index <= 0:  # no variability known
-        return max(held, mean)
-    spread = 1 + max(0.0, index - 1) * math.sqrt(d / options.tick)
-    return max(held, _varied(rng, mean, mean * spread))
 
 
 def _batch_tick(
@@ -710,24 +691,6 @@ def _batch_tick(
         active = min(ready, occupancy[m] + held[m]) * svc.accelerators
         world.active_w[m] = max(world.active_w[m], active)
     batch.submit_due(now + span)
-
-
-def _tick_arrivals(rng: random.Random, options: Options, mean: float, variance: float) -> float:
-    """One tick's arrivals: Poisson if asked, else drawn with the load's variance, else the
-    mean itself."""
-    if options.poisson:
-        return _poisson(rng, mean)
-    if options.variability:
-        return _varied(rng, mean, variance)
-    return mean
-
-
-def _varied(rng: random.Random, mean: float, variance: float) -> float:
-    """A count with this mean and variance: a Gamma draw (a continuous count, as fluid
-    chunks are); exactly the mean when there is no variance."""
-    if mean <= 0 or variance <= 0:
-        return mean
-    return rng.gammavariate(mean * mean / variance, variance / mean)
 
 
 def _poisson(rng: random.Random, mean: float) -> int:

@@ -1,27 +1,17 @@
-"""Fluid mode's gateway for one model: a tick's arrivals, the clients' retries, the slots.
+"""Fluid mode's gateway for one model: arrivals per step, the clients' retries, the slots.
 
 The gateway queues nothing: a request takes a free slot or is answered 429, and the client
-tries again `retry_after` later, `retries` times, then gives up. So a tick is served in steps
-of `retry_after` (five of a 5 s tick): each step's arrivals and the retries due in it share
-what the step can admit (`fluid_slots.py`), in proportion (whoever comes first takes a slot
-that frees), and what is refused retries at the next step or, out of attempts, is shed. TTFT
-is the steps waited plus the reference prefill; every attempt counts in the QPS the policy
-sees, as `xpool_gateway_requests_total` counts 429s.
-
-The tick's count is split over its steps with the burstiness of a step's arrivals (a
-Dirichlet split whose variance gives a step the index of dispersion `1 + (I - 1) x
-sqrt(step / tick)`, I the tick's): ServeGen's arrivals cluster below a tick, and a burst that
-comes before the slots free is refused even when the tick as a whole has room. The square
-root is an interpolation (a renewal process's index grows with the span from 1 towards its
-asymptote; on ServeGen's fitted shapes, about as the span's power 0.3 to 0.5), calibrated
-by bench/fluid_calibration.py.
+tries again `retry_after` later, `retries` times, then gives up. Fluid mode moves in steps of
+about a second (five to a 5 s tick): each step's arrivals and the retries due in it share what
+the step can admit (`fluid_slots.py`), in proportion (whoever comes first takes a slot that
+frees), and what is refused retries `retry_after` later or, out of attempts, is shed. TTFT is
+the time waited plus the reference prefill; every attempt counts in the QPS the policy sees,
+as `xpool_gateway_requests_total` counts 429s.
 """
 
 from __future__ import annotations
 
-import math
-import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from xpool.sim.fluid_slots import FluidSlots
 from xpool.sim.results import TierResult, bin_of
@@ -31,70 +21,103 @@ from xpool.sim.service import Service
 class FluidServer:
     """One model's interactive requests: those waiting to retry and those in its slots."""
 
-    __slots__ = ("attainable", "prefill", "retries", "slo", "slots", "step", "tier", "waiting")
+    __slots__ = (
+        "attainable",
+        "last",
+        "prefill",
+        "retries",
+        "retry_steps",
+        "slo",
+        "slots",
+        "step",
+        "tier",
+        "waiting",
+    )
 
-    def __init__(self, svc: Service, tier: TierResult, retries: int, retry_after: float) -> None:
+    def __init__(
+        self, svc: Service, tier: TierResult, retries: int, retry_after: float, step: float
+    ) -> None:
         self.slots = FluidSlots(svc.reference_duration)
         self.tier = tier
         self.retries = retries
-        self.step = retry_after
+        self.step = step
+        self.retry_steps = max(1, round(retry_after / step))
         self.prefill = svc.prefill(svc.reference_input)
         self.slo = svc.ttft_slo
         self.attainable = float(self.prefill <= svc.ttft_slo)
-        self.waiting: list[list[float]] = []  # [arrived, requests, attempts so far]
+        self.waiting: list[list[float]] = []  # [arrived, requests, attempts so far, due]
+        self.last = 0.0  # requests admitted in the last step
 
     def serve(
         self,
-        rng: random.Random | None,
         now: float,
-        span: float,
-        count: float,
-        index: float,
+        arrivals: Sequence[float],
         free: float,
         preempt: Callable[[float, float], float] | None = None,
     ) -> tuple[float, float]:
-        """Serve `count` arrivals of the tick `[now, now + span)` (their counts' index of
-        dispersion `index`; `rng` None: spread evenly) into `free` slots; `preempt(t, n)`
-        frees up to `n` slots a batch holds (the gateway's rule: an interactive request that
-        finds every slot full takes a batch request's). Returns the requests admitted and
-        the retries made (attempts beyond each request's first)."""
-        steps = max(1, round(span / self.step))
-        step = span / steps
-        parts = _split(rng, count, steps, index)
+        """Serve the steps from `now`, `arrivals[j]` arriving in step j, into `free` slots;
+        `preempt(t, n)` frees up to `n` slots a batch holds (the gateway's rule: an
+        interactive request that finds every slot full takes a batch request's). Returns the
+        requests admitted and the retries made (attempts beyond each request's first)."""
+        step = self.step
+        if not self.waiting:  # the common case: nobody retrying, and room for the tick
+            total = sum(arrivals)
+            if total <= 0:
+                self.last = 0.0
+                return 0.0, 0.0
+            self.slots.release(now)
+            if total <= free - self.slots.held:  # every step finds a free slot for each
+                for j, count in enumerate(arrivals):
+                    self.slots.start(now + j * step, step, count)
+                self.last = arrivals[-1]
+                self._started(0.0, total)
+                return total, 0.0
         admitted = retried = 0.0
-        for j in range(steps):
+        for j, count in enumerate(arrivals):
             t = now + j * step
-            if parts[j] > 0:
-                self.waiting.append([t, parts[j], 0.0])
-            demand = sum(w[1] for w in self.waiting)
-            if demand <= 0:
+            if count > 0:
+                self.waiting.append([t, count, 0.0, t])
+            if not self.waiting:
+                self.last = 0.0
                 continue
+            due = [w for w in self.waiting if w[3] <= t + 1e-9]
+            demand = sum(w[1] for w in due)
             room = self.slots.capacity(t, step, free)
             if room < demand and preempt is not None:
                 taken = preempt(t, demand - room)
                 free += taken
                 room += taken
-            share = min(1.0, room / demand)
-            still = []
-            for entry in self.waiting:
-                arrived, n, tries = entry
+            share = min(1.0, room / demand) if demand > 0 else 0.0
+            for entry in due:
+                arrived, n, tries, _ = entry
                 if tries:
                     retried += n
                 take = n * share
                 if take > 0:
                     self._started(t - arrived, take)
-                rest = n - take
-                if rest <= 1e-12:
+                entry[1] = n - take
+                if entry[1] <= 1e-12:
                     continue
                 if tries < self.retries:
-                    entry[1], entry[2] = rest, tries + 1
-                    still.append(entry)
+                    entry[2], entry[3] = tries + 1, t + self.retry_steps * step
                 else:
-                    self._shed(rest)
-            self.waiting = still
-            admitted += demand * share
-            self.slots.admit(t, step, demand * share)
+                    self._shed(entry[1])
+                    entry[1] = 0.0
+            self.waiting = [w for w in self.waiting if w[1] > 1e-12]
+            self.last = demand * share
+            admitted += self.last
+            self.slots.admit(t, step, self.last)
         return admitted, retried
+
+    def in_flight(self, t: float) -> float:
+        """Requests in flight at `t`, as the gateway counts them: those the slots hold, or
+        for requests shorter than a step (finished within it), the last step's at Little's
+        law."""
+        held = self.slots.at(t)
+        d = self.slots.duration
+        if d >= self.step:
+            return held
+        return max(held, self.last / self.step * d)
 
     def _started(self, wait: float, n: float) -> None:
         tier = self.tier
@@ -118,29 +141,12 @@ class FluidServer:
     def finish(self, end: float) -> None:
         """Requests still retrying at `end`: those already past the SLO missed it; the others
         are left out (their outcome is unknown)."""
-        for arrived, n, _ in self.waiting:
+        for arrived, n, _, _ in self.waiting:
             if end - arrived > self.slo:
                 self.tier.requests += n
                 self.tier.attainable += n * self.attainable
 
 
-def _split(rng: random.Random | None, count: float, steps: int, index: float) -> list[float]:
-    """`count` over `steps` parts: evenly, or with a step's index of dispersion."""
-    if steps == 1 or count <= 0:
-        return [count] + [0.0] * (steps - 1)
-    even = [count / steps] * steps
-    if rng is None or index <= 0:  # no variability known: as smooth as the tick
-        return even
-    # per part: variance index_step x mean, of which the tick's own draw gives index / steps
-    index_step = 1 + max(0.0, index - 1) * math.sqrt(1 / steps)
-    extra = index_step - index / steps
-    if extra <= 0:
-        return even
-    alpha = (count * (steps - 1) / (steps * extra) - 1) / steps
-    if alpha <= 0:
-        alpha = 1e-3  # clumped: nearly all in one step
-    weights = [rng.gammavariate(alpha, 1.0) for _ in range(steps)]
-    total = sum(weights)
-    if total <= 0:
-        return even
-    return [count * w / total for w in weights]
+def spread(count: float, steps: int) -> list[float]:
+    """A tick's `count` over its `steps` evenly (a load known only by its rates)."""
+    return [count / steps] * steps if steps > 0 else []

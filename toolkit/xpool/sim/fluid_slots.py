@@ -1,22 +1,20 @@
-"""Fluid mode's request slots: what a model's instances hold in flight, tick to tick.
+"""Fluid mode's request slots: what a model's instances hold in flight, step to step.
 
 An engine with continuous batching admits a request the moment a slot is free, and the request
 holds that slot for its whole service time. A burst therefore fills the idle slots at once,
 and a model whose requests outlast a tick (summary's reference request holds a slot 10 s, a
 tick is 5 s) keeps them busy over several ticks. Serving each tick at the instances'
-throughput instead (slots / service time per second) sheds bursts the idle slots would
+throughput instead (slots / service time per second) shed bursts the idle slots would
 absorb: on ServeGen's day 1 that understated P1's attainment by 14 points against request
 replay.
 
 So each model keeps its admitted requests as chunks finishing at known times, every request
-its reference request (duration `D`). In a tick `[now, now + dt)` over `S` slots:
-- a slot free at the tick's start or freed during it takes one request at least (a request
-  that outlasts the rest of the tick keeps it): free + completing slots;
-- a slot can take several requests in turn when they are shorter than the tick: the free
-  slot-seconds over `D`;
-so the tick admits at most the larger of the two. Admitted requests start, on average, in
-the middle of the tick (arrivals spread over it) and finish `D` later. The requests in
-flight at a moment are what the gateway's counters and the exporters would see.
+its reference request (duration `D`). In a step `[t, t + s)` over `S` slots:
+- requests at least a step long: each slot takes one, the ones free at the step's start
+  (from its middle, as arrivals spread over it) and those that free in it (as they free);
+- shorter ones turn a slot over within the step: the free slot-seconds, over the part of a
+  request that falls in the step (`min(D, s / 2)`, the rest spills into the next).
+The requests in flight at a moment are what the gateway's counters and the exporters see.
 """
 
 from __future__ import annotations
@@ -39,13 +37,24 @@ class FluidSlots:
         self.idle = 0.0  # the last step's slots free at its start...
         self.opening: list[tuple[float, float]] = []  # ...and (when, how many) freed in it
 
-    def capacity(self, now: float, dt: float, slots: float) -> float:
-        """Requests the step `[now, now + dt)` can admit into `slots` slots."""
+    def release(self, now: float) -> None:
+        """The chunks finished by `now` free their slots."""
         running = self.running
         while running and running[0][0] <= now:
             finish, count = running.popleft()
             self.held -= count
             self.done += count * max(0.0, finish - max(finish - self.duration, self.mark))
+
+    def start(self, now: float, dt: float, count: float) -> None:
+        """`count` requests start in free slots in the step, from its middle on average."""
+        if count > 0:
+            self.held += count
+            self._insert([now + dt / 2 + self.duration, count])
+
+    def capacity(self, now: float, dt: float, slots: float) -> float:
+        """Requests the step `[now, now + dt)` can admit into `slots` slots."""
+        self.release(now)
+        running = self.running
         end = now + dt
         if self.duration < dt:  # slots turn over within the step: its free slot-seconds
             used = sum((min(finish, end) - now) * count for finish, count in running)
@@ -55,8 +64,13 @@ class FluidSlots:
             return max(0.0, slots * dt - used) / min(self.duration, dt / 2)
         # each slot takes one request: the free ones, then those that free in the step
         self.idle = max(0.0, slots - self.held)
-        self.opening = [(f, c) for f, c in running if f < end]
-        return self.idle + sum(c for _, c in self.opening)
+        opening = []
+        for f, c in running:
+            if f >= end:
+                break
+            opening.append((f, c))
+        self.opening = opening
+        return self.idle + sum(c for _, c in opening)
 
     def admit(self, now: float, dt: float, count: float) -> None:
         """`count` requests start in the step: in the free slots from its middle, then in
@@ -87,7 +101,10 @@ class FluidSlots:
         i = len(running)
         while i > 0 and running[i - 1][0] > chunk[0]:
             i -= 1
-        running.insert(i, chunk)
+        if i == len(running):
+            running.append(chunk)
+        else:
+            running.insert(i, chunk)
 
     def busy_until(self, end: float) -> float:
         """Requests in flight on average from the last call (or the start) to `end`: the

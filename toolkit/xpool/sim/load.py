@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from xpool.sim.requests import Request
@@ -29,11 +29,12 @@ class RequestLoad:
 class RateLoad:
     series: Mapping[str, tuple[tuple[float, float], ...]]  # model -> (from t, requests/s)
     end: float
-    # model -> (from t, variance rate): a span of T s holds about rate x T arrivals with
-    # variance (variance rate) x T (ServeGen's fitted distributions); absent: no variability
-    variance: Mapping[str, tuple[tuple[float, float], ...]] = field(default_factory=dict)
     # > 0: the steps are windows this long, and rates move linearly between their middles
     window: float = 0.0
+    # model -> arrivals per `count_step` seconds from 0 (ServeGen's drawn as its generator
+    # draws requests, a request trace's counted); absent: the rates only
+    counts: Mapping[str, Sequence[float]] = field(default_factory=dict)
+    count_step: float = 1.0
 
     def rate(self, model: str, t: float) -> float:
         steps = self.series.get(model, ())
@@ -106,6 +107,15 @@ def work_profile(load: Load, services: Mapping[str, Service]) -> dict[str, list[
                 out[r.model][int(r.t // MINUTE)] += svc.duration(r.input_tokens, r.output_tokens)
         return out
     for name, svc in services.items():
+        counts = load.counts.get(name)
+        if counts is not None:  # the arrivals themselves, as for requests
+            per = out[name]
+            for k, n in enumerate(counts):
+                if n:
+                    per[min(int(k * load.count_step // MINUTE), minutes - 1)] += (
+                        n * svc.reference_duration
+                    )
+            continue
         steps = load.series.get(name, ())
         for i, (start, rate) in enumerate(steps):
             stop = min(steps[i + 1][0] if i + 1 < len(steps) else load.end, load.end)

@@ -31,7 +31,6 @@ from operator import itemgetter
 from xpool.errors import InputError, Problem
 from xpool.sim.requests import Request
 from xpool.sim.tokens import TokenSampler
-from xpool.sim.window_dispersion import window_index
 
 WINDOW_S = 600.0  # ServeGen's language traces: one row per client per 10 minutes
 PATTERNS = ("Gamma", "Weibull")
@@ -39,7 +38,7 @@ ROW = "timestamp_s,rate_req_per_s,cv,pattern,arg1,arg2"
 
 
 @dataclass(frozen=True, slots=True)
-class _Window:
+class ClientWindow:
     start: float
     rate: float  # requests per second; 0 when the pattern is empty
     pattern: str
@@ -51,7 +50,7 @@ def _error(source: str, line: int, message: str) -> InputError:
     return InputError([Problem(where=f"{source}:{line}", path="", message=message)])
 
 
-def _windows(lines: Iterable[str], source: str) -> Iterator[_Window]:
+def _windows(lines: Iterable[str], source: str) -> Iterator[ClientWindow]:
     """Parsed, checked rows of one client's trace file."""
     previous = -math.inf
     for number, line in enumerate(lines, start=1):
@@ -89,10 +88,12 @@ def _windows(lines: Iterable[str], source: str) -> Iterator[_Window]:
                 "a window with traffic needs a rate >= 0 and a positive, "
                 "finite shape (arg1) and scale (arg2)",
             )
-        yield _Window(start, rate if pattern else 0.0, pattern, shape, scale)
+        yield ClientWindow(start, rate if pattern else 0.0, pattern, shape, scale)
 
 
-def _span(windows: Iterator[_Window], start: float, end: float | None) -> Iterator[_Window]:
+def _span(
+    windows: Iterator[ClientWindow], start: float, end: float | None
+) -> Iterator[ClientWindow]:
     """The windows overlapping [start, end); stops reading at `end`."""
     for w in windows:
         if end is not None and w.start >= end:
@@ -101,57 +102,43 @@ def _span(windows: Iterator[_Window], start: float, end: float | None) -> Iterat
             yield w
 
 
+def client_windows(
+    lines: Iterable[str], source: str, *, start: float = 0.0, end: float | None = None
+) -> Iterator[ClientWindow]:
+    """One client's checked windows overlapping [start, end) (`source` names it in errors)."""
+    return _span(_windows(lines, source), start, end)
+
+
 def servegen_rates(
-    clients: Mapping[str, Iterable[str]], *, start: float = 0.0, end: float | None = None
-) -> Iterator[tuple[float, float]]:
-    """(window start, summed rate in requests/s) for each window overlapping [start, end).
-
-    `clients` maps a name per client (the file name, used in messages) to the lines of its
-    trace file; windows are whole, even where [start, end) cuts them.
-    """
-    for when, rate, _ in servegen_windows(clients, start=start, end=end):
-        yield when, rate
-
-
-def servegen_windows(
     clients: Mapping[str, Iterable[str]],
     *,
     start: float = 0.0,
     end: float | None = None,
     scale: float = 1.0,
-    span: float = 5.0,
-) -> Iterator[tuple[float, float, float]]:
-    """(window start, summed rate, summed variance rate) for each window overlapping
-    [start, end), every rate multiplied by `scale`: the arrivals of `span` seconds within the
-    window number about rate x span, with variance about (variance rate) x span.
+) -> Iterator[tuple[float, float]]:
+    """(window start, summed rate in requests/s, times `scale`) for each window overlapping
+    [start, end).
 
-    A client's variance rate is its rate times the index of dispersion of its counts over
-    `span`, measured on the generator `servegen_requests` uses (`window_dispersion.py`): the
-    window's arrivals, gaps of its fitted shape scaled to fill the window. (The renewal
-    asymptote, rate x c2, holds only over spans that contain the rare long gaps; an
-    interpolation towards it made fluid ticks several times burstier than the requests.)
-    Independent clients add.
+    `clients` maps a name per client (the file name, used in messages) to the lines of its
+    trace file; windows are whole, even where [start, end) cuts them.
     """
-    ticks = max(1, round(WINDOW_S / span))
+    return summed_rates(
+        [client_windows(lines, name, start=start, end=end) for name, lines in clients.items()],
+        scale,
+    )
 
-    def variance(w: _Window) -> float:
-        rate = w.rate * scale
-        return rate * window_index(w.pattern, w.shape, rate * WINDOW_S, ticks)
 
-    streams = [
-        (
-            (w.start, w.rate * scale, variance(w) if w.pattern else 0.0)
-            for w in _span(_windows(lines, name), start, end)
-        )
-        for name, lines in clients.items()
-    ]
+def summed_rates(
+    clients: Iterable[Iterable[ClientWindow]], scale: float = 1.0
+) -> Iterator[tuple[float, float]]:
+    """(window start, the clients' summed rate times `scale`) per window, in time order."""
+    streams = [((w.start, w.rate * scale) for w in windows) for windows in clients]
     for when, group in groupby(heapq.merge(*streams), key=itemgetter(0)):
-        rows = list(group)
-        yield when, sum(r[1] for r in rows), sum(r[2] for r in rows)
+        yield when, sum(r[1] for r in group)
 
 
 def _arrivals(
-    windows: Iterator[_Window], seed: str, start: float, end: float | None, scale: float = 1.0
+    windows: Iterator[ClientWindow], seed: str, start: float, end: float | None, scale: float = 1.0
 ) -> Iterator[float]:
     """One client's arrival times in [start, end), nondecreasing, one window in memory at a time.
 
@@ -208,7 +195,13 @@ def servegen_requests(
     requests in 14 days: replay spans, or use `servegen_rates` for the long view.
     """
     streams = [
-        _arrivals(_span(_windows(lines, name), start, end), f"{seed}:{name}", start, end, scale)
+        _arrivals(
+            client_windows(lines, name, start=start, end=end),
+            f"{seed}:{name}",
+            start,
+            end,
+            scale,
+        )
         for name, lines in clients.items()
     ]
     sample = tokens.sample
