@@ -34,6 +34,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from xpool.actions.simulate_traces import build_load, parse_trace
+from xpool.adapters.forked import forked_map
 from xpool.resolve import resolve_platform
 from xpool.sim.backlog import batch_jobs, parse_batch
 from xpool.sim.baselines import POLICIES
@@ -177,6 +178,7 @@ def main() -> None:
             batch_reserve=args.reserve,
         ),
         15.0,
+        forked_map,
     )
     print(
         f"ServeGen {args.days} days: qa-chat (P0) m-large x 0.25, summary (P1) m-mid x 0.01 "

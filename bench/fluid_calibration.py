@@ -28,6 +28,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from xpool.actions.simulate_traces import build_load, parse_trace
+from xpool.adapters.forked import forked_map
 from xpool.resolve import resolve_platform
 from xpool.sim.engine import Options
 from xpool.sim.load import Load, RequestLoad
@@ -88,7 +89,7 @@ def compare(
     load: Load, svcs: dict[str, Service], spec, policies: list[str], options: Options
 ) -> tuple[float, PolicyComparison]:
     started = time.perf_counter()
-    comparison = simulate(spec, svcs, load, policies, options, 15.0)
+    comparison = simulate(spec, svcs, load, policies, options, 15.0, forked_map)
     return time.perf_counter() - started, comparison
 
 

@@ -41,6 +41,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from xpool.actions.simulate_traces import build_load, parse_trace
+from xpool.adapters.forked import forked_map
 from xpool.cli.simulate import print_table
 from xpool.resolve import resolve_platform
 from xpool.sim import baselines
@@ -80,7 +81,7 @@ def run(
     )
     models = sorted(load.series) if isinstance(load, RateLoad) else [t.model or "" for t in parsed]
     spec, svcs = setup(loaded.platform, plan, models)
-    comparison = simulate(spec, svcs, load, POLICIES, options, 15.0)
+    comparison = simulate(spec, svcs, load, POLICIES, options, 15.0, forked_map)
     return time.perf_counter() - started, comparison
 
 

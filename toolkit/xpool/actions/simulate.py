@@ -16,6 +16,7 @@ from xpool.actions.simulate_traces import (
     parse_trace,
     traced_models,
 )
+from xpool.adapters.forked import forked_map
 from xpool.capacity.plan import CapacityPlan
 from xpool.config.durations import parse_duration
 from xpool.config.models import Platform
@@ -191,6 +192,7 @@ def simulate(options: SimulateOptions, runtime: Runtime) -> PolicyComparison:
             tier_headroom=resolved.platform.spec.gateway.tier_headroom,
         ),
         options.seconds()["--interval"],
+        forked_map,
     )
     if options.report_dir is not None:
         _write_report(comparison, Path(options.report_dir), runtime)

@@ -160,6 +160,11 @@ class _World:
                 self.pass_active[m] += a
             self.last = now
 
+    def add_busy(self, model: str, seconds: float) -> None:
+        """Busy accelerator-seconds counted apart from `busy_w` (fluid mode's slots)."""
+        self.busy_area[model] += seconds
+        self.pass_busy[model] += seconds
+
     def arrived(
         self, model: str, now: float, count: float, work: float, tokens: tuple[float, float]
     ) -> None:
@@ -601,6 +606,7 @@ def run_fluid(
         m: FluidServer(s, result.tiers[s.tier], options.retries, options.retry_after, step)
         for m, s in services.items()
     }
+    batched = world.batch is not None
     next_pass = 0.0
     last_pass = 0.0
     ticks = math.ceil(load.end / dt)
@@ -609,6 +615,7 @@ def run_fluid(
         span = min(dt, load.end - now)
         steps = max(1, round(span / step))
         if now >= next_pass:
+            _busy(world, servers, now)
             world.reconcile(now, {m: s.in_flight(now) for m, s in servers.items()}, last_pass)
             for inst in [i for i in world.instances.values() if i.state == "draining"]:
                 inst.busy = 0  # a drained instance finishes its batch within the next pass
@@ -616,6 +623,7 @@ def run_fluid(
             next_pass += controller.interval
         world.due_ready(now)
         for m, svc in services.items():
+            server = servers[m]
             drawn_counts = counts.get(m)
             if drawn_counts is not None:
                 arrivals = drawn_counts[k * per_tick : k * per_tick + steps]
@@ -625,29 +633,41 @@ def run_fluid(
             count = sum(arrivals)
             if count > 0:
                 tokens = (count * svc.reference_input, count * svc.reference_output)
-                world.arrived(m, now, count, count * svc.reference_duration, tokens)
-            batch_slots = sum(world.batch_held(i.uid) for i in world.ready[m])
-            free = len(world.ready[m]) * svc.slots - batch_slots
-            server = servers[m]
+                world.arrived(m, now, count, count * server.slots.duration, tokens)
+            free = len(world.ready[m]) * svc.slots
+            if batched:
+                free -= sum(world.batch_held(i.uid) for i in world.ready[m])
             served, retried = server.serve(now, arrivals, free, _preempt(world, m))
             if retried > 0:  # the gateway counts every attempt, 429s included
                 world.arrived(m, now, retried, 0.0, (0.0, 0.0))
             slots = server.slots
-            occupancy[m] = slots.busy_until(now + span)
-            # what they hold at the tick's end, or at the tick's rate over their duration
-            claimed[m] = max(slots.at(now + span), served / span * svc.reference_duration)
-            world.busy_w[m] = occupancy[m] / svc.slots * svc.accelerators
-            # least-outstanding routing spreads the requests in flight: one per instance first
-            world.active_w[m] = min(len(world.ready[m]), occupancy[m]) * svc.accelerators
+            if batched:  # what they hold over the tick, and at its end or at its rate
+                occupancy[m] = slots.held_between(now, now + span)
+                claimed[m] = max(slots.at(now + span), served / span * slots.duration)
+            slots.release(now + span)
+            # least-outstanding routing spreads the requests in flight: one per instance
+            # first (the slots' busy time is added at each pass: `_busy`)
+            world.busy_w[m] = 0.0
+            busy = max(slots.held, served / span * slots.duration)  # Little's law when short
+            world.active_w[m] = min(len(world.ready[m]), busy) * svc.accelerators
         queued = {m: server.queued() for m, server in servers.items()}
         _batch_tick(world, now, span, occupancy, claimed, queued)
         world.advance(now + span)
     end = load.end
+    _busy(world, servers, end)
     for server in servers.values():
         server.finish(end)
     world.finish(end)
     result.wall_seconds = time.perf_counter() - started
     return result
+
+
+def _busy(world: _World, servers: Mapping[str, FluidServer], now: float) -> None:
+    """The interactive requests' busy slot-seconds since the last call, as accelerator-seconds
+    (summed per pass, not per tick: the slots know when each request held its slot)."""
+    for m, server in servers.items():
+        svc = world.services[m]
+        world.add_busy(m, server.slots.busy_seconds(now) / svc.slots * svc.accelerators)
 
 
 def _preempt(world: _World, model: str) -> Callable[[float, float], float] | None:

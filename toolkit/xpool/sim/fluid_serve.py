@@ -22,6 +22,7 @@ class FluidServer:
     """One model's interactive requests: those waiting to retry and those in its slots."""
 
     __slots__ = (
+        "at_once",
         "attainable",
         "last",
         "prefill",
@@ -45,6 +46,7 @@ class FluidServer:
         self.prefill = svc.prefill(svc.reference_input)
         self.slo = svc.ttft_slo
         self.attainable = float(self.prefill <= svc.ttft_slo)
+        self.at_once = bin_of(self.prefill)  # the TTFT bin of a request admitted on arrival
         self.waiting: list[list[float]] = []  # [arrived, requests, attempts so far, due]
         self.last = 0.0  # requests admitted in the last step
 
@@ -70,7 +72,11 @@ class FluidServer:
                 for j, count in enumerate(arrivals):
                     self.slots.start(now + j * step, step, count)
                 self.last = arrivals[-1]
-                self._started(0.0, total)
+                tier = self.tier
+                tier.requests += total
+                tier.attainable += total * self.attainable
+                tier.within_slo += total * self.attainable  # no wait: TTFT is the prefill
+                tier.ttft[self.at_once] += total
                 return total, 0.0
         admitted = retried = 0.0
         for j, count in enumerate(arrivals):

@@ -47,9 +47,13 @@ class FluidSlots:
 
     def start(self, now: float, dt: float, count: float) -> None:
         """`count` requests start in free slots in the step, from its middle on average."""
-        if count > 0:
-            self.held += count
-            self._insert([now + dt / 2 + self.duration, count])
+        if count <= 0:
+            return
+        if self.duration <= dt / 2:  # done within the step: only its slot-seconds remain
+            self.done += count * self.duration
+            return
+        self.held += count
+        self._insert([now + dt / 2 + self.duration, count])
 
     def capacity(self, now: float, dt: float, slots: float) -> float:
         """Requests the step `[now, now + dt)` can admit into `slots` slots."""
@@ -76,6 +80,9 @@ class FluidSlots:
         """`count` requests start in the step: in the free slots from its middle, then in
         those the step frees, each as it frees; each holds its slot `duration`."""
         if count <= 0:
+            return
+        if self.duration < dt:
+            self.start(now, dt, count)
             return
         self.held += count
         chunks = []
@@ -106,17 +113,25 @@ class FluidSlots:
         else:
             running.insert(i, chunk)
 
-    def busy_until(self, end: float) -> float:
-        """Requests in flight on average from the last call (or the start) to `end`: the
-        slot-seconds held over the span; the sum starts again at `end`."""
+    def busy_seconds(self, end: float) -> float:
+        """Slot-seconds held from the last call (or the start) to `end`; the sum starts
+        again at `end`."""
         used = self.done
         for finish, count in self.running:
             overlap = min(finish, end) - max(finish - self.duration, self.mark)
             if overlap > 0:
                 used += overlap * count
-        span = end - self.mark
         self.mark, self.done = end, 0.0
-        return used / span if span > 0 else 0.0
+        return used
+
+    def held_between(self, start: float, end: float) -> float:
+        """Requests in flight on average over `[start, end)` among those not yet released."""
+        used = 0.0
+        for finish, count in self.running:
+            overlap = min(finish, end) - max(finish - self.duration, start)
+            if overlap > 0:
+                used += overlap * count
+        return used / (end - start)
 
     def at(self, t: float) -> float:
         """Requests in flight at `t`."""

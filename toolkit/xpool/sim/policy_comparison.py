@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 from xpool.capacity.plan import CapacityPlan
@@ -96,7 +97,11 @@ def simulate(
     policies: Sequence[str],
     options: Options,
     interval: float,
+    run_all: RunAll | None = None,
 ) -> PolicyComparison:
+    """Every policy over `load`; `run_all` runs the policies' replays (independent of each
+    other: the CLI runs them on every core, `adapters/forked.py`), one after the other by
+    default."""
     check_policies(policies)
     started = time.perf_counter()
     profile = work_profile(load, svcs)
@@ -111,15 +116,9 @@ def simulate(
     best = oracles["oracle"]
     profile_seconds = time.perf_counter() - started
     run = run_requests if isinstance(load, RequestLoad) else run_fluid
-    results = []
+    replays: list[Callable[[], PolicyResult]] = []
     for name in policies:
         if name in oracles:
-            o = oracles[name]
-            r = oracle_result(
-                name, o.accelerator_seconds, o.busy_accelerator_seconds, load.end, owned(spec)
-            )
-            r.wall_seconds = profile_seconds
-            results.append(r)
             continue
         controller: Controller
         if name == "static":
@@ -131,9 +130,28 @@ def simulate(
         else:
             controller = Hpa(spec, interval) if name == "hpa" else Pooled(spec, interval)
             initial = within_pool(best.first, spec)
-        results.append(run(spec, svcs, load, controller, initial, options))  # type: ignore[arg-type]
+        replays.append(partial(run, spec, svcs, load, controller, initial, options))  # type: ignore[arg-type]
+    replayed = iter((run_all or _one_by_one)(replays))
+    results = []
+    for name in policies:
+        if name in oracles:
+            o = oracles[name]
+            r = oracle_result(
+                name, o.accelerator_seconds, o.busy_accelerator_seconds, load.end, owned(spec)
+            )
+            r.wall_seconds = profile_seconds
+            results.append(r)
+        else:
+            results.append(next(replayed))
     mode = "requests" if isinstance(load, RequestLoad) else "fluid"
     return PolicyComparison(mode, tuple(results), best.accelerator_seconds / 3600 or None)
+
+
+RunAll = Callable[[Sequence[Callable[[], PolicyResult]]], list[PolicyResult]]
+
+
+def _one_by_one(replays: Sequence[Callable[[], PolicyResult]]) -> list[PolicyResult]:
+    return [replay() for replay in replays]
 
 
 def owned(spec: PolicySpec) -> int:
