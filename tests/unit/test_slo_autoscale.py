@@ -141,6 +141,12 @@ def test_scale_down_holds_on_missing_metrics_and_while_loading() -> None:
         ({"prefill_tokens_per_s": None}, _load(8.0), "no prefill token figures"),
         ({}, replace(_load(8.0), completion_tokens_per_s=None), "no completion token rate"),
         ({"ttft_slo": 0.05}, _load(8.0), "prefill alone takes 100 ms >= slo.ttftMs 50"),
+        # every request refused: 429s count as requests, no answer brought tokens
+        (
+            {},
+            LoadObs(qps=8.0, prompt_tokens_per_s=0.0, completion_tokens_per_s=0.0),
+            "requests without answered tokens",
+        ),
     ],
 )
 def test_models_the_queue_cannot_size_keep_the_band(

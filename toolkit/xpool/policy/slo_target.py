@@ -81,6 +81,10 @@ def _queue(model: ModelSpec, scaling: ScalingSpec, load: LoadObs) -> _Queue | st
         return "no completion token rate"
     batch = model.request_limit
     qps = load.qps
+    if qps > 0 and not load.prompt_tokens_per_s:
+        # every request of the window was refused (429s count as requests, tokens only
+        # come with answers): no service time to size on
+        return "requests without answered tokens (all refused?)"
     prompt = load.prompt_tokens_per_s / qps if qps > 0 else 0.0
     prefill = prompt / model.prefill_tokens_per_s
     if llm:
