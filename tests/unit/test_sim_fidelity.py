@@ -14,6 +14,7 @@ from tests.unit.policy_world import model, spec_of
 from tests.unit.test_sim_engine import SCALING, service
 from xpool.capacity.storage import cold_load_seconds
 from xpool.policy.actions import Action, Launch, Terminate
+from xpool.policy.queueing import erlang_b
 from xpool.policy.state import Observation
 from xpool.resolve import resolve_platform
 from xpool.sim.baselines import Static
@@ -183,10 +184,11 @@ def test_window_rates_move_linearly_between_window_middles() -> None:
 
 
 def test_fluid_mode_serves_the_counted_arrivals_and_their_bursts() -> None:
-    """20 QPS arriving as 60 requests every third second: a burst fills the 3 static
-    instances' slots (24 slots, 0.8 s requests: 48 a second at most), the rest is refused
-    and served at its retry a second later, late; the same mean spread evenly (`--smooth`)
-    is served at once."""
+    """20 QPS arriving as 60 requests every third second onto 3 static instances (24 slots,
+    0.8 s requests, SLO 0.5 s). Within its second the burst comes at random, so the share
+    Erlang's loss formula gives for 48 erlangs on 24 slots (a little more: the retries of
+    the burst before still hold slots) finds every slot busy and is served at its retry a
+    second later (a few, refused thrice, give up), late; the same mean spread evenly (`--smooth`) is served at once."""
     chat = model("chat", "P0", qps=10, lo=1, hi=8)
     spec = spec_of([chat], scaling=SCALING)
     svcs = {"chat": service("chat", "P0", qps=10)}
@@ -201,8 +203,8 @@ def test_fluid_mode_serves_the_counted_arrivals_and_their_bursts() -> None:
     smooth, drawn = results["smooth"], results["drawn"]
     assert drawn.requests == pytest.approx(smooth.requests) == pytest.approx(sum(counts))
     assert smooth.attainment == 1.0
-    assert drawn.attainment == pytest.approx(48 / 60, abs=0.01)
-    assert drawn.shed == 0  # the retry finds the slots free
+    assert 1 - erlang_b(24, 52.0) < drawn.attainment < 1 - erlang_b(24, 48.0)
+    assert drawn.shed < 0.01 * drawn.requests  # nearly every retry finds a free slot
 
 
 def test_the_gateways_global_limit_sheds_the_lower_tier_first() -> None:

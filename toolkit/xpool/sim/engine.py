@@ -603,7 +603,9 @@ def run_fluid(
     counts = {m: c for m, c in load.counts.items() if m in services} if drawn else {}
     rates = {m: RateCursor(load.series.get(m, ()), load.window) for m in services}
     servers = {
-        m: FluidServer(s, result.tiers[s.tier], options.retries, options.retry_after, step)
+        m: FluidServer(
+            s, result.tiers[s.tier], options.retries, options.retry_after, step, m in counts
+        )
         for m, s in services.items()
     }
     batched = world.batch is not None

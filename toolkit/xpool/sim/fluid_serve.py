@@ -11,8 +11,11 @@ as `xpool_gateway_requests_total` counts 429s.
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Callable, Sequence
 
+from xpool.policy.queueing import erlang_b
 from xpool.sim.fluid_slots import FluidSlots
 from xpool.sim.results import TierResult, bin_of
 from xpool.sim.service import Service
@@ -28,6 +31,7 @@ class FluidServer:
         "prefill",
         "retries",
         "retry_steps",
+        "short",
         "slo",
         "slots",
         "step",
@@ -36,8 +40,16 @@ class FluidServer:
     )
 
     def __init__(
-        self, svc: Service, tier: TierResult, retries: int, retry_after: float, step: float
+        self,
+        svc: Service,
+        tier: TierResult,
+        retries: int,
+        retry_after: float,
+        step: float,
+        drawn: bool = False,
     ) -> None:
+        """`drawn`: the arrivals are counts of a random process (ServeGen's, a trace's), so
+        within a step they come at random; else evenly (a rate spread over the steps)."""
         self.slots = FluidSlots(svc.reference_duration)
         self.tier = tier
         self.retries = retries
@@ -48,6 +60,8 @@ class FluidServer:
         self.attainable = float(self.prefill <= svc.ttft_slo)
         self.at_once = bin_of(self.prefill)  # the TTFT bin of a request admitted on arrival
         self.waiting: list[list[float]] = []  # [arrived, requests, attempts so far, due]
+        # a slot turns over within a step, and the step's arrivals come at random in it
+        self.short = drawn and svc.reference_duration < step
         self.last = 0.0  # requests admitted in the last step
 
     def serve(
@@ -68,7 +82,10 @@ class FluidServer:
                 self.last = 0.0
                 return 0.0, 0.0
             self.slots.release(now)
-            if total <= free - self.slots.held:  # every step finds a free slot for each
+            room = free - self.slots.held
+            peak = max(arrivals)
+            if total <= room and (not self.short or self._refused(free, peak, now) < 1e-4):
+                # every step finds a free slot for each
                 for j, count in enumerate(arrivals):
                     self.slots.start(now + j * step, step, count)
                 self.last = arrivals[-1]
@@ -89,6 +106,8 @@ class FluidServer:
             due = [w for w in self.waiting if w[3] <= t + 1e-9]
             demand = sum(w[1] for w in due)
             room = self.slots.capacity(t, step, free)
+            if self.short:  # arrivals that find every slot busy within the step
+                room = min(room, demand * (1 - self._refused(free, demand, t)))
             if room < demand and preempt is not None:
                 taken = preempt(t, demand - room)
                 free += taken
@@ -114,6 +133,16 @@ class FluidServer:
             admitted += self.last
             self.slots.admit(t, step, self.last)
         return admitted, retried
+
+    def _refused(self, slots: float, arrivals: float, t: float) -> float:
+        """The share of the step's `arrivals` (short requests) that find all `slots` busy:
+        Erlang's loss formula (no queue, as the gateway; insensitive to the service time's
+        distribution) for the step's slot-seconds in Erlangs, those the requests started
+        before it still hold included, the arrivals taken as Poisson within the step (their
+        count already carries the burstiness between steps)."""
+        step = self.step
+        load = (arrivals * self.slots.duration + self.slots.spill(t, step)) / step
+        return _loss(max(0, math.floor(slots)), math.ceil(load * 4) / 4)
 
     def in_flight(self, t: float) -> float:
         """Requests in flight at `t`, as the gateway counts them: those the slots hold, or
@@ -151,6 +180,11 @@ class FluidServer:
             if end - arrived > self.slo:
                 self.tier.requests += n
                 self.tier.attainable += n * self.attainable
+
+
+@functools.lru_cache(maxsize=65_536)
+def _loss(slots: int, load: float) -> float:
+    return erlang_b(slots, load) if slots > 0 else 1.0
 
 
 def spread(count: float, steps: int) -> list[float]:

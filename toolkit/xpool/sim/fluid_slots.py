@@ -61,7 +61,7 @@ class FluidSlots:
         running = self.running
         end = now + dt
         if self.duration < dt:  # slots turn over within the step: its free slot-seconds
-            used = sum((min(finish, end) - now) * count for finish, count in running)
+            used = self.spill(now, dt)
             self.opening = []
             self.idle = 0.0
             # a request started in the step holds a slot from its middle on, within the step
@@ -75,6 +75,11 @@ class FluidSlots:
             opening.append((f, c))
         self.opening = opening
         return self.idle + sum(c for _, c in opening)
+
+    def spill(self, now: float, dt: float) -> float:
+        """Slot-seconds of the step `[now, now + dt)` that requests started before it hold."""
+        end = now + dt
+        return sum((min(finish, end) - now) * count for finish, count in self.running)
 
     def admit(self, now: float, dt: float, count: float) -> None:
         """`count` requests start in the step: in the free slots from its middle, then in
