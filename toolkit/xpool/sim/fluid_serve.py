@@ -28,6 +28,7 @@ class FluidServer:
         "at_once",
         "attainable",
         "last",
+        "outcomes",
         "prefill",
         "retries",
         "retry_steps",
@@ -59,6 +60,7 @@ class FluidServer:
         self.slo = svc.ttft_slo
         self.attainable = float(self.prefill <= svc.ttft_slo)
         self.at_once = bin_of(self.prefill)  # the TTFT bin of a request admitted on arrival
+        self.outcomes: dict[float, tuple[bool, int]] = {}  # wait -> (within the SLO, bin)
         self.waiting: list[list[float]] = []  # [arrived, requests, attempts so far, due]
         # a slot turns over within a step, and the step's arrivals come at random in it
         self.short = drawn and svc.reference_duration < step
@@ -141,7 +143,10 @@ class FluidServer:
         before it still hold included, the arrivals taken as Poisson within the step (their
         count already carries the burstiness between steps)."""
         step = self.step
-        load = (arrivals * self.slots.duration + self.slots.spill(t, step)) / step
+        load = arrivals * self.slots.duration
+        if self.slots.running:  # requests that outlast half a step spill into the next
+            load += self.slots.spill(t, step)
+        load /= step
         return _loss(max(0, math.floor(slots)), math.ceil(load * 4) / 4)
 
     def in_flight(self, t: float) -> float:
@@ -156,12 +161,15 @@ class FluidServer:
 
     def _started(self, wait: float, n: float) -> None:
         tier = self.tier
-        ttft = wait + self.prefill
         tier.requests += n
         tier.attainable += n * self.attainable
-        if ttft <= self.slo:
+        known = self.outcomes.get(wait)  # waits are whole steps: a few values
+        if known is None:
+            ttft = wait + self.prefill
+            known = self.outcomes[wait] = (ttft <= self.slo, bin_of(ttft))
+        if known[0]:
             tier.within_slo += n
-        tier.ttft[bin_of(ttft)] += n
+        tier.ttft[known[1]] += n
 
     def _shed(self, n: float) -> None:
         """`n` requests whose clients gave up: requests, misses, shed."""

@@ -57,9 +57,10 @@ def servegen_counts(
                 else:
                     at = rng.weibull(w.shape, size=n)
                 np.cumsum(at, out=at)
-            total = at[-1]
-            if 0 < total < np.inf:
-                at *= 1 / total  # the gaps fill the window...
+                total = at[-1]
+                inverse = 1 / total if total > 0 else np.inf
+            if np.isfinite(inverse) and inverse > 0:
+                at *= inverse  # the gaps fill the window...
             else:  # tiny shapes underflow every gap (or overflow the sum): one burst
                 at[:] = 1.0
             at += rng.random()  # ...rotated by a uniform phase
