@@ -145,7 +145,13 @@ def main() -> None:
         parse_trace(f"servegen:{dirs[1]}=summary*0.01@{args.shift}"),
     ]
     load = build_load(
-        traces, fluid=None, start=0.0, duration=args.days * 86_400.0, speedup=1.0, seed=args.seed
+        traces,
+        fluid=None,
+        start=0.0,
+        duration=args.days * 86_400.0,
+        speedup=1.0,
+        seed=args.seed,
+        run_all=forked_map,
     )
     spec, svcs = setup(resolved.platform, resolved.plan, ["qa-chat", "summary", "batch-eval"])
     size = {p.name: p.accelerators for p in spec.pools}

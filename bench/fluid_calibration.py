@@ -144,7 +144,13 @@ def main() -> None:
         for d, (_, model, scale) in zip(dirs, SERVEGEN, strict=True)
     ]
     fluid_load = build_load(
-        traces, fluid=None, start=start, duration=DAY, speedup=1.0, seed=args.seed
+        traces,
+        fluid=None,
+        start=start,
+        duration=DAY,
+        speedup=1.0,
+        seed=args.seed,
+        run_all=forked_map,
     )
     base = Options(seed=args.seed)
     loads = {

@@ -77,7 +77,13 @@ def run(
     started = time.perf_counter()
     parsed = [parse_trace(t) for t in traces]
     load = build_load(
-        parsed, fluid=None, start=0.0, duration=duration, speedup=1.0, seed=options.seed
+        parsed,
+        fluid=None,
+        start=0.0,
+        duration=duration,
+        speedup=1.0,
+        seed=options.seed,
+        run_all=forked_map,
     )
     models = sorted(load.series) if isinstance(load, RateLoad) else [t.model or "" for t in parsed]
     spec, svcs = setup(loaded.platform, plan, models)

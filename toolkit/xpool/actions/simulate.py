@@ -172,6 +172,7 @@ def simulate(options: SimulateOptions, runtime: Runtime) -> PolicyComparison:
         speedup=options.speedup,
         seed=options.seed,
         tick=options.seconds()["--tick"],
+        run_all=forked_map,
     )
     _check_batch_models(options.batch_models(), resolved.platform, resolved.plan)
     models = sorted(set(traced_models(load, traces)) | options.batch_models())

@@ -16,8 +16,9 @@ import contextlib
 import heapq
 import math
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -165,6 +166,21 @@ def _rotated(windows: list[tuple[float, float]], shift: float) -> list[tuple[flo
     return sorted(((t - first + shift) % span + first, rate, t) for t, rate in windows)
 
 
+def _drawn(
+    clients: list[list[ClientWindow]],
+    placed: dict[float, float],
+    length: int,
+    step: float,
+    speedup: float,
+    scale: float,
+    seed: int,
+) -> np.ndarray:
+    """One ServeGen trace's arrivals per step (`servegen_counts`)."""
+    counts = np.zeros(length)
+    servegen_counts(clients, placed, counts, step=step, speedup=speedup, scale=scale, seed=seed)
+    return counts
+
+
 def build_load(
     traces: list[TraceArg],
     *,
@@ -174,8 +190,11 @@ def build_load(
     speedup: float,
     seed: int,
     tick: float = 5.0,
+    run_all: Callable[[Sequence[Callable[[], np.ndarray]]], list[np.ndarray]] | None = None,
 ) -> Load:
-    """The load of every trace, in simulation seconds from `start` of the traces."""
+    """The load of every trace, in simulation seconds from `start` of the traces;
+    `run_all` draws the ServeGen traces' arrivals (independent: `adapters/forked.py` draws
+    them side by side), one after the other by default."""
     serve = [t for t in traces if t.kind == "servegen"]
     other = [t for t in traces if t.kind != "servegen"]
     if serve and fluid is False:
@@ -224,12 +243,17 @@ def build_load(
     step = tick / max(1, round(tick))
     length = math.ceil(total / step)
     counts: dict[str, np.ndarray] = {}
-    for i, (t, clients, placed) in enumerate(placements):
+    draws = [
+        partial(_drawn, clients, placed, length, step, speedup, t.scale, seed * 1_000 + i)
+        for i, (t, clients, placed) in enumerate(placements)
+    ]
+    drawn = run_all(draws) if run_all is not None else [draw() for draw in draws]
+    for (t, _, _), arrivals in zip(placements, drawn, strict=True):
         assert t.model is not None
-        into = counts.setdefault(t.model, np.zeros(length))
-        servegen_counts(
-            clients, placed, into, step=step, speedup=speedup, scale=t.scale, seed=seed * 1_000 + i
-        )
+        if t.model in counts:
+            counts[t.model] += arrivals
+        else:
+            counts[t.model] = arrivals
     for r in reqs:
         k = int(r.t // step)
         if k < length:
