@@ -619,8 +619,6 @@ def run_fluid(
         if now >= next_pass:
             _busy(world, servers, now)
             world.reconcile(now, {m: s.in_flight(now) for m, s in servers.items()}, last_pass)
-            for inst in [i for i in world.instances.values() if i.state == "draining"]:
-                inst.busy = 0  # a drained instance finishes its batch within the next pass
             last_pass = now
             next_pass += controller.interval
         world.due_ready(now)

@@ -25,7 +25,6 @@ class FluidServer:
     """One model's interactive requests: those waiting to retry and those in its slots."""
 
     __slots__ = (
-        "at_once",
         "attainable",
         "last",
         "outcomes",
@@ -59,7 +58,6 @@ class FluidServer:
         self.prefill = svc.prefill(svc.reference_input)
         self.slo = svc.ttft_slo
         self.attainable = float(self.prefill <= svc.ttft_slo)
-        self.at_once = bin_of(self.prefill)  # the TTFT bin of a request admitted on arrival
         self.outcomes: dict[float, tuple[bool, int]] = {}  # wait -> (within the SLO, bin)
         self.waiting: list[list[float]] = []  # [arrived, requests, attempts so far, due]
         # a slot turns over within a step, and the step's arrivals come at random in it
@@ -85,17 +83,13 @@ class FluidServer:
                 return 0.0, 0.0
             self.slots.release(now)
             room = free - self.slots.held
-            peak = max(arrivals)
-            if total <= room and (not self.short or self._refused(free, peak, now) < 1e-4):
-                # every step finds a free slot for each
+            if total <= room and (
+                not self.short or self._refused(free, max(arrivals), now) < 1e-4
+            ):  # every step finds a free slot for each
                 for j, count in enumerate(arrivals):
                     self.slots.start(now + j * step, step, count)
                 self.last = arrivals[-1]
-                tier = self.tier
-                tier.requests += total
-                tier.attainable += total * self.attainable
-                tier.within_slo += total * self.attainable  # no wait: TTFT is the prefill
-                tier.ttft[self.at_once] += total
+                self._started(0.0, total)
                 return total, 0.0
         admitted = retried = 0.0
         for j, count in enumerate(arrivals):

@@ -23,8 +23,8 @@ from collections import deque
 
 
 class FluidSlots:
-    """One model's requests in flight as chunks `[finish time, count]`, oldest first (every
-    chunk lasts `duration`, so they finish in the order they started)."""
+    """One model's requests in flight as chunks `[finish time, count]` in finish order (every
+    chunk lasts `duration`)."""
 
     __slots__ = ("done", "duration", "held", "idle", "mark", "opening", "running")
 
@@ -62,8 +62,6 @@ class FluidSlots:
         end = now + dt
         if self.duration < dt:  # slots turn over within the step: its free slot-seconds
             used = self.spill(now, dt)
-            self.opening = []
-            self.idle = 0.0
             # a request started in the step holds a slot from its middle on, within the step
             return max(0.0, slots * dt - used) / min(self.duration, dt / 2)
         # each slot takes one request: the free ones, then those that free in the step
@@ -91,11 +89,11 @@ class FluidSlots:
             return
         self.held += count
         chunks = []
-        first = min(count, self.idle) if self.duration >= dt else count
+        first = min(count, self.idle)
         if first > 0:
             chunks.append([now + dt / 2 + self.duration, first])
         rest = count - first
-        for freed, n in self.opening if self.duration >= dt else ():
+        for freed, n in self.opening:
             if rest <= 0:
                 break
             take = min(n, rest)
@@ -121,22 +119,22 @@ class FluidSlots:
     def busy_seconds(self, end: float) -> float:
         """Slot-seconds held from the last call (or the start) to `end`; the sum starts
         again at `end`."""
-        used = self.done
-        for finish, count in self.running:
-            overlap = min(finish, end) - max(finish - self.duration, self.mark)
-            if overlap > 0:
-                used += overlap * count
+        used = self.done + self._held_seconds(self.mark, end)
         self.mark, self.done = end, 0.0
         return used
 
     def held_between(self, start: float, end: float) -> float:
         """Requests in flight on average over `[start, end)` among those not yet released."""
+        return self._held_seconds(start, end) / (end - start)
+
+    def _held_seconds(self, start: float, end: float) -> float:
+        """Slot-seconds the chunks not yet released hold within `[start, end)`."""
         used = 0.0
         for finish, count in self.running:
             overlap = min(finish, end) - max(finish - self.duration, start)
             if overlap > 0:
                 used += overlap * count
-        return used / (end - start)
+        return used
 
     def at(self, t: float) -> float:
         """Requests in flight at `t`."""
